@@ -1,0 +1,141 @@
+"""Reports as plain data (exact integers) and their ``convcost/1`` JSON form."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from convcost.costs import layer_cost
+from convcost.errors import SpecError
+from convcost.memory import DTYPE_BYTES, peak_activation_elements, traffic_elements
+from convcost.net import Network, Shape
+
+SCHEMA = "convcost/1"
+
+
+@dataclass(frozen=True, slots=True)
+class LayerReport:
+    """One layer's exact costs at the report's batch and dtype (bytes, ops)."""
+
+    index: int
+    path: str
+    kind: str
+    text: str
+    input: Shape
+    output: Shape
+    macs: int
+    other_ops: int
+    params: int
+    buffers: int
+    param_bytes: int
+    output_bytes: int
+    traffic_bytes: int
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.macs
+
+    @property
+    def intensity(self) -> float | None:
+        """Arithmetic intensity, FLOPs per byte of traffic (None when there is no traffic)."""
+        return self.flops / self.traffic_bytes if self.traffic_bytes else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index, "path": self.path, "kind": self.kind, "text": self.text,
+            "input": self.input.as_list(), "output": self.output.as_list(),
+            "macs": self.macs, "flops": self.flops, "other_ops": self.other_ops,
+            "params": self.params, "buffers": self.buffers, "param_bytes": self.param_bytes,
+            "output_bytes": self.output_bytes, "traffic_bytes": self.traffic_bytes,
+            "intensity": self.intensity,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """Whole-model exact counts (bytes, ops)."""
+
+    macs: int
+    other_ops: int
+    params: int
+    buffers: int
+    param_bytes: int
+    peak_activation_bytes: int
+    traffic_bytes: int
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.macs
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "macs": self.macs, "flops": self.flops, "other_ops": self.other_ops,
+            "params": self.params, "buffers": self.buffers, "param_bytes": self.param_bytes,
+            "peak_activation_bytes": self.peak_activation_bytes,
+            "traffic_bytes": self.traffic_bytes,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ModelReport:
+    """One analysed model."""
+
+    name: str
+    source: str
+    spec: str
+    input: Shape
+    output: Shape
+    batch: int
+    dtype: str
+    totals: Totals
+    layers: tuple[LayerReport, ...]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "source": self.source, "spec": self.spec,
+            "input": self.input.as_list(), "output": self.output.as_list(),
+            "batch": self.batch, "dtype": self.dtype, "totals": self.totals.to_json(),
+            "layers": [layer.to_json() for layer in self.layers], **self.extra,
+        }
+
+
+def build_report(network: Network, *, source: str, spec: str, batch: int = 1,
+                 dtype: str = "float32") -> ModelReport:
+    """Cost every layer of ``network`` and total them, at ``batch`` samples of ``dtype``."""
+    size = DTYPE_BYTES[dtype]
+    activation = batch * size
+    layers: list[LayerReport] = []
+    macs = other = params = buffers = traffic = 0
+    for layer in network.layers():
+        cost = layer_cost(layer)
+        weight_bytes = (cost.params + cost.buffers) * size
+        report = LayerReport(
+            index=layer.index, path=layer.path, kind=layer.kind, text=layer.text,
+            input=layer.input, output=layer.output,
+            macs=cost.macs * batch, other_ops=cost.other_ops * batch, params=cost.params,
+            buffers=cost.buffers, param_bytes=cost.params * size,
+            output_bytes=layer.output.elements * activation,
+            traffic_bytes=traffic_elements(layer) * activation
+            + (weight_bytes if cost.params or cost.buffers else 0),
+        )
+        layers.append(report)
+        macs += report.macs
+        other += report.other_ops
+        params += cost.params
+        buffers += cost.buffers
+        traffic += report.traffic_bytes
+    totals = Totals(macs=macs, other_ops=other, params=params, buffers=buffers,
+                    param_bytes=params * size,
+                    peak_activation_bytes=peak_activation_elements(network) * activation,
+                    traffic_bytes=traffic)
+    return ModelReport(name=network.name, source=source, spec=spec, input=network.input,
+                       output=network.output, batch=batch, dtype=dtype, totals=totals,
+                       layers=tuple(layers))
+
+
+def document(models: list[ModelReport], errors: list[SpecError],
+             **extra: Any) -> dict[str, Any]:
+    """The ``convcost/1`` JSON document for ``models`` and ``errors``."""
+    return {"schema": SCHEMA, "models": [model.to_json() for model in models],
+            "errors": [error.to_json() for error in errors], **extra}

@@ -1,0 +1,106 @@
+"""Syntax tree of the chain language. Every node keeps the span it was written at."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+from convcost.errors import Source, Span
+
+
+@dataclass(frozen=True, slots=True)
+class InputSpec:
+    """``C`` (``h`` and ``w`` are None: per output position) or ``HxWxC``."""
+
+    h: int | None
+    w: int | None
+    c: int
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class LayerSpec:
+    """One layer as written, options already checked and normalised.
+
+    ``padding`` is ``"same"``, ``"valid"`` or explicit ``(ph, pw)`` pixels per side.
+    ``stride_hw`` None means the layer kind's default (1 for convs, the kernel for pools).
+    """
+
+    kind: str
+    text: str
+    span: Span
+    kernel_hw: tuple[int, int] = (1, 1)
+    out_channels: int | None = None
+    stride_hw: tuple[int, int] | None = None
+    padding: str | tuple[int, int] = "same"
+    dilation_hw: tuple[int, int] = (1, 1)
+    groups: int = 1
+    depthwise: bool = False
+    bias: bool = True
+    ceil: bool = False
+    factor: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class BranchesSpec:
+    """``[A | B | ...]``: sub-chains from one input, concatenated along channels."""
+
+    branches: tuple[Sequence, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class ResidualSpec:
+    """``res[A]`` or ``res[A | S]``: body plus identity or projection shortcut."""
+
+    body: Sequence
+    shortcut: Sequence | None
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class RepeatSpec:
+    """``X*N``."""
+
+    item: Item
+    count: int
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class FragmentSpec:
+    """``$name``, with the fragment's layers resolved at parse time."""
+
+    name: str
+    body: Sequence
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Sequence:
+    """Items joined by ``->``; a parenthesised group is just a nested Sequence."""
+
+    items: tuple[Item, ...]
+    span: Span
+
+
+Item = Union[LayerSpec, BranchesSpec, ResidualSpec, RepeatSpec, FragmentSpec, Sequence]
+
+
+@dataclass(frozen=True, slots=True)
+class Chain:
+    """An input followed by layers."""
+
+    input: InputSpec
+    body: Sequence
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """A model to analyse: ``name: chain``, a bare chain line, or a command-line chain."""
+
+    name: str
+    chain: Chain
+    source: Source
+    text: str
+    span: Span

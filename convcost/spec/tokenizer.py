@@ -1,0 +1,98 @@
+"""Tokens of the chain language, one physical line at a time.
+
+Named token rules in one master regular expression, in the spirit of
+``packaging._tokenizer``. Comments and white space are dropped here.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from convcost.errors import SpecError, Source, Span
+
+#: Token kinds and their rules, tried in this order at each position.
+RULES: dict[str, str] = {
+    "WS": r"[ \t\r\f\v]+",
+    "COMMENT": r"\#.*",
+    "ARROW": r"->|→",
+    "FLOAT": r"\d+\.\d*|\.\d+",
+    "DIMS": r"\d+(?:[xX×]\d+)*",
+    "REF": r"\$[A-Za-z_][A-Za-z0-9_]*",
+    "WORD": r"[A-Za-z_][A-Za-z0-9_×]*",
+    "LPAREN": r"\(",
+    "RPAREN": r"\)",
+    "LBRACKET": r"\[",
+    "RBRACKET": r"\]",
+    "PIPE": r"\|",
+    "STAR": r"\*",
+    "COMMA": r",",
+    "EQUALS": r"=",
+    "COLON": r":",
+}
+_MASTER = re.compile("|".join(f"(?P<{name}>{rule})" for name, rule in RULES.items()))
+_SKIPPED = frozenset({"WS", "COMMENT"})
+
+#: How each token kind is named in messages.
+PHRASES: dict[str, str] = {
+    "ARROW": "'->'",
+    "FLOAT": "a number",
+    "DIMS": "a number",
+    "REF": "a fragment reference",
+    "WORD": "a name",
+    "LPAREN": "'('",
+    "RPAREN": "')'",
+    "LBRACKET": "'['",
+    "RBRACKET": "']'",
+    "PIPE": "'|'",
+    "STAR": "'*'",
+    "COMMA": "','",
+    "EQUALS": "'='",
+    "COLON": "':'",
+    "END": "the end of the statement",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """One token: its kind (a key of :data:`RULES`, or ``END``), text and place."""
+
+    kind: str
+    text: str
+    line: int
+    column: int
+
+    @property
+    def span(self) -> Span:
+        return Span(self.line, self.column, max(1, len(self.text)))
+
+
+def tokenize_line(source: Source, text: str, line: int, column: int = 1) -> list[Token]:
+    """Tokens of ``text``, which starts at ``line``/``column`` of ``source``.
+
+    Raises :class:`SpecError` at the first character no rule matches.
+    """
+    tokens: list[Token] = []
+    pos = 0
+    end = len(text)
+    match = _MASTER.match
+    while pos < end:
+        found = match(text, pos)
+        if found is None:
+            bad = text[pos]
+            raise SpecError.at(
+                source, Span(line, column + pos),
+                f"unexpected character {bad!r}; a chain is made of layers joined by '->'",
+            )
+        kind = found.lastgroup
+        assert kind is not None
+        if kind not in _SKIPPED:
+            tokens.append(Token(kind, found.group(), line, column + pos))
+        pos = found.end()
+    return tokens
+
+
+def strip_comment(text: str) -> str:
+    """``text`` without its ``#`` comment (the language has no strings, so any ``#`` starts one)."""
+    cut = text.find("#")
+    return text if cut < 0 else text[:cut]
