@@ -88,7 +88,8 @@ def unknown_layer_message(word: str) -> str:
     else:
         close = difflib.get_close_matches(lower, KNOWN_WORDS, n=1, cutoff=0.75)
         hint = f"; did you mean '{close[0]}'?" if close else ""
-    return f"unknown layer '{word}'{hint} (expected {LAYER_HELP})"
+        return f"unknown layer '{word}'{hint}; expected {LAYER_HELP}"
+    return f"unknown layer '{word}'{hint}"
 
 
 def _positive(source: Source, arg: Arg, what: str, minimum: int = 1) -> int:
@@ -143,6 +144,9 @@ def build_layer(source: Source, kind: str, text: str, span: Span, kernel_hw: tup
                                    "name=value, e.g. s=2")
             out_channels = _positive(source, arg, "the channel count")
             continue
+        if arg.name is not None and arg.name.lower() in _FLAGS:
+            raise SpecError.at(source, arg.span,
+                               f"'{arg.name}' is a flag: write it alone, without '='")
         name = _FLAGS[arg.value.lower()] if arg.name is None else _ALIASES.get(arg.name.lower())
         if name is None or name not in allowed:
             written = arg.name if arg.name is not None else arg.value
@@ -189,8 +193,6 @@ def _option_value(source: Source, name: str, arg: Arg) -> object:
     if arg.name is None:  # a flag
         return name != "bias"  # 'nobias' means bias=no; 'dw' and 'ceil' mean on
     value = arg.value.lower()
-    if name in ("dw", "ceil"):
-        raise SpecError.at(source, arg.span, f"'{name}' is a flag: write it alone, without '='")
     if name == "stride":
         return _pair(source, arg, "stride", 1)
     if name == "dilation":

@@ -1,0 +1,7 @@
+"""``python -m convcost``."""
+
+from __future__ import annotations
+
+from convcost.cli import main
+
+main()

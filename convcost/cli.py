@@ -1,0 +1,232 @@
+"""The ``convcost`` command line: parse options, call the library, render, map errors to exit
+codes. Data goes to standard output; diagnostics go to standard error.
+
+Exit codes: 0 success; 1 a check failed; 2 bad input or usage; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any, Callable, TypeVar
+
+import click
+
+from convcost import __version__
+from convcost.analysis import Analysis, Options, analyze_inputs
+from convcost.errors import SpecError
+from convcost.inputs import collect
+from convcost.memory import DTYPE_BYTES
+
+F = TypeVar("F", bound=Callable[..., Any])
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+FORMATS = ("table", "json", "markdown", "csv")
+
+CONVENTIONS = """\b
+Counting conventions:
+  MACs       multiply-accumulates of conv, deconv and fc weights only
+             (deconv counts input positions); FLOPs = 2 x MACs
+  other ops  element-wise work, never mixed into MACs: bias add 1 per
+             output element, bn 2, activation 1, pooling KhxKw per output
+             element, gap 1 per input element, residual add 1; up, dropout,
+             id and concat 0
+  params     weights, biases, bn gamma/beta (bn running stats are buffers)
+  memory     parameter bytes, per-layer output bytes, peak live activation
+             bytes in execution order, traffic (input+weights+output bytes)
+             and arithmetic intensity (FLOPs per traffic byte)
+"""
+
+
+def _parse_size(ctx: click.Context, param: click.Parameter, value: str | None
+                ) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    parts = value.lower().replace("×", "x").split("x")
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) != 2 or not all(part.isdigit() and int(part) >= 1 for part in parts):
+        raise click.BadParameter(f"'{value}' is not a size like 224x224 (or 224)")
+    return int(parts[0]), int(parts[1])
+
+
+def analysis_options(function: F) -> F:
+    """The options every analysing command shares: --size, --batch, --dtype, --format."""
+    options = [
+        click.option("--size", callback=_parse_size, metavar="HxW",
+                     help="Replace the spatial size of every input (e.g. 224x224)."),
+        click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="Batch size: multiplies MACs, other ops and activation memory."),
+        click.option("--dtype", type=click.Choice(sorted(DTYPE_BYTES), case_sensitive=False),
+                     default="float32", show_default=True,
+                     help="Element type for memory figures."),
+        click.option("--format", "fmt", type=click.Choice(FORMATS, case_sensitive=False),
+                     default="table", show_default=True,
+                     help="Output format: rich table, JSON (schema convcost/1), Markdown, CSV."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="convcost")
+def cli() -> None:
+    """Exact MACs, FLOPs, parameters and memory of convolutional layer chains.
+
+    \b
+    Examples:
+      convcost compare "256 -> 4x4(256)" "256 -> 1x1(64) -> 4x4(256)"
+      convcost analyze examples/resnet50.convcost
+      convcost analyze "56x56x256 -> 1x1(64) -> 3x3(64) -> 1x1(256)" --format json
+    """
+
+
+def _run(specs: tuple[str, ...], size: tuple[int, int] | None, batch: int,
+         dtype: str) -> tuple[Analysis, int]:
+    """Analyse every argument; returns the analysis and how many files were read."""
+    inputs, errors = collect(list(specs))
+    analysis = analyze_inputs(inputs, Options(size=size, batch=batch, dtype=dtype.lower()))
+    analysis.errors[:0] = errors
+    files = sum(1 for item in inputs if item.bare_names == "line") + len(errors)
+    return analysis, files
+
+
+def _report_errors(analysis: Analysis, files: int) -> None:
+    """Every error to standard error, then a one-line summary when files were read or
+    anything failed (chains typed on the command line need no summary)."""
+    for error in analysis.errors:
+        click.echo(_styled_error(error), err=True)
+    sources = files
+    if files or analysis.errors:
+        bad = len(analysis.errors)
+        click.echo(f"convcost: {len(analysis.models)} model{'s' if len(analysis.models) != 1 else ''}"
+                   f" analysed from {sources} source{'s' if sources != 1 else ''}; "
+                   f"{bad} with errors", err=True)
+
+
+def _styled_error(error: SpecError) -> str:
+    text = str(error)
+    if os.environ.get("NO_COLOR"):
+        return text
+    head, _, rest = text.partition(": error: ")
+    if not rest:
+        return text
+    return f"{head}: {click.style('error:', fg='red', bold=True)} {rest}"
+
+
+def _emit_json(document: dict[str, Any]) -> None:
+    click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+
+
+def _print_rich(renderables: list[Any]) -> None:
+    from rich.console import Console
+
+    # Without a terminal rich assumes 80 columns, too narrow for per-layer tables; COLUMNS
+    # still wins when set.
+    wide = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+    console = Console(file=sys.stdout, width=120 if wide else None)
+    for renderable in renderables:
+        console.print(renderable)
+
+
+@cli.command(epilog=CONVENTIONS)
+@click.argument("specs", nargs=-1, required=True, metavar="SPEC_OR_FILE...")
+@analysis_options
+@click.pass_context
+def analyze(ctx: click.Context, specs: tuple[str, ...], size: tuple[int, int] | None,
+            batch: int, dtype: str, fmt: str) -> None:
+    """Per-layer costs of every model in SPEC_OR_FILE...
+
+    Each argument is a chain ("56x56x64 -> 3x3(64)"), a spec file, a directory (searched for
+    *.convcost), a glob pattern, or - for standard input.
+    """
+    analysis, sources = _run(specs, size, batch, dtype)
+    fmt = fmt.lower()
+    if fmt == "json":
+        from convcost.report import document
+        _emit_json(document(analysis.models, analysis.errors))
+    elif fmt == "csv":
+        from convcost.render import analyze_csv
+        click.echo(analyze_csv(analysis.models), nl=False)
+    else:
+        from convcost import render
+        grids = [render.analyze_grid(model) for model in analysis.models]
+        if fmt == "markdown":
+            click.echo("\n".join(render.to_markdown(grid) for grid in grids), nl=False)
+        else:
+            _print_rich([render.to_rich(grid) for grid in grids])
+    _report_errors(analysis, sources)
+    ctx.exit(EXIT_BAD_INPUT if analysis.errors else EXIT_OK)
+
+
+@cli.command(epilog=CONVENTIONS)
+@click.argument("specs", nargs=-1, required=True, metavar="A B [C...]")
+@click.option("--baseline", metavar="NAME",
+              help="Model to compare against (default: the first one).")
+@analysis_options
+@click.pass_context
+def compare(ctx: click.Context, specs: tuple[str, ...], baseline: str | None,
+            size: tuple[int, int] | None, batch: int, dtype: str, fmt: str) -> None:
+    """Compare models side by side against a baseline.
+
+    Arguments are chains or spec files (a file's models are all compared), e.g.
+    convcost compare "256 -> 4x4(256)" "256 -> 1x1(64) -> 4x4(256)" or
+    convcost compare examples/bottleneck.convcost.
+    """
+    from convcost.compare import UnknownBaseline, compare as compare_models
+
+    analysis, sources = _run(specs, size, batch, dtype)
+    if len(analysis.models) + len(analysis.errors) < 2:
+        _report_errors(analysis, sources)
+        raise click.UsageError("compare needs at least two models: give two chains, or a spec "
+                               "file with several models")
+    try:
+        comparison = compare_models(analysis.models, baseline) if analysis.models else None
+    except UnknownBaseline as error:
+        _report_errors(analysis, sources)
+        raise click.UsageError(str(error)) from None
+    fmt = fmt.lower()
+    if fmt == "json":
+        from convcost.report import document
+        extra = {"comparison": comparison.to_json()} if comparison else {}
+        _emit_json(document(analysis.models, analysis.errors, **extra))
+    elif comparison is not None:
+        from convcost import render
+        if fmt == "csv":
+            click.echo(render.compare_csv(comparison), nl=False)
+        elif fmt == "markdown":
+            click.echo(render.to_markdown(render.compare_grid(comparison)), nl=False)
+        else:
+            _print_rich([render.to_rich(render.compare_grid(comparison))])
+    _report_errors(analysis, sources)
+    ctx.exit(EXIT_BAD_INPUT if analysis.errors else EXIT_OK)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: exit codes, quiet broken pipes, no tracebacks for Ctrl-C."""
+    try:
+        code = cli.main(args=argv, prog_name="convcost", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("convcost: interrupted", err=True)
+        code = EXIT_INTERRUPTED
+    except click.ClickException as error:
+        error.show()
+        code = error.exit_code
+    except KeyboardInterrupt:
+        click.echo("convcost: interrupted", err=True)
+        code = EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _silence_stdout()
+        code = EXIT_OK
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+    sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+def _silence_stdout() -> None:
+    """After the reader of our output went away (``| head``), drop the rest quietly."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())

@@ -1,0 +1,198 @@
+"""Rendering reports: rich tables, Markdown and CSV. Functions return renderables or strings;
+they never print (the CLI decides where output goes).
+
+Tables are described once as :class:`Grid` (columns with a kind, rows of raw values); the
+rich, Markdown and CSV renderers format the same grid, so human units (``1.05M``) appear in
+tables and Markdown while CSV keeps exact integers.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Sequence
+
+from convcost import units
+from convcost.compare import METRICS, Comparison
+from convcost.report import ModelReport
+
+if TYPE_CHECKING:  # rich is imported lazily: JSON output must not pay for it
+    from rich.console import RenderableType
+
+BAR_WIDTH = 10
+#: Text columns that must never wrap (short, and unreadable when broken).
+NO_WRAP = frozenset({"path", "output"})
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """A column: ``kind`` is 'text', 'count', 'bytes', 'float', 'share' or 'ratio'."""
+
+    name: str
+    kind: str = "text"
+
+    @property
+    def numeric(self) -> bool:
+        return self.kind != "text"
+
+
+@dataclass
+class Grid:
+    """A table as data: a title, columns, rows of raw values, an optional footer row and notes."""
+
+    title: str
+    columns: list[Column]
+    rows: list[list[Any]] = field(default_factory=list)
+    footer: list[Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _cell(value: Any, kind: str, *, bars: bool) -> str:
+    """Human text of one raw value."""
+    if value is None:
+        return "-"
+    if kind == "count":
+        return units.count(int(value))
+    if kind == "bytes":
+        return units.nbytes(int(value))
+    if kind == "float":
+        return f"{value:.1f}" if value >= 10 else f"{value:.2f}"
+    if kind == "share":
+        percent = f"{100 * value:4.1f}%"
+        if not bars:
+            return percent
+        filled = round(value * BAR_WIDTH)
+        return "█" * filled + "·" * (BAR_WIDTH - filled) + " " + percent
+    return str(value)
+
+
+# -- grids ------------------------------------------------------------------------------------
+
+
+def analyze_grid(model: ModelReport) -> Grid:
+    """Per-layer table of one model, with a totals footer."""
+    totals = model.totals
+    grid = Grid(
+        title=f"{model.name}  ({model.input} -> {model.output}, batch {model.batch}, "
+              f"{model.dtype})",
+        columns=[Column("path"), Column("layer"), Column("output"), Column("MACs", "count"),
+                 Column("share", "share"), Column("params", "count"),
+                 Column("out mem", "bytes"), Column("FLOP/B", "float")],
+    )
+    for layer in model.layers:
+        share = layer.macs / totals.macs if totals.macs else 0.0
+        grid.rows.append([layer.path, layer.text, str(layer.output), layer.macs, share,
+                          layer.params, layer.output_bytes, layer.intensity])
+    grid.footer = ["", "total", str(model.output), totals.macs, 1.0 if totals.macs else 0.0,
+                   totals.params, None, None]
+    grid.notes.append(
+        f"MACs {totals.macs:,}  FLOPs {totals.flops:,}  other ops {totals.other_ops:,}  "
+        f"params {totals.params:,} ({units.nbytes(totals.param_bytes)})  buffers "
+        f"{totals.buffers:,}  peak activations {units.nbytes(totals.peak_activation_bytes)}")
+    return grid
+
+
+def compare_grid(comparison: Comparison) -> Grid:
+    """One row per model with its totals and how it compares to the baseline."""
+    base = comparison.baseline
+    grid = Grid(
+        title=f"compared with {base.name}",
+        columns=[Column("model"), Column("MACs", "count"), Column("FLOPs", "count"),
+                 Column("params", "count"), Column("param mem", "bytes"),
+                 Column("peak act.", "bytes"), Column("MACs vs base", "ratio"),
+                 Column("params vs base", "ratio"), Column("peak vs base", "ratio")],
+    )
+    for model in comparison.models:
+        totals = model.totals
+        phrases = ["baseline"] * 3 if model is base else \
+            [units.ratio_words(getattr(totals, key), getattr(base.totals, key))
+             for key, _ in METRICS]
+        grid.rows.append([model.name, totals.macs, totals.flops, totals.params,
+                          totals.param_bytes, totals.peak_activation_bytes, *phrases])
+    for model in comparison.models:
+        if model is not base and model.totals.macs and base.totals.macs:
+            grid.notes.append(
+                f"{model.name}: {units.ratio_phrase(model.totals.macs, base.totals.macs, 'MACs')}"
+                f" than {base.name} ({model.totals.macs:,} vs {base.totals.macs:,}; exactly "
+                f"{units.exact_ratio(model.totals.macs, base.totals.macs)})")
+    return grid
+
+
+# -- renderers --------------------------------------------------------------------------------
+
+
+def to_rich(grid: Grid) -> RenderableType:
+    """A rich renderable: the table (numbers right-aligned) and its notes below."""
+    from rich import box
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=Text(grid.title, style="bold"), box=box.SIMPLE_HEAD,
+                  show_footer=grid.footer is not None, title_justify="left")
+    for position, column in enumerate(grid.columns):
+        footer = Text(_cell(grid.footer[position], column.kind, bars=False)) \
+            if grid.footer is not None else Text("")
+        table.add_column(column.name, justify="right" if column.numeric else "left",
+                         footer=footer, no_wrap=column.numeric or column.name in NO_WRAP,
+                         style="cyan" if column.kind == "share" else None)
+    for row in grid.rows:
+        table.add_row(*(Text(_cell(value, column.kind, bars=True))
+                        for value, column in zip(row, grid.columns)))
+    return Group(table, *(Text("  " + note) for note in grid.notes), Text(""))
+
+
+def to_markdown(grid: Grid) -> str:
+    """A GitHub-flavoured Markdown table with a heading and notes (for pull-request comments)."""
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+    lines = [f"### {grid.title}", "", line([column.name for column in grid.columns]),
+             line(["---:" if column.numeric else "---" for column in grid.columns])]
+    for row in grid.rows:
+        lines.append(line([_cell(value, column.kind, bars=False)
+                           for value, column in zip(row, grid.columns)]))
+    if grid.footer is not None:
+        lines.append(line([f"**{_cell(value, column.kind, bars=False)}**" if value not in
+                           ("", None) else "" for value, column in zip(grid.footer,
+                                                                       grid.columns)]))
+    lines.extend(["", *(f"{note}  " for note in grid.notes)] if grid.notes else [])
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(header: list[str], rows: list[list[Any]]) -> str:
+    """CSV text with exact values (integers stay integers)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(["" if value is None else value for value in row] for row in rows)
+    return buffer.getvalue()
+
+
+def analyze_csv(models: list[ModelReport]) -> str:
+    """One row per layer of every model, exact integers."""
+    header = ["model", "index", "path", "kind", "layer", "input", "output", "macs", "flops",
+              "other_ops", "params", "buffers", "param_bytes", "output_bytes", "traffic_bytes",
+              "intensity"]
+    rows = [[model.name, layer.index, layer.path, layer.kind, layer.text, str(layer.input),
+             str(layer.output), layer.macs, layer.flops, layer.other_ops, layer.params,
+             layer.buffers, layer.param_bytes, layer.output_bytes, layer.traffic_bytes,
+             None if layer.intensity is None else round(layer.intensity, 4)]
+            for model in models for layer in model.layers]
+    return to_csv(header, rows)
+
+
+def compare_csv(comparison: Comparison) -> str:
+    """One row per model: exact totals and ratios to the baseline (model / baseline)."""
+    header = ["model", "macs", "flops", "other_ops", "params", "buffers", "param_bytes",
+              "peak_activation_bytes", "macs_ratio", "params_ratio", "peak_ratio"]
+    rows = []
+    for model in comparison.models:
+        totals = model.totals
+        ratios = [comparison.ratio(model, key) for key in
+                  ("macs", "params", "peak_activation_bytes")]
+        rows.append([model.name, totals.macs, totals.flops, totals.other_ops, totals.params,
+                     totals.buffers, totals.param_bytes, totals.peak_activation_bytes,
+                     *(None if value is None else round(value, 6) for value in ratios)])
+    return to_csv(header, rows)

@@ -1,0 +1,76 @@
+"""Human units for tables (``1.05M``, ``4.00 MiB``, ``3.76x fewer``) and parsing them back."""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+_SI = (("T", 10**12), ("G", 10**9), ("M", 10**6), ("K", 10**3))
+_IEC = (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10))
+
+
+def count(value: int) -> str:
+    """A count with an SI suffix and three significant digits: 1048576 -> '1.05M'."""
+    for suffix, scale in _SI:
+        if abs(value) >= scale:
+            return _three_digits(value / scale) + suffix
+    return str(value)
+
+
+def nbytes(value: int) -> str:
+    """Bytes in binary units: 4195328 -> '4.00 MiB'."""
+    for suffix, scale in _IEC:
+        if abs(value) >= scale:
+            return f"{_three_digits(value / scale)} {suffix}"
+    return f"{value} B"
+
+
+def _three_digits(number: float) -> str:
+    if abs(number) >= 100:
+        return f"{number:.0f}"
+    if abs(number) >= 10:
+        return f"{number:.1f}"
+    return f"{number:.2f}"
+
+
+def ratio_words(value: int, baseline: int) -> str:
+    """How ``value`` compares to ``baseline``: '3.76x fewer', '1.20x more', 'same'."""
+    if value == baseline:
+        return "same"
+    if value == 0 or baseline == 0:
+        return "none" if value == 0 else "new"
+    if value < baseline:
+        return f"{baseline / value:.2f}x fewer"
+    return f"{value / baseline:.2f}x more"
+
+
+def ratio_phrase(value: int, baseline: int, noun: str) -> str:
+    """:func:`ratio_words` with a noun: '3.76x fewer MACs', 'same params'."""
+    words = ratio_words(value, baseline)
+    return f"{'no' if words == 'none' else words} {noun}"
+
+
+def exact_ratio(value: int, baseline: int) -> str:
+    """The exact ratio ``baseline / value`` as a fraction, e.g. '64/17'."""
+    if value == 0:
+        return "inf"
+    fraction = Fraction(baseline, value)
+    return str(fraction.numerator) if fraction.denominator == 1 else str(fraction)
+
+
+_QUANTITY = re.compile(r"\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([A-Za-z]*)\s*\Z")
+_COUNT_SUFFIXES = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+_BYTE_SUFFIXES = {
+    "": 1, "B": 1, "K": 10**3, "KB": 10**3, "M": 10**6, "MB": 10**6, "G": 10**9, "GB": 10**9,
+    "T": 10**12, "TB": 10**12, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40,
+}
+
+
+def parse_quantity(text: str, *, byte_units: bool = False) -> int:
+    """Parse '4.2G', '26M', '120MB' or '1.5GiB' into an exact integer (ValueError if bad)."""
+    match = _QUANTITY.match(text)
+    suffixes = _BYTE_SUFFIXES if byte_units else _COUNT_SUFFIXES
+    if not match or match.group(2).upper() not in suffixes:
+        allowed = "K, M, G, T, KB, MB, GB, KiB, MiB or GiB" if byte_units else "K, M, G or T"
+        raise ValueError(f"'{text}' is not a number with an optional suffix {allowed}")
+    return int(Fraction(match.group(1)) * suffixes[match.group(2).upper()])
