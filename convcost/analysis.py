@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from convcost.errors import SpecError, Source
 from convcost.inputs import Input
@@ -12,8 +12,7 @@ from convcost.shapes import resolve
 from convcost.spec import parse_source
 
 
-@dataclass(frozen=True, slots=True)
-class Options:
+class Options(NamedTuple):
     """How to analyse: ``size`` replaces every input's HxW; ``batch`` samples of ``dtype``."""
 
     size: tuple[int, int] | None = None
@@ -21,15 +20,15 @@ class Options:
     dtype: str = "float32"
 
 
-@dataclass
 class Analysis:
     """Reports of the models that resolved, errors of everything that did not, in input order."""
 
-    models: list[ModelReport] = field(default_factory=list)
-    networks: list[Network] = field(default_factory=list)
-    errors: list[SpecError] = field(default_factory=list)
-    #: Sources with at least one error, and how many models they produced.
-    failed_sources: set[str] = field(default_factory=set)
+    def __init__(self, errors: list[SpecError] | None = None) -> None:
+        self.models: list[ModelReport] = []
+        self.networks: list[Network] = []
+        self.errors: list[SpecError] = errors if errors is not None else []
+        #: Sources with at least one error.
+        self.failed_sources: set[str] = set()
 
     def extend(self, other: Analysis) -> None:
         self.models.extend(other.models)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from convcost.report import ModelReport
 from convcost.units import ratio_phrase
@@ -18,8 +17,7 @@ class UnknownBaseline(LookupError):
     """``--baseline NAME`` names no analysed model."""
 
 
-@dataclass(frozen=True, slots=True)
-class Comparison:
+class Comparison(NamedTuple):
     """Models side by side against ``baseline`` (one of ``models``)."""
 
     baseline: ModelReport

@@ -16,14 +16,12 @@ A kind without a handler raises :class:`UnsupportedLayer`; it is never silently 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from convcost.net import ACTIVATION_KINDS, Layer
 
 
-@dataclass(frozen=True, slots=True)
-class LayerCost:
+class LayerCost(NamedTuple):
     """Exact per-sample counts of one layer."""
 
     macs: int = 0

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class Source:
+class Source(NamedTuple):
     """A named piece of spec text: a file path, ``<arg>`` or ``<stdin>``."""
 
     name: str
@@ -20,8 +19,7 @@ class Source:
         return ""
 
 
-@dataclass(frozen=True, slots=True)
-class Span:
+class Span(NamedTuple):
     """A place in a source: 1-based line and column, and a length in characters (>= 1)."""
 
     line: int

@@ -8,11 +8,9 @@ parse error, not "file not found"), unless it looks like a path.
 
 from __future__ import annotations
 
-import glob
 import os
 import sys
-from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from convcost.errors import SpecError, Source
 
@@ -21,8 +19,7 @@ SPEC_SUFFIX = ".convcost"
 MAX_FILE_BYTES = 16 * 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class Input:
+class Input(NamedTuple):
     """One source to parse; ``bare_names`` is 'text' for command-line chains, else 'line'."""
 
     source: Source
@@ -42,6 +39,8 @@ def collect(arguments: list[str], stdin: BinaryIO | None = None) -> tuple[list[I
 
 
 def _expand(argument: str, stdin: BinaryIO | None) -> list[Input]:
+    import glob  # only for directories and patterns: it costs start-up time
+
     if "->" in argument or "→" in argument:
         return [Input(Source("<arg>", argument), "text")]
     if argument == "-":

@@ -3,16 +3,18 @@
 This is what shape inference (:mod:`convcost.shapes`) produces and what the cost model
 (:mod:`convcost.costs`), the memory model (:mod:`convcost.memory`) and the NumPy executor
 (:mod:`convcost.kernels`) consume. Shapes are per sample and channels-last: ``(H, W, C)``.
+
+Values here and in the syntax tree are immutable ``NamedTuple`` classes rather than frozen
+dataclasses: they are created by the thousand per model and defined at every start-up, and a
+NamedTuple is about twice as cheap for both (see ``benchmarks/analyze_speed.py``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Iterator, Union
+from typing import Iterator, NamedTuple, Union
 
 
-@dataclass(frozen=True, slots=True)
-class Shape:
+class Shape(NamedTuple):
     """A per-sample activation shape, channels last."""
 
     h: int
@@ -43,8 +45,7 @@ LAYER_KINDS = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Layer:
+class Layer(NamedTuple):
     """One executable step with its resolved geometry.
 
     ``padding`` is ``(top, bottom, left, right)`` in pixels. For ``conv`` and pools it is the
@@ -77,16 +78,14 @@ class Layer:
     column: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Branches:
+class Branches(NamedTuple):
     """Parallel sub-chains from one input, concatenated along channels by ``concat``."""
 
     branches: tuple[tuple[Node, ...], ...]
     concat: Layer
 
 
-@dataclass(frozen=True, slots=True)
-class Residual:
+class Residual(NamedTuple):
     """``body`` plus ``shortcut`` (empty tuple: identity), summed by ``add``."""
 
     body: tuple[Node, ...]
@@ -97,8 +96,7 @@ class Residual:
 Node = Union[Layer, Branches, Residual]
 
 
-@dataclass(frozen=True, slots=True)
-class Network:
+class Network(NamedTuple):
     """A resolved model: its input shape and the execution tree."""
 
     name: str

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from convcost.costs import layer_cost
 from convcost.errors import SpecError
@@ -13,8 +12,7 @@ from convcost.net import Network, Shape
 SCHEMA = "convcost/1"
 
 
-@dataclass(frozen=True, slots=True)
-class LayerReport:
+class LayerReport(NamedTuple):
     """One layer's exact costs at the report's batch and dtype (bytes, ops)."""
 
     index: int
@@ -51,8 +49,7 @@ class LayerReport:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class Totals:
+class Totals(NamedTuple):
     """Whole-model exact counts (bytes, ops)."""
 
     macs: int
@@ -76,8 +73,7 @@ class Totals:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class ModelReport:
+class ModelReport(NamedTuple):
     """One analysed model."""
 
     name: str
@@ -89,14 +85,14 @@ class ModelReport:
     dtype: str
     totals: Totals
     layers: tuple[LayerReport, ...]
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name, "source": self.source, "spec": self.spec,
             "input": self.input.as_list(), "output": self.output.as_list(),
             "batch": self.batch, "dtype": self.dtype, "totals": self.totals.to_json(),
-            "layers": [layer.to_json() for layer in self.layers], **self.extra,
+            "layers": [layer.to_json() for layer in self.layers], **(self.extra or {}),
         }
 
 

@@ -7,7 +7,6 @@ bottom/right), explicit padding like PyTorch, ``ceil`` like PyTorch's ``ceil_mod
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from functools import partial
 from typing import Callable
 
@@ -58,14 +57,15 @@ def deconv_out(size: int, kernel: int, stride: int, dilation: int,
     return full - 2 * pad, pad, pad
 
 
-@dataclass
 class _Walk:
-    """Mutable state of one resolution: the layer count and the next execution index."""
+    """Mutable state of one resolution: the source and the layers made so far."""
 
-    source: Source
-    per_position: bool
-    count: int = 0
-    counters: list[list[int]] = field(default_factory=list)
+    __slots__ = ("source", "per_position", "count")
+
+    def __init__(self, source: Source, per_position: bool) -> None:
+        self.source = source
+        self.per_position = per_position
+        self.count = 0
 
 
 def resolve(model: ModelSpec, size: tuple[int, int] | None = None) -> Network:

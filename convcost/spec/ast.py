@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Union
+from typing import NamedTuple, Union
 
 from convcost.errors import Source, Span
 
 
-@dataclass(frozen=True, slots=True)
-class InputSpec:
+class InputSpec(NamedTuple):
     """``C`` (``h`` and ``w`` are None: per output position) or ``HxWxC``."""
 
     h: int | None
@@ -18,8 +16,7 @@ class InputSpec:
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
-class LayerSpec:
+class LayerSpec(NamedTuple):
     """One layer as written, options already checked and normalised.
 
     ``padding`` is ``"same"``, ``"valid"`` or explicit ``(ph, pw)`` pixels per side.
@@ -41,16 +38,14 @@ class LayerSpec:
     factor: int = 1
 
 
-@dataclass(frozen=True, slots=True)
-class BranchesSpec:
+class BranchesSpec(NamedTuple):
     """``[A | B | ...]``: sub-chains from one input, concatenated along channels."""
 
     branches: tuple[Sequence, ...]
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
-class ResidualSpec:
+class ResidualSpec(NamedTuple):
     """``res[A]`` or ``res[A | S]``: body plus identity or projection shortcut."""
 
     body: Sequence
@@ -58,8 +53,7 @@ class ResidualSpec:
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
-class RepeatSpec:
+class RepeatSpec(NamedTuple):
     """``X*N``."""
 
     item: Item
@@ -67,8 +61,7 @@ class RepeatSpec:
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
-class FragmentSpec:
+class FragmentSpec(NamedTuple):
     """``$name``, with the fragment's layers resolved at parse time."""
 
     name: str
@@ -76,8 +69,7 @@ class FragmentSpec:
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
-class Sequence:
+class Sequence(NamedTuple):
     """Items joined by ``->``; a parenthesised group is just a nested Sequence."""
 
     items: tuple[Item, ...]
@@ -87,16 +79,14 @@ class Sequence:
 Item = Union[LayerSpec, BranchesSpec, ResidualSpec, RepeatSpec, FragmentSpec, Sequence]
 
 
-@dataclass(frozen=True, slots=True)
-class Chain:
+class Chain(NamedTuple):
     """An input followed by layers."""
 
     input: InputSpec
     body: Sequence
 
 
-@dataclass(frozen=True, slots=True)
-class ModelSpec:
+class ModelSpec(NamedTuple):
     """A model to analyse: ``name: chain``, a bare chain line, or a command-line chain."""
 
     name: str

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import difflib
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from convcost.errors import SpecError, Source, Span
 from convcost.spec.ast import LayerSpec
@@ -48,8 +47,7 @@ _TRUE = frozenset({"yes", "true"})
 _FALSE = frozenset({"no", "false"})
 
 
-@dataclass(frozen=True, slots=True)
-class Arg:
+class Arg(NamedTuple):
     """One written argument: ``value`` alone (``name`` None), a flag, or ``name=value``."""
 
     name: str | None
@@ -86,6 +84,8 @@ def unknown_layer_message(word: str) -> str:
     elif lower == "up":
         hint = "; write the upsampling factor in the name, e.g. up2"
     else:
+        import difflib  # only on this error path: it costs start-up time
+
         close = difflib.get_close_matches(lower, KNOWN_WORDS, n=1, cutoff=0.75)
         hint = f"; did you mean '{close[0]}'?" if close else ""
         return f"unknown layer '{word}'{hint}; expected {LAYER_HELP}"

@@ -7,7 +7,7 @@ source, line and column of the offending token and say what would have been vali
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from convcost.errors import SpecError, Source, Span
 from convcost.spec.ast import (
@@ -27,8 +27,7 @@ _FRAGMENT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _OPENERS = {"LPAREN": 1, "LBRACKET": 1, "RPAREN": -1, "RBRACKET": -1}
 
 
-@dataclass(frozen=True, slots=True)
-class Fragment:
+class Fragment(NamedTuple):
     """A ``let`` definition: its layers, or None when its definition had errors."""
 
     body: Sequence | None
@@ -310,26 +309,29 @@ def _dims(token: Token) -> list[int]:
 # -- statements and files ---------------------------------------------------------------------
 
 
-@dataclass
 class _Statement:
     """Physical lines grouped into one statement, with their tokens."""
 
-    kind: str  # 'model', 'let' or 'bare'
-    line: int
-    name: str = ""
-    name_span: Span = field(default_factory=lambda: Span(1, 1))
-    tokens: list[Token] = field(default_factory=list)
-    error: SpecError | None = None
-    depth: int = 0
-    ends_open: bool = False  # ends in ':' with nothing after it yet
+    __slots__ = ("kind", "line", "name", "name_span", "tokens", "error", "depth", "ends_open")
+
+    def __init__(self, kind: str, line: int, name: str = "",
+                 name_span: Span = Span(1, 1)) -> None:
+        self.kind = kind  # 'model', 'let' or 'bare'
+        self.line = line
+        self.name = name
+        self.name_span = name_span
+        self.tokens: list[Token] = []
+        self.error: SpecError | None = None
+        self.depth = 0
+        self.ends_open = False  # the line ended in ':' with nothing after it yet
 
 
-@dataclass
 class ParsedSource:
     """The models of one source that parsed, and the errors of those that did not."""
 
-    models: list[ModelSpec] = field(default_factory=list)
-    errors: list[SpecError] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.models: list[ModelSpec] = []
+        self.errors: list[SpecError] = []
 
 
 def parse_source(source: Source, *, bare_names: str = "line") -> ParsedSource:

@@ -7,7 +7,7 @@ Named token rules in one master regular expression, in the spirit of
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from convcost.errors import SpecError, Source, Span
 
@@ -31,7 +31,6 @@ RULES: dict[str, str] = {
     "COLON": r":",
 }
 _MASTER = re.compile("|".join(f"(?P<{name}>{rule})" for name, rule in RULES.items()))
-_SKIPPED = frozenset({"WS", "COMMENT"})
 
 #: How each token kind is named in messages.
 PHRASES: dict[str, str] = {
@@ -53,8 +52,7 @@ PHRASES: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Token:
+class Token(NamedTuple):
     """One token: its kind (a key of :data:`RULES`, or ``END``), text and place."""
 
     kind: str
@@ -73,22 +71,21 @@ def tokenize_line(source: Source, text: str, line: int, column: int = 1) -> list
     Raises :class:`SpecError` at the first character no rule matches.
     """
     tokens: list[Token] = []
+    append = tokens.append
     pos = 0
-    end = len(text)
-    match = _MASTER.match
-    while pos < end:
-        found = match(text, pos)
-        if found is None:
-            bad = text[pos]
-            raise SpecError.at(
-                source, Span(line, column + pos),
-                f"unexpected character {bad!r}; a chain is made of layers joined by '->'",
-            )
-        kind = found.lastgroup
-        assert kind is not None
-        if kind not in _SKIPPED:
-            tokens.append(Token(kind, found.group(), line, column + pos))
+    for found in _MASTER.finditer(text):
+        start = found.start()
+        if start != pos:  # finditer skipped characters that no rule matches
+            break
         pos = found.end()
+        kind = found.lastgroup
+        if kind != "WS" and kind != "COMMENT":
+            append(Token(kind, found.group(), line, column + start))  # type: ignore[arg-type]
+    if pos != len(text):
+        raise SpecError.at(
+            source, Span(line, column + pos),
+            f"unexpected character {text[pos]!r}; a chain is made of layers joined by '->'",
+        )
     return tokens
 
 
