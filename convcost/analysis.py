@@ -53,7 +53,8 @@ def analyze_source(source: Source, options: Options = Options(), *,
             continue
         result.networks.append(network)
         result.models.append(build_report(network, source=source.name, spec=model.text,
-                                          batch=options.batch, dtype=options.dtype))
+                                          batch=options.batch, dtype=options.dtype,
+                                          line=model.span.line))
     if result.errors:
         result.failed_sources.add(source.name)
     return result

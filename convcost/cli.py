@@ -21,6 +21,7 @@ from convcost.memory import DTYPE_BYTES
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 FORMATS = ("table", "json", "markdown", "csv")
+CHECK_FORMATS = ("table", "json", "markdown", "github")
 
 CONVENTIONS = """\b
 Counting conventions:
@@ -204,6 +205,111 @@ def compare(ctx: click.Context, specs: tuple[str, ...], baseline: str | None,
             _print_rich([render.to_rich(render.compare_grid(comparison))])
     _report_errors(analysis, sources)
     ctx.exit(EXIT_BAD_INPUT if analysis.errors else EXIT_OK)
+
+
+def _quantity(byte_units: bool) -> Callable[[click.Context, click.Parameter, str | None],
+                                          int | None]:
+    """A click callback parsing '4.2G' (counts) or '120MB' (bytes) into an exact integer."""
+    def parse(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+        if value is None:
+            return None
+        from convcost.units import parse_quantity
+        try:
+            return parse_quantity(value, byte_units=byte_units)
+        except ValueError as error:
+            raise click.BadParameter(str(error)) from None
+    return parse
+
+
+@cli.command(epilog=CONVENTIONS)
+@click.argument("specs", nargs=-1, required=True, metavar="SPEC_OR_FILE...")
+@click.option("--max-macs", callback=_quantity(False), metavar="N",
+              help="Fail when a model needs more MACs (SI suffixes: 4.2G, 600M).")
+@click.option("--max-params", callback=_quantity(False), metavar="N",
+              help="Fail when a model has more parameters (e.g. 26M).")
+@click.option("--max-peak-memory", callback=_quantity(True), metavar="BYTES",
+              help="Fail when peak activation memory is larger (e.g. 120MB, 1.5GiB).")
+@click.option("--max-param-memory", callback=_quantity(True), metavar="BYTES",
+              help="Fail when parameter memory is larger (e.g. 100MiB).")
+@click.option("--baseline", "baseline_path", type=click.Path(dir_okay=False), metavar="FILE",
+              help="JSON from an earlier 'convcost analyze --format json': fail when a model "
+                   "grew beyond the tolerance.")
+@click.option("--tolerance", default="0%", show_default=True, metavar="PCT",
+              help="Growth allowed against --baseline, e.g. 1% or 0.01.")
+@click.option("--all", "show_all", is_flag=True, help="List passing checks too in tables.")
+@click.option("--size", callback=_parse_size, metavar="HxW",
+              help="Replace the spatial size of every input (e.g. 224x224).")
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Batch size: multiplies MACs, other ops and activation memory.")
+@click.option("--dtype", type=click.Choice(sorted(DTYPE_BYTES), case_sensitive=False),
+              default="float32", show_default=True, help="Element type for memory figures.")
+@click.option("--format", "fmt", type=click.Choice(CHECK_FORMATS, case_sensitive=False),
+              default="table", show_default=True,
+              help="Verdict as a table, JSON, Markdown, or GitHub workflow annotations.")
+@click.pass_context
+def check(ctx: click.Context, specs: tuple[str, ...], max_macs: int | None,
+          max_params: int | None, max_peak_memory: int | None, max_param_memory: int | None,
+          baseline_path: str | None, tolerance: str, show_all: bool,
+          size: tuple[int, int] | None, batch: int, dtype: str, fmt: str) -> None:
+    """Check models against budgets and a baseline, for CI.
+
+    \b
+    Exit codes: 0 every check passed; 1 a budget or baseline check failed;
+    2 bad input or usage.
+    \b
+    Examples:
+      convcost check specs/ --max-macs 4.2G --max-params 26M --max-peak-memory 120MB
+      convcost analyze specs/ --format json > convcost-baseline.json
+      convcost check specs/ --baseline convcost-baseline.json --tolerance 1%
+    """
+    from convcost import check as checks
+
+    budgets = {key: value for key, value in (
+        ("macs", max_macs), ("params", max_params), ("peak_activation_bytes", max_peak_memory),
+        ("param_bytes", max_param_memory)) if value is not None}
+    try:
+        allowed = checks.parse_tolerance(tolerance)
+    except ValueError:
+        raise click.BadParameter(f"'{tolerance}' is not a tolerance like 1% or 0.01",
+                                 param_hint="--tolerance") from None
+    if not budgets and baseline_path is None:
+        raise click.UsageError("nothing to check: give budgets (--max-macs, --max-params, "
+                               "--max-peak-memory, --max-param-memory) or --baseline FILE")
+    baseline = None
+    if baseline_path is not None:
+        try:
+            baseline = checks.load_baseline(baseline_path)
+        except checks.BaselineError as error:
+            click.echo(f"convcost: error: {error}", err=True)
+            ctx.exit(EXIT_BAD_INPUT)
+    analysis, files = _run(specs, size, batch, dtype)
+    verdict = checks.run_check(analysis.models, budgets, baseline, baseline_name=baseline_path,
+                               tolerance=allowed)
+    fmt = fmt.lower()
+    if fmt == "json":
+        from convcost.report import document
+        _emit_json(document(analysis.models, analysis.errors, check=verdict.to_json()))
+    elif fmt == "github":
+        from convcost.render import github_annotations
+        click.echo(github_annotations(verdict, analysis.errors), nl=False)
+    else:
+        from convcost import render
+        grid = render.check_grid(verdict, show_all=show_all)
+        if fmt == "markdown":
+            click.echo(render.to_markdown(grid), nl=False)
+        else:
+            _print_rich([render.to_rich(grid)])
+    _report_errors(analysis, files)
+    if analysis.errors:
+        ctx.exit(EXIT_BAD_INPUT)
+    ctx.exit(EXIT_OK if verdict.passed else EXIT_CHECK_FAILED)
+
+
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema of convcost's JSON output (convcost/1)."""
+    from convcost.report import schema_text
+    click.echo(schema_text(), nl=False)
 
 
 def main(argv: list[str] | None = None) -> None:

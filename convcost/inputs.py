@@ -32,13 +32,20 @@ def collect(arguments: list[str], stdin: BinaryIO | None = None) -> tuple[list[I
     errors: list[SpecError] = []
     for argument in arguments:
         try:
-            inputs.extend(_expand(argument, stdin))
+            expanded = _expand(argument, stdin)
         except SpecError as error:
             errors.append(error)
+            continue
+        for item in expanded:
+            try:  # each file on its own: one unreadable file never hides the others
+                inputs.append(item if isinstance(item, Input) else _read_file(item))
+            except SpecError as error:
+                errors.append(error)
     return inputs, errors
 
 
-def _expand(argument: str, stdin: BinaryIO | None) -> list[Input]:
+def _expand(argument: str, stdin: BinaryIO | None) -> list[Input | str]:
+    """The inputs an argument stands for: parsed-later text, or file paths to read."""
     import glob  # only for directories and patterns: it costs start-up time
 
     if "->" in argument or "→" in argument:
@@ -51,15 +58,15 @@ def _expand(argument: str, stdin: BinaryIO | None) -> list[Input]:
                                  recursive=True))
         if not files:
             raise SpecError(f"no {SPEC_SUFFIX} files found in directory '{argument}'", argument)
-        return [_read_file(path) for path in files if os.path.isfile(path)]
+        return [path for path in files if os.path.isfile(path)]
     if os.path.exists(argument):
-        return [_read_file(argument)]
+        return [argument]
     if any(char in argument for char in "*?["):
         files = sorted(path for path in glob.glob(argument, recursive=True)
                        if os.path.isfile(path))
         if not files:
             raise SpecError(f"no files match '{argument}'", argument)
-        return [_read_file(path) for path in files]
+        return list(files)
     if os.sep in argument or "/" in argument or argument.endswith(SPEC_SUFFIX):
         raise SpecError(f"no such file: '{argument}'", argument)
     return [Input(Source("<arg>", argument), "text")]

@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
 
 from convcost import units
+from convcost.check import BYTE_METRICS, METRIC_NAMES, Verdict
 from convcost.compare import METRICS, Comparison
+from convcost.errors import SpecError
 from convcost.report import ModelReport
 
 if TYPE_CHECKING:  # rich is imported lazily: JSON output must not pay for it
@@ -52,6 +54,11 @@ def _cell(value: Any, kind: str, *, bars: bool) -> str:
     """Human text of one raw value."""
     if value is None:
         return "-"
+    if kind == "amount":  # (unit kind, value) chosen per row
+        unit, amount = value
+        return _cell(amount, unit, bars=bars)
+    if kind == "change":
+        return f"{value * 100:+.2f}%"
     if kind == "count":
         return units.count(int(value))
     if kind == "bytes":
@@ -117,6 +124,57 @@ def compare_grid(comparison: Comparison) -> Grid:
                 f" than {base.name} ({model.totals.macs:,} vs {base.totals.macs:,}; exactly "
                 f"{units.exact_ratio(model.totals.macs, base.totals.macs)})")
     return grid
+
+
+def check_grid(verdict: Verdict, *, show_all: bool = False) -> Grid:
+    """The verdict table: failures always, passing checks with ``show_all`` or when few."""
+    shown = list(verdict.results) if show_all or len(verdict.results) <= 40 else \
+        verdict.failures
+    grid = Grid(
+        title=f"convcost check: {'PASS' if verdict.passed else 'FAIL'}",
+        columns=[Column("model"), Column("metric"), Column("baseline", "amount"),
+                 Column("now", "amount"), Column("change", "change"), Column("limit", "amount"),
+                 Column("result")],
+    )
+    for result in shown:
+        kind = "bytes" if result.metric in BYTE_METRICS else "count"
+        grid.rows.append([result.model, METRIC_NAMES[result.metric],
+                          (kind, result.baseline), (kind, result.now), result.change,
+                          (kind, result.limit), "pass" if result.passed else "FAIL"])
+    failed = len(verdict.failures)
+    grid.notes.append(f"{len(verdict.results) - failed} checks passed, {failed} failed"
+                      + (f" ({len(verdict.results) - len(shown)} passing not shown; --all "
+                         f"lists them)" if len(shown) < len(verdict.results) else ""))
+    grid.notes.extend(f"FAIL {result.model}: {result.reason}" for result in verdict.failures)
+    if verdict.added:
+        grid.notes.append("added since the baseline: " + ", ".join(verdict.added))
+    if verdict.removed:
+        grid.notes.append("removed since the baseline: " + ", ".join(verdict.removed))
+    return grid
+
+
+def github_annotations(verdict: Verdict, errors: list[SpecError]) -> str:
+    """GitHub Actions workflow commands: an ``::error`` per spec error and failed check."""
+    lines = []
+    for error in errors:
+        lines.append(f"::error file={_escape_property(error.source)},line={error.line},"
+                     f"col={error.column},title=convcost spec error::"
+                     f"{_escape_data(error.message)}")
+    for result in verdict.failures:
+        lines.append(f"::error file={_escape_property(result.source)},line={result.line},"
+                     f"title=convcost budget::{_escape_data(result.model + ': ' + result.reason)}")
+    status = "passed" if verdict.passed and not errors else "failed"
+    lines.append(f"::notice title=convcost check::{len(verdict.results)} checks, "
+                 f"{len(verdict.failures)} failed, {len(errors)} spec errors: {status}")
+    return "\n".join(lines) + "\n"
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
 # -- renderers --------------------------------------------------------------------------------

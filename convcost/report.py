@@ -85,11 +85,12 @@ class ModelReport(NamedTuple):
     dtype: str
     totals: Totals
     layers: tuple[LayerReport, ...]
+    line: int = 0
     extra: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "name": self.name, "source": self.source, "spec": self.spec,
+            "name": self.name, "source": self.source, "line": self.line, "spec": self.spec,
             "input": self.input.as_list(), "output": self.output.as_list(),
             "batch": self.batch, "dtype": self.dtype, "totals": self.totals.to_json(),
             "layers": [layer.to_json() for layer in self.layers], **(self.extra or {}),
@@ -97,7 +98,7 @@ class ModelReport(NamedTuple):
 
 
 def build_report(network: Network, *, source: str, spec: str, batch: int = 1,
-                 dtype: str = "float32") -> ModelReport:
+                 dtype: str = "float32", line: int = 0) -> ModelReport:
     """Cost every layer of ``network`` and total them, at ``batch`` samples of ``dtype``."""
     size = DTYPE_BYTES[dtype]
     activation = batch * size
@@ -127,7 +128,7 @@ def build_report(network: Network, *, source: str, spec: str, batch: int = 1,
                     traffic_bytes=traffic)
     return ModelReport(name=network.name, source=source, spec=spec, input=network.input,
                        output=network.output, batch=batch, dtype=dtype, totals=totals,
-                       layers=tuple(layers))
+                       layers=tuple(layers), line=line)
 
 
 def document(models: list[ModelReport], errors: list[SpecError],
@@ -135,3 +136,10 @@ def document(models: list[ModelReport], errors: list[SpecError],
     """The ``convcost/1`` JSON document for ``models`` and ``errors``."""
     return {"schema": SCHEMA, "models": [model.to_json() for model in models],
             "errors": [error.to_json() for error in errors], **extra}
+
+
+def schema_text() -> str:
+    """The JSON Schema of ``convcost/1`` documents, as shipped in the package."""
+    from importlib.resources import files
+
+    return files("convcost").joinpath("schema.json").read_text(encoding="utf-8")

@@ -1,0 +1,43 @@
+"""Shared fixtures: a CLI runner and the JSON Schema validator every JSON output must pass."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+from click.testing import CliRunner, Result
+
+from convcost.cli import cli
+from convcost.report import schema_text
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+
+@pytest.fixture(scope="session")
+def validate() -> Callable[[Any], None]:
+    """Validate a parsed JSON document against the shipped ``convcost/1`` schema."""
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads(schema_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+
+    def check(document: Any) -> None:
+        validator.validate(document)
+
+    return check
+
+
+@pytest.fixture
+def run(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
+    """Invoke the CLI in-process with a fixed, colourless 120-column environment."""
+    monkeypatch.setenv("COLUMNS", "120")
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+
+    def invoke(*args: str, input: str | bytes | None = None) -> Result:
+        return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
+
+    return invoke
