@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import NamedTuple
 
 
@@ -13,10 +14,16 @@ class Source(NamedTuple):
 
     def line_text(self, line: int) -> str:
         """The text of 1-based ``line`` without its newline ('' if out of range)."""
-        lines = self.text.split("\n")
+        lines = _split_lines(self.text)
         if 1 <= line <= len(lines):
             return lines[line - 1].rstrip("\r")
         return ""
+
+
+@lru_cache(maxsize=16)
+def _split_lines(text: str) -> tuple[str, ...]:
+    # Cached: the parser quotes many lines of one file; str caches its hash, so a hit is cheap.
+    return tuple(text.split("\n"))
 
 
 class Span(NamedTuple):

@@ -19,6 +19,9 @@ from convcost.spec.ast import (
 #: Most layers one model may expand to; beyond this a model is refused with a clear message
 #: rather than building millions of objects.
 MAX_LAYERS = 100_000
+#: Deepest nesting of groups, repeats, fragments, branches and residual blocks resolved;
+#: fragments built from fragments could otherwise exhaust Python's stack.
+MAX_NESTING = 200
 
 
 def same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int, int]:
@@ -60,12 +63,13 @@ def deconv_out(size: int, kernel: int, stride: int, dilation: int,
 class _Walk:
     """Mutable state of one resolution: the source and the layers made so far."""
 
-    __slots__ = ("source", "per_position", "count")
+    __slots__ = ("source", "per_position", "count", "depth")
 
     def __init__(self, source: Source, per_position: bool) -> None:
         self.source = source
         self.per_position = per_position
         self.count = 0
+        self.depth = 0
 
 
 def resolve(model: ModelSpec, size: tuple[int, int] | None = None) -> Network:
@@ -91,6 +95,11 @@ def _sequence(walk: _Walk, items: tuple[Item, ...], shape: Shape, prefix: str,
     """Resolve ``items`` in order from ``shape``; ``position`` is the enclosing sequence's
     1-based counter, shared with groups, repeats and fragments expanded into it."""
     nodes: list[Node] = []
+    walk.depth += 1
+    if walk.depth > MAX_NESTING and items:
+        raise SpecError.at(walk.source, items[0].span,
+                           f"this model nests groups, fragments and blocks more than "
+                           f"{MAX_NESTING} levels deep")
     for item in items:
         if isinstance(item, LayerSpec):
             position[0] += 1
@@ -121,6 +130,7 @@ def _sequence(walk: _Walk, items: tuple[Item, ...], shape: Shape, prefix: str,
             residual = _residual(walk, item, shape, f"{prefix}{position[0]}")
             nodes.append(residual)
             shape = residual.add.output
+    walk.depth -= 1
     return nodes, shape
 
 
@@ -129,7 +139,7 @@ def _new_index(walk: _Walk, span_owner: LayerSpec | BranchesSpec | ResidualSpec)
     if walk.count > MAX_LAYERS:
         raise SpecError.at(walk.source, span_owner.span,
                            f"this model expands to more than {MAX_LAYERS:,} layers, the limit "
-                           f"per model; lower the repeat counts")
+                           f"per model; lower the repeat counts or fragment uses")
     return walk.count
 
 
