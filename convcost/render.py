@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from convcost import units
 from convcost.check import BYTE_METRICS, METRIC_NAMES, Verdict
-from convcost.compare import METRICS, Comparison
+from convcost.compare import Comparison
 from convcost.errors import SpecError
 from convcost.report import ModelReport
 
@@ -107,22 +107,23 @@ def compare_grid(comparison: Comparison) -> Grid:
         title=f"compared with {base.name}",
         columns=[Column("model"), Column("MACs", "count"), Column("FLOPs", "count"),
                  Column("params", "count"), Column("param mem", "bytes"),
-                 Column("peak act.", "bytes"), Column("MACs vs base", "ratio"),
-                 Column("params vs base", "ratio"), Column("peak vs base", "ratio")],
+                 Column("peak act.", "bytes"), Column("MACs vs base", "ratio")],
     )
     for model in comparison.models:
         totals = model.totals
-        phrases = ["baseline"] * 3 if model is base else \
-            [units.ratio_words(getattr(totals, key), getattr(base.totals, key))
-             for key, _ in METRICS]
         grid.rows.append([model.name, totals.macs, totals.flops, totals.params,
-                          totals.param_bytes, totals.peak_activation_bytes, *phrases])
+                          totals.param_bytes, totals.peak_activation_bytes,
+                          "baseline" if model is base else
+                          units.ratio_words(totals.macs, base.totals.macs)])
     for model in comparison.models:
-        if model is not base and model.totals.macs and base.totals.macs:
-            grid.notes.append(
-                f"{model.name}: {units.ratio_phrase(model.totals.macs, base.totals.macs, 'MACs')}"
-                f" than {base.name} ({model.totals.macs:,} vs {base.totals.macs:,}; exactly "
-                f"{units.exact_ratio(model.totals.macs, base.totals.macs)})")
+        if model is base:
+            continue
+        exact = ""
+        if model.totals.macs and base.totals.macs and model.totals.macs != base.totals.macs:
+            exact = (f" ({model.totals.macs:,} vs {base.totals.macs:,} MACs; exactly "
+                     f"{units.exact_ratio(model.totals.macs, base.totals.macs)})")
+        grid.notes.append(f"{model.name} vs {base.name}: "
+                          f"{', '.join(comparison.phrases(model))}{exact}")
     return grid
 
 
@@ -188,12 +189,16 @@ def to_rich(grid: Grid) -> RenderableType:
     from rich.text import Text
 
     table = Table(title=Text(grid.title, style="bold"), box=box.SIMPLE_HEAD,
-                  show_footer=grid.footer is not None, title_justify="left")
+                  show_footer=grid.footer is not None, title_justify="left",
+                  collapse_padding=True, pad_edge=False)
     for position, column in enumerate(grid.columns):
         footer = Text(_cell(grid.footer[position], column.kind, bars=False)) \
             if grid.footer is not None else Text("")
+        longest = max((len(_cell(row[position], column.kind, bars=True)) for row in grid.rows),
+                      default=0)
         table.add_column(column.name, justify="right" if column.numeric else "left",
                          footer=footer, no_wrap=column.numeric or column.name in NO_WRAP,
+                         min_width=None if column.numeric else min(longest, 16),
                          style="cyan" if column.kind == "share" else None)
     for row in grid.rows:
         table.add_row(*(Text(_cell(value, column.kind, bars=True))

@@ -47,14 +47,17 @@ def ratio_words(value: int, baseline: int) -> str:
 def ratio_phrase(value: int, baseline: int, noun: str) -> str:
     """:func:`ratio_words` with a noun: '3.76x fewer MACs', 'same params'."""
     words = ratio_words(value, baseline)
+    if noun.endswith(("memory", "time")):  # amounts, not counts: less, not fewer
+        words = words.replace("fewer", "less")
     return f"{'no' if words == 'none' else words} {noun}"
 
 
 def exact_ratio(value: int, baseline: int) -> str:
-    """The exact ratio ``baseline / value`` as a fraction, e.g. '64/17'."""
-    if value == 0:
+    """The exact ratio of the larger to the smaller as a fraction, e.g. '64/17' (the factor
+    :func:`ratio_words` rounds)."""
+    if min(value, baseline) == 0:
         return "inf"
-    fraction = Fraction(baseline, value)
+    fraction = Fraction(max(value, baseline), min(value, baseline))
     return str(fraction.numerator) if fraction.denominator == 1 else str(fraction)
 
 

@@ -1,0 +1,952 @@
+"""NumPy execution of resolved networks, for benchmarks: every layer kind as a fast kernel.
+
+Arrays are NHWC batches ``(N, H, W, C)``. Each layer is *prepared* once (weights allocated,
+padding geometry and algorithm fixed) and then called many times. Convolutions are lowered to
+a few large BLAS matrix products:
+
+``gemm``
+    1x1 unpadded convolutions (and ``fc``): one ``(N*H*W, Cin) @ (Cin, Cout)`` product with no
+    copy at stride 1.
+``shifted-gemm``
+    KxK, vertical stride 1, groups 1: the padded input is expanded along the kernel *width*
+    only, into rows of ``Kw*Cin`` values laid out ``(Hp, N, Wo, Kw*Cin)``. The rows needed by
+    kernel row ``ky`` are then one contiguous slice, so the layer is ``Kh`` contiguous GEMMs
+    with ``K = Kw*Cin``, accumulated. The copy is ``Kh`` times smaller than im2col's.
+``im2col-gemm`` / ``grouped-im2col-gemm``
+    any stride, dilation and groups: gather every window once into ``(g, N*Ho*Wo, Kh*Kw*Cin/g)``
+    and run one (batched over groups) GEMM.
+``direct``
+    depthwise convolutions: one broadcast multiply-add per kernel offset.
+``scatter-gemm``
+    transposed convolutions: one GEMM ``x @ W`` to every output tap, then strided adds of each
+    tap into the (cropped) output.
+
+Temporary buffers come from a workspace shared by the layers of a network, grown on demand and
+kept, so repeated calls do not pay for page faults; outputs are always freshly allocated and
+never alias the workspace. A prepared layer or network is not thread-safe.
+
+Weights are random: ``N(0, 1/fan_in)`` (variance preserving for linear layers), so activations
+keep a sane range in deep chains. ``PreparedLayer.params`` exposes them in documented layouts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import numpy.typing as npt
+from numpy.lib.stride_tricks import as_strided
+
+from convcost.net import ALIAS_KINDS, Branches, Layer, Network, Node, Residual, Shape, iter_layers
+
+__all__ = [
+    "PreparedLayer",
+    "PreparedNetwork",
+    "ShapeMismatchError",
+    "SUPPORTED_DTYPES",
+    "UnsupportedDtype",
+    "choose_algorithm",
+    "estimate_peak_bytes",
+    "make_input",
+    "numpy_dtype",
+    "prepare_layer",
+    "prepare_network",
+]
+
+Array = npt.NDArray[Any]
+
+#: dtypes NumPy can execute; float32 and float64 use BLAS, float16 uses NumPy's own loops.
+SUPPORTED_DTYPES = ("float32", "float64", "float16")
+
+#: ``shifted-gemm`` needs a GEMM inner dimension ``Kw*Cin`` at least this large: below it the
+#: Kh thin GEMMs run far from peak and one im2col GEMM with ``K = Kh*Kw*Cin`` wins (measured on
+#: OpenBLAS, 2 cores: K=64 runs ~80% of peak, K>=192 ~93%).
+SHIFTED_MIN_K = 128
+#: ... and at least this many output pixels ``Ho*Wo`` per sample: small maps (7x7) make every GEMM short,
+#: where one long-K GEMM amortises better and the im2col copy is cheap anyway.
+SHIFTED_MIN_ROWS = 256
+
+
+class UnsupportedDtype(ValueError):
+    """A dtype that convcost can analyse but NumPy cannot benchmark."""
+
+
+class ShapeMismatchError(RuntimeError):
+    """A layer produced (or was given) a shape different from what shape analysis says."""
+
+
+def numpy_dtype(name: str) -> np.dtype[Any]:
+    """The NumPy dtype for a convcost dtype name; :class:`UnsupportedDtype` if not executable."""
+    key = name.strip().lower()
+    if key in SUPPORTED_DTYPES:
+        return np.dtype(key)
+    supported = ", ".join(SUPPORTED_DTYPES)
+    if key in ("bfloat16", "int8"):
+        raise UnsupportedDtype(
+            f"cannot benchmark {key} with NumPy: it has no BLAS matrix multiply for {key}"
+            f"{' (and no bfloat16 type)' if key == 'bfloat16' else ''}; benchmark with one of "
+            f"{supported} (costs and memory can still be analysed at {key})")
+    raise UnsupportedDtype(f"unknown dtype {name!r}; benchmarks support {supported}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Geometry: pure functions of a Layer, shared by the kernels and the memory estimate.
+
+
+def _floor_out(size: int, kernel: int, stride: int, dilation: int, before: int,
+               after: int) -> int:
+    """Windows along one axis of a ``before``/``after`` padded input (floor mode)."""
+    return (size + before + after - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def _pool_out(size: int, kernel: int, stride: int, before: int, after: int, ceil: bool) -> int:
+    """Pool windows along one axis; ``ceil`` follows PyTorch (no window starts in the right
+    padding)."""
+    if not ceil:
+        return _floor_out(size, kernel, stride, 1, before, after)
+    out = -(-(size + before + after - kernel) // stride) + 1
+    if (out - 1) * stride >= size + before:
+        out -= 1
+    return out
+
+
+def _executed_hw(layer: Layer) -> tuple[int, int]:
+    """Output ``(H, W)`` computed from the geometry alone (not from ``layer.output``), so a
+    wrong analysed shape shows up as a mismatch instead of being silently obeyed."""
+    h, w = layer.input.h, layer.input.w
+    kh, kw = layer.kernel_hw
+    sh, sw = layer.stride_hw
+    dh, dw = layer.dilation_hw
+    top, bottom, left, right = layer.padding
+    if layer.kind == "conv":
+        return (_floor_out(h, kh, sh, dh, top, bottom), _floor_out(w, kw, sw, dw, left, right))
+    if layer.kind == "deconv":
+        return ((h - 1) * sh + dh * (kh - 1) + 1 - top - bottom,
+                (w - 1) * sw + dw * (kw - 1) + 1 - left - right)
+    if layer.kind in ("maxpool", "avgpool"):
+        return (_pool_out(h, kh, sh, top, bottom, layer.ceil),
+                _pool_out(w, kw, sw, left, right, layer.ceil))
+    if layer.kind in ("fc", "gap"):
+        return 1, 1
+    if layer.kind == "up":
+        return h * layer.factor, w * layer.factor
+    return h, w
+
+
+def choose_algorithm(layer: Layer) -> str:
+    """The kernel :func:`prepare_layer` uses for ``layer``: a pure function of its geometry
+    (independent of the batch size, so memory estimates and executions agree)."""
+    kind = layer.kind
+    if kind == "conv":
+        kh, kw = layer.kernel_hw
+        cin, groups = layer.input.c, layer.groups
+        if groups > 1 and groups == cin:
+            return "direct"
+        if groups > 1:
+            return "grouped-im2col-gemm"
+        if (kh, kw) == (1, 1) and layer.padding == (0, 0, 0, 0):
+            return "gemm"
+        oh, ow = _executed_hw(layer)
+        if (kh > 1 and layer.stride_hw[0] == 1 and kw * cin >= SHIFTED_MIN_K
+                and oh * ow >= SHIFTED_MIN_ROWS):
+            return "shifted-gemm"
+        return "im2col-gemm"
+    if kind == "deconv":
+        return "scatter-gemm"
+    if kind == "fc":
+        return "gemm"
+    if kind in ("maxpool", "avgpool"):
+        return "window"
+    if kind == "gap":
+        return "reduce"
+    if kind in ("up", "concat"):
+        return "copy"
+    if kind in ALIAS_KINDS:
+        return "alias"
+    return "elementwise"
+
+
+def _pool_extent(layer: Layer) -> tuple[int, int, int, int]:
+    """``(top, Hp, left, Wp)`` of the padded buffer a pool reads: large enough for every
+    window, including ceil-mode windows that run past the declared padding."""
+    oh, ow = _executed_hw(layer)
+    top, _, left, _ = layer.padding
+    kh, kw = layer.kernel_hw
+    sh, sw = layer.stride_hw
+    hp = max(top + layer.input.h, (oh - 1) * sh + kh)
+    wp = max(left + layer.input.w, (ow - 1) * sw + kw)
+    return top, hp, left, wp
+
+
+def _scratch_shapes(layer: Layer, algorithm: str, batch: int) -> list[tuple[int, ...]]:
+    """Workspace arrays (element shapes) that ``layer``'s kernel takes for a batch of ``batch``.
+
+    The kernels request exactly these, so :func:`estimate_peak_bytes` stays truthful.
+    """
+    n = batch
+    h, w, cin = layer.input.h, layer.input.w, layer.input.c
+    oh, ow = _executed_hw(layer)
+    cout = layer.output.c
+    kh, kw = layer.kernel_hw
+    top, bottom, left, right = layer.padding
+    hp, wp = h + top + bottom, w + left + right
+    g = layer.groups
+    shapes: list[tuple[int, ...]]
+    if layer.kind == "conv":
+        if algorithm == "gemm":
+            # Strided 1x1: the subsampled input, made contiguous for one GEMM.
+            return [(n, oh, ow, cin)] if layer.stride_hw != (1, 1) else []
+        if algorithm == "shifted-gemm":
+            shapes = [(n, hp, wp, cin), (hp, n, ow, kw * cin), (oh * n * ow, cout)]
+            if n > 1:
+                shapes.append((oh * n * ow, cout))  # accumulator before the NHWC transpose
+            return shapes
+        if algorithm in ("im2col-gemm", "grouped-im2col-gemm"):
+            shapes = [(g, n, hp, wp, cin // g), (g, n * oh * ow, kh * kw * (cin // g))]
+            if g > 1:
+                shapes.append((g, n * oh * ow, cout // g))
+            return shapes
+        if algorithm == "direct":
+            return [(n, hp, wp, cin), (n, oh, ow, cout)]
+    if layer.kind == "deconv":
+        taps: list[tuple[int, ...]] = [(g, n * h * w, kh * kw * (cout // g))]
+        if g > 1:
+            taps.append((g, n * h * w, cin // g))  # group-major copy of the input
+        return taps
+    if layer.kind in ("maxpool", "avgpool"):
+        _, php, _, pwp = _pool_extent(layer)
+        return [(n, php, pwp, cin)]
+    return []
+
+
+def _param_shapes(layer: Layer) -> dict[str, tuple[int, ...]]:
+    """Parameter arrays of ``layer`` in their public layouts (see :class:`PreparedLayer`)."""
+    cin, cout, g = layer.input.c, layer.output.c, layer.groups
+    kh, kw = layer.kernel_hw
+    shapes: dict[str, tuple[int, ...]] = {}
+    if layer.kind == "conv":
+        shapes["weight"] = (kh, kw, cin // g, cout)
+    elif layer.kind == "deconv":
+        shapes["weight"] = (cin, kh, kw, cout // g)
+    elif layer.kind == "fc":
+        shapes["weight"] = (layer.input.elements, cout)
+    elif layer.kind == "bn":
+        return {"scale": (cin,), "shift": (cin,)}
+    else:
+        return {}
+    if layer.bias:
+        shapes["bias"] = (cout,)
+    return shapes
+
+
+def _weight_elements(layer: Layer, algorithm: str) -> int:
+    """Elements of every weight array held: public parameters plus derived copies."""
+    total = sum(math.prod(s) for s in _param_shapes(layer).values())
+    if algorithm == "grouped-im2col-gemm":
+        total += math.prod(_param_shapes(layer)["weight"])  # regrouped copy for batched GEMM
+    return total
+
+
+# ---------------------------------------------------------------------------------------------
+# Workspace
+
+
+class _Workspace:
+    """A growable scratch arena: a call takes all the temporary arrays it needs at once."""
+
+    _ALIGN = 64  # bytes: keep every array cache-line aligned for BLAS and SIMD loops
+
+    def __init__(self) -> None:
+        self._buffer: Array = np.empty(0, dtype=np.uint8)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self._buffer.nbytes)
+
+    def take(self, dtype: np.dtype[Any], *shapes: tuple[int, ...]) -> list[Array]:
+        """Non-overlapping uninitialised arrays of ``shapes``, valid until the next ``take``."""
+        sizes = [math.prod(s) * dtype.itemsize for s in shapes]
+        offsets, total = [], 0
+        for size in sizes:
+            offsets.append(total)
+            total += -(-size // self._ALIGN) * self._ALIGN
+        if total + self._ALIGN > self._buffer.nbytes:
+            self._buffer = np.empty(total + self._ALIGN, dtype=np.uint8)
+        base = (-self._buffer.ctypes.data) % self._ALIGN
+        return [self._buffer[base + o: base + o + size].view(dtype).reshape(shape)
+                for o, size, shape in zip(offsets, sizes, shapes)]
+
+
+def _fill_padded(buf: Array, src: Array, top: int, left: int, fill: float) -> None:
+    """Copy ``src`` (``..., H, W, C``) into ``buf`` at ``(top, left)`` and set only the border
+    frame to ``fill``: the workspace is shared, so nothing outside ``src`` can be assumed."""
+    h, w = src.shape[-3], src.shape[-2]
+    buf[..., :top, :, :] = fill
+    buf[..., top + h:, :, :] = fill
+    buf[..., top:top + h, :left, :] = fill
+    buf[..., top:top + h, left + w:, :] = fill
+    buf[..., top:top + h, left:left + w, :] = src
+
+
+# ---------------------------------------------------------------------------------------------
+# Prepared layers
+
+
+class PreparedLayer:
+    """One layer ready to run: ``layer(x)`` maps NHWC batch(es) to the NHWC output.
+
+    ``algorithm`` names the method (see the module docstring). ``params`` holds the weights in
+    these layouts (output channel ``o`` of a grouped layer belongs to group ``o // (Cout/g)``):
+
+    - conv ``weight``: ``(Kh, Kw, Cin/g, Cout)``; ``bias``: ``(Cout,)``
+    - deconv ``weight``: ``(Cin, Kh, Kw, Cout/g)``, input channel ``i`` in group ``i // (Cin/g)``
+    - fc ``weight``: ``(H*W*Cin, N)`` rows in NHWC flattening order; ``bias``: ``(N,)``
+    - bn ``scale``, ``shift``: ``(C,)`` (inference form ``y = x*scale + shift``)
+    """
+
+    def __init__(self, layer: Layer, algorithm: str, dtype: np.dtype[Any],
+                 workspace: _Workspace) -> None:
+        self.layer = layer
+        self.algorithm = algorithm
+        self.dtype = dtype
+        self._workspace = workspace
+        self._params: dict[str, Array] = {}
+        self._expected = ((layer.input,) if layer.kind not in ("concat", "add")
+                          else tuple(layer.operands))
+        self.output_hw = _executed_hw(layer)
+
+    @property
+    def params(self) -> dict[str, Array]:
+        """The parameter arrays (read them; change them with :meth:`set_params`)."""
+        return dict(self._params)
+
+    @property
+    def param_bytes(self) -> int:
+        """Bytes of weights held, derived copies included."""
+        return _weight_elements(self.layer, self.algorithm) * self.dtype.itemsize
+
+    def set_params(self, **arrays: Array) -> None:
+        """Replace parameters (same shapes as :attr:`params`); derived forms are rebuilt."""
+        for name, value in arrays.items():
+            if name not in self._params:
+                raise KeyError(f"{self.layer.kind} has no parameter {name!r}; it has "
+                               f"{sorted(self._params)}")
+            want = self._params[name].shape
+            if tuple(np.shape(value)) != want:
+                raise ValueError(f"parameter {name!r} must have shape {want}, "
+                                 f"got {np.shape(value)}")
+            self._params[name] = np.array(value, dtype=self.dtype)
+        self._derive()
+
+    def _init_params(self, rng: np.random.Generator) -> None:
+        """Random parameters: weights ``N(0, 1/fan_in)``, biases and bn shifts small."""
+        for name, shape in _param_shapes(self.layer).items():
+            if name == "weight":
+                fan_in = self._fan_in()
+                value = rng.standard_normal(shape) / math.sqrt(fan_in)
+            elif name == "scale":
+                value = 1.0 + 0.1 * rng.standard_normal(shape)
+            else:
+                value = 0.1 * rng.standard_normal(shape)
+            self._params[name] = value.astype(self.dtype)
+        self._derive()
+
+    def _fan_in(self) -> int:
+        layer = self.layer
+        kh, kw = layer.kernel_hw
+        if layer.kind == "conv":
+            return kh * kw * (layer.input.c // layer.groups)
+        if layer.kind == "deconv":  # each output sees about Kh*Kw/s^2 taps of Cin/g channels
+            sh, sw = layer.stride_hw
+            taps = max(1, (kh // sh) * (kw // sw))
+            return taps * (layer.input.c // layer.groups)
+        return layer.input.elements
+
+    def _derive(self) -> None:
+        """Rebuild algorithm-specific forms of the parameters (reshapes, regroupings)."""
+
+    def _check(self, inputs: tuple[Array, ...]) -> None:
+        if len(inputs) != len(self._expected):
+            raise TypeError(f"layer {self.layer.path} ({self.layer.text}) takes "
+                            f"{len(self._expected)} input(s), got {len(inputs)}")
+        for x, shape in zip(inputs, self._expected):
+            if x.ndim != 4 or tuple(x.shape[1:]) != (shape.h, shape.w, shape.c):
+                raise ValueError(f"layer {self.layer.path} ({self.layer.text}) expects NHWC "
+                                 f"input (N, {shape.h}, {shape.w}, {shape.c}), got {x.shape}")
+            if x.dtype != self.dtype:
+                raise ValueError(f"layer {self.layer.path} ({self.layer.text}) was prepared "
+                                 f"for {self.dtype}, got {x.dtype} input")
+
+    def __call__(self, *inputs: Array) -> Array:
+        self._check(inputs)
+        return self._run(*inputs)
+
+    def _run(self, *inputs: Array) -> Array:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return (f"<PreparedLayer {self.layer.path} {self.layer.text!r} {self.layer.input}->"
+                f"{self.layer.output} algorithm={self.algorithm}>")
+
+
+class _Conv(PreparedLayer):
+    """Convolution with one of: gemm, shifted-gemm, (grouped-)im2col-gemm, direct."""
+
+    _w2: Array  # gemm: (Cin, Cout); shifted: (Kh, Kw*Cin, Cout); im2col: (g, Kh*Kw*Cg, Cog)
+
+    def _derive(self) -> None:
+        w = self._params["weight"]
+        kh, kw, cg, cout = w.shape
+        g = self.layer.groups
+        if self.algorithm == "gemm":
+            self._w2 = w.reshape(cg, cout)
+        elif self.algorithm == "shifted-gemm":
+            self._w2 = w.reshape(kh, kw * cg, cout)
+        elif self.algorithm == "direct":
+            # Depthwise: output c*m + j reads input channel c, so (Kh, Kw, C, m) is a view.
+            self._w2 = w.reshape(kh, kw, g, cout // g)
+        else:
+            cog = cout // g
+            # (Kh, Kw, Cg, g, Cog) -> (g, Kh*Kw*Cg, Cog): rows in the im2col column order.
+            self._w2 = np.ascontiguousarray(
+                w.reshape(kh, kw, cg, g, cog).transpose(3, 0, 1, 2, 4)).reshape(g, -1, cog)
+        self._b = self._params.get("bias")
+        methods: dict[str, Callable[[Array], Array]] = {
+            "gemm": self._gemm, "shifted-gemm": self._shifted, "im2col-gemm": self._im2col,
+            "grouped-im2col-gemm": self._im2col, "direct": self._direct}
+        self._method = methods[self.algorithm]
+
+    def _run(self, *inputs: Array) -> Array:
+        out = self._method(inputs[0])
+        if self._b is not None:
+            out += self._b  # in place on the fresh output: no extra pass allocating
+        return out
+
+    def _gemm(self, x: Array) -> Array:
+        n = x.shape[0]
+        oh, ow = self.output_hw
+        sh, sw = self.layer.stride_hw
+        if (sh, sw) != (1, 1):
+            (xs,) = self._workspace.take(self.dtype, *_scratch_shapes(self.layer, "gemm", n))
+            xs[...] = x[:, ::sh, ::sw][:, :oh, :ow]
+            x = xs
+        # A view for contiguous x (the usual case): the GEMM reads the activations in place.
+        out: Array = np.matmul(x.reshape(-1, x.shape[3]), self._w2)
+        return out.reshape(n, oh, ow, -1)
+
+    def _shifted(self, x: Array) -> Array:
+        layer = self.layer
+        n, _, _, cin = x.shape
+        oh, ow = self.output_hw
+        kh, kw = layer.kernel_hw
+        _, sw = layer.stride_hw
+        dh, dw = layer.dilation_hw
+        top, _, left, _ = layer.padding
+        cout = layer.output.c
+        bufs = self._workspace.take(self.dtype, *_scratch_shapes(layer, self.algorithm, n))
+        xpad, rows, tmp = bufs[0], bufs[1], bufs[2]
+        _fill_padded(xpad, x, top, left, 0.0)
+        hp = xpad.shape[1]
+        # rows[hp, n, wo, kx*Cin + c] = xpad[n, hp, wo*sw + kx*dw, c]: the kernel-width taps of
+        # each output column side by side, so each kernel row ky is one GEMM with K = Kw*Cin.
+        item = xpad.itemsize
+        if dw == 1:
+            # Consecutive taps are adjacent pixels: the Kw*Cin values are one contiguous run.
+            src = as_strided(xpad, shape=(hp, n, ow, kw * cin),
+                             strides=(xpad.strides[1], xpad.strides[0], sw * cin * item, item),
+                             writeable=False)
+            rows[...] = src
+        else:
+            r5 = rows.reshape(hp, n, ow, kw, cin)
+            for kx in range(kw):
+                start = kx * dw
+                r5[:, :, :, kx, :] = xpad[:, :, start:start + (ow - 1) * sw + 1:sw, :] \
+                    .transpose(1, 0, 2, 3)
+        flat = rows.reshape(hp * n * ow, kw * cin)
+        if n == 1:
+            acc: Array = np.empty((oh * ow, cout), dtype=self.dtype)
+        else:
+            acc = bufs[3]
+        step = n * ow
+        for ky in range(kh):
+            start = ky * dh * step
+            block = flat[start:start + oh * step]
+            if ky == 0:
+                np.matmul(block, self._w2[0], out=acc)
+            else:
+                np.matmul(block, self._w2[ky], out=tmp)
+                acc += tmp
+        if n == 1:
+            return acc.reshape(1, oh, ow, cout)
+        out = np.empty((n, oh, ow, cout), dtype=self.dtype)
+        out[...] = acc.reshape(oh, n, ow, cout).transpose(1, 0, 2, 3)
+        return out
+
+    def _im2col(self, x: Array) -> Array:
+        layer = self.layer
+        n, _, _, cin = x.shape
+        oh, ow = self.output_hw
+        kh, kw = layer.kernel_hw
+        sh, sw = layer.stride_hw
+        dh, dw = layer.dilation_hw
+        top, _, left, _ = layer.padding
+        g = layer.groups
+        cg, cout = cin // g, layer.output.c
+        bufs = self._workspace.take(self.dtype, *_scratch_shapes(layer, self.algorithm, n))
+        xpad, col = bufs[0], bufs[1]
+        # Group-major padded copy (g, N, Hp, Wp, Cg): each group's windows are then plain
+        # strided views, and for groups == 1 this is just the padded input.
+        src = x.reshape(n, x.shape[1], x.shape[2], g, cg).transpose(3, 0, 1, 2, 4)
+        _fill_padded(xpad, src, top, left, 0.0)
+        col6 = col.reshape(g, n, oh, ow, kh, kw * cg)
+        item = xpad.itemsize
+        gs, ns, hs, ws, _ = xpad.strides
+        for ky in range(kh):
+            base = xpad[:, :, ky * dh:, :, :]
+            if dw == 1:
+                # The Kw taps of a window row are adjacent: one contiguous run of Kw*Cg values.
+                view = as_strided(base, shape=(g, n, oh, ow, kw * cg),
+                                  strides=(gs, ns, sh * hs, sw * ws, item), writeable=False)
+                col6[:, :, :, :, ky, :] = view
+            else:
+                c7 = col6.reshape(g, n, oh, ow, kh, kw, cg)
+                for kx in range(kw):
+                    c7[:, :, :, :, ky, kx, :] = base[:, :, :(oh - 1) * sh + 1:sh,
+                                                     kx * dw:kx * dw + (ow - 1) * sw + 1:sw, :]
+        if g == 1:
+            out: Array = np.matmul(col[0], self._w2[0])
+            return out.reshape(n, oh, ow, cout)
+        res = bufs[2]
+        np.matmul(col, self._w2, out=res)
+        out = np.empty((n, oh, ow, g, cout // g), dtype=self.dtype)
+        out[...] = res.reshape(g, n, oh, ow, cout // g).transpose(1, 2, 3, 0, 4)
+        return out.reshape(n, oh, ow, cout)
+
+    def _direct(self, x: Array) -> Array:
+        layer = self.layer
+        n, _, _, c = x.shape
+        oh, ow = self.output_hw
+        kh, kw = layer.kernel_hw
+        sh, sw = layer.stride_hw
+        dh, dw = layer.dilation_hw
+        top, _, left, _ = layer.padding
+        mult = layer.output.c // c
+        xpad, tmp = self._workspace.take(self.dtype, *_scratch_shapes(layer, "direct", n))
+        _fill_padded(xpad, x, top, left, 0.0)
+        out: Array = np.empty((n, oh, ow, c, mult), dtype=self.dtype)
+        tmp5 = tmp.reshape(n, oh, ow, c, mult)
+        for ky in range(kh):
+            for kx in range(kw):
+                win = xpad[:, ky * dh:ky * dh + (oh - 1) * sh + 1:sh,
+                           kx * dw:kx * dw + (ow - 1) * sw + 1:sw, :, None]
+                if ky == 0 and kx == 0:
+                    np.multiply(win, self._w2[ky, kx], out=out)
+                else:
+                    np.multiply(win, self._w2[ky, kx], out=tmp5)
+                    out += tmp5
+        return out.reshape(n, oh, ow, c * mult)
+
+
+class _Deconv(PreparedLayer):
+    """Transposed convolution: one GEMM to all taps, then a strided add per tap."""
+
+    def _derive(self) -> None:
+        w = self._params["weight"]
+        cin, kh, kw, cog = w.shape
+        g = self.layer.groups
+        self._w2: Array = w.reshape(g, cin // g, kh * kw * cog)  # a view: no copy
+        self._b = self._params.get("bias")
+
+    def _run(self, *inputs: Array) -> Array:
+        x = inputs[0]
+        layer = self.layer
+        n, h, w, cin = x.shape
+        oh, ow = self.output_hw
+        kh, kw = layer.kernel_hw
+        sh, sw = layer.stride_hw
+        dh, dw = layer.dilation_hw
+        top, _, left, _ = layer.padding
+        g = layer.groups
+        cg, cout = cin // g, layer.output.c
+        cog = cout // g
+        bufs = self._workspace.take(self.dtype, *_scratch_shapes(layer, self.algorithm, n))
+        taps = bufs[0]
+        if g == 1:
+            xg = x.reshape(1, n * h * w, cin)
+        else:
+            xg = bufs[1]
+            xg[...] = x.reshape(n * h * w, g, cg).transpose(1, 0, 2)
+        np.matmul(xg, self._w2, out=taps)
+        # taps7[g, n, h, w, ky, kx, :] is the contribution of input (h, w) through tap (ky, kx).
+        taps7 = taps.reshape(g, n, h, w, kh, kw, cog).transpose(1, 2, 3, 4, 5, 0, 6)
+        # Zeros: rows/columns no tap reaches (negative crops append zeros) stay zero.
+        out: Array = np.zeros((n, oh, ow, g, cog), dtype=self.dtype)
+        for ky in range(kh):
+            hlo, hhi, o_h = _tap_range(h, oh, sh, ky * dh - top)
+            if hlo >= hhi:
+                continue
+            for kx in range(kw):
+                wlo, whi, o_w = _tap_range(w, ow, sw, kx * dw - left)
+                if wlo >= whi:
+                    continue
+                out[:, o_h:o_h + (hhi - hlo - 1) * sh + 1:sh,
+                    o_w:o_w + (whi - wlo - 1) * sw + 1:sw] += taps7[:, hlo:hhi, wlo:whi, ky, kx]
+        result = out.reshape(n, oh, ow, cout)
+        if self._b is not None:
+            result += self._b
+        return result
+
+
+def _tap_range(size: int, out_size: int, stride: int, offset: int) -> tuple[int, int, int]:
+    """Inputs ``i`` in ``[lo, hi)`` with ``0 <= i*stride + offset < out_size``, and the output
+    index of ``lo`` (a transposed convolution's scatter along one axis)."""
+    lo = max(0, -(offset // stride))  # ceil(-offset / stride)
+    hi = min(size, (out_size - 1 - offset) // stride + 1)
+    hi = max(hi, lo)
+    return lo, hi, lo * stride + offset
+
+
+class _Fc(PreparedLayer):
+    def _derive(self) -> None:
+        self._w = self._params["weight"]
+        self._b = self._params.get("bias")
+
+    def _run(self, *inputs: Array) -> Array:
+        x = inputs[0]
+        n = x.shape[0]
+        out: Array = np.matmul(x.reshape(n, -1), self._w)
+        if self._b is not None:
+            out += self._b
+        return out.reshape(n, 1, 1, -1)
+
+
+class _Pool(PreparedLayer):
+    """Max or average pooling: a max/sum over kernel offsets of strided window views."""
+
+    def _derive(self) -> None:
+        layer = self.layer
+        if layer.kind != "avgpool":
+            return
+        oh, ow = self.output_hw
+        kh, kw = layer.kernel_hw
+        sh, sw = layer.stride_hw
+        top, bottom, left, right = layer.padding
+        same = layer.pad_mode == "same"
+        counts = []
+        for out, k, s, before, after, size in ((oh, kh, sh, top, bottom, layer.input.h),
+                                               (ow, kw, sw, left, right, layer.input.w)):
+            start = np.arange(out) * s - before
+            if same:  # TensorFlow: only real pixels count
+                count = np.minimum(start + k, size) - np.maximum(start, 0)
+            else:  # PyTorch count_include_pad: padding counts, beyond the padded input not
+                count = np.minimum(start + k, size + after) - start
+            counts.append(count)
+        divisor = counts[0][:, None] * counts[1][None, :]
+        self._inv = (1.0 / divisor).astype(self.dtype)[:, :, None]
+
+    def _run(self, *inputs: Array) -> Array:
+        x = inputs[0]
+        layer = self.layer
+        n = x.shape[0]
+        oh, ow = self.output_hw
+        kh, kw = layer.kernel_hw
+        sh, sw = layer.stride_hw
+        top, _, left, _ = _pool_extent(layer)
+        is_max = layer.kind == "maxpool"
+        (xpad,) = self._workspace.take(self.dtype, *_scratch_shapes(layer, self.algorithm, n))
+        _fill_padded(xpad, x, top, left, -np.inf if is_max else 0.0)
+        out: Array = np.empty((n, oh, ow, x.shape[3]), dtype=self.dtype)
+        combine = np.maximum if is_max else np.add
+        for ky in range(kh):
+            for kx in range(kw):
+                win = xpad[:, ky:ky + (oh - 1) * sh + 1:sh, kx:kx + (ow - 1) * sw + 1:sw, :]
+                if ky == 0 and kx == 0:
+                    out[...] = win
+                else:
+                    combine(out, win, out=out)
+        if not is_max:
+            out *= self._inv
+        return out
+
+
+class _Simple(PreparedLayer):
+    """Layers without geometry: an element-wise or copying function of the input(s)."""
+
+    def __init__(self, layer: Layer, algorithm: str, dtype: np.dtype[Any],
+                 workspace: _Workspace) -> None:
+        super().__init__(layer, algorithm, dtype, workspace)
+        self._fn: Callable[..., Array] = getattr(self, "_k_" + layer.kind)
+
+    def _derive(self) -> None:
+        pass
+
+    def _run(self, *inputs: Array) -> Array:
+        return self._fn(*inputs)
+
+    # Each kernel writes into one fresh output and works in place on it, so no call allocates
+    # more than its output.
+    def _k_id(self, x: Array) -> Array:
+        return x
+
+    _k_dropout = _k_id  # inference: identity, aliasing the input like the memory model says
+
+    def _k_relu(self, x: Array) -> Array:
+        out: Array = np.maximum(x, 0)
+        return out
+
+    def _k_relu6(self, x: Array) -> Array:
+        out: Array = np.clip(x, 0, 6)
+        return out
+
+    def _k_tanh(self, x: Array) -> Array:
+        out: Array = np.tanh(x)
+        return out
+
+    def _k_sigmoid(self, x: Array) -> Array:
+        # 0.5*(1 + tanh(x/2)): no overflow warnings for large |x|, unlike 1/(1+exp(-x)).
+        out: Array = np.multiply(x, 0.5)
+        np.tanh(out, out=out)
+        out += 1
+        out *= 0.5
+        return out
+
+    def _k_silu(self, x: Array) -> Array:
+        out = self._k_sigmoid(x)
+        out *= x
+        return out
+
+    def _k_gelu(self, x: Array) -> Array:
+        # tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+        out: Array = np.multiply(x, x)
+        out *= 0.044715
+        out += 1
+        out *= x
+        out *= math.sqrt(2 / math.pi)
+        np.tanh(out, out=out)
+        out += 1
+        out *= x
+        out *= 0.5
+        return out
+
+    def _k_softmax(self, x: Array) -> Array:
+        # Over channels; subtracting the max keeps exp from overflowing.
+        out: Array = np.subtract(x, x.max(axis=3, keepdims=True))
+        np.exp(out, out=out)
+        out /= out.sum(axis=3, keepdims=True)
+        return out
+
+    def _k_bn(self, x: Array) -> Array:
+        out: Array = np.multiply(x, self._params["scale"])
+        out += self._params["shift"]
+        return out
+
+    def _k_gap(self, x: Array) -> Array:
+        # NumPy accumulates float16 means in float32 and returns float16.
+        out: Array = x.mean(axis=(1, 2), keepdims=True)
+        return out
+
+    def _k_up(self, x: Array) -> Array:
+        n, h, w, c = x.shape
+        f = self.layer.factor
+        out: Array = np.empty((n, h, f, w, f, c), dtype=self.dtype)
+        out[...] = x[:, :, None, :, None, :]  # one broadcasting copy: nearest neighbour
+        return out.reshape(n, h * f, w * f, c)
+
+    def _k_concat(self, *xs: Array) -> Array:
+        out: Array = np.concatenate(xs, axis=3)
+        return out
+
+    def _k_add(self, a: Array, b: Array) -> Array:
+        out: Array = np.add(a, b)
+        return out
+
+
+def _layer_class(kind: str) -> type[PreparedLayer]:
+    if kind == "conv":
+        return _Conv
+    if kind == "deconv":
+        return _Deconv
+    if kind == "fc":
+        return _Fc
+    if kind in ("maxpool", "avgpool"):
+        return _Pool
+    return _Simple
+
+
+def prepare_layer(layer: Layer, dtype: np.dtype[Any], rng: np.random.Generator,
+                  algorithm: str | None = None, *,
+                  _workspace: _Workspace | None = None) -> PreparedLayer:
+    """``layer`` with random weights at ``dtype``, ready to call on NHWC batches.
+
+    ``algorithm`` forces a conv kernel (``gemm`` needs an unpadded 1x1, ``shifted-gemm`` vertical
+    stride 1 and groups 1, ``direct`` depthwise); by default :func:`choose_algorithm` decides
+    (the choice never depends on the batch size; any batch works at call time).
+    """
+    dtype = np.dtype(dtype)
+    if dtype.name not in SUPPORTED_DTYPES:
+        raise UnsupportedDtype(f"cannot execute {dtype.name}; use one of "
+                               f"{', '.join(SUPPORTED_DTYPES)}")
+    chosen = choose_algorithm(layer)
+    if algorithm is not None and algorithm != chosen:
+        _check_forced(layer, algorithm)
+        chosen = algorithm
+    prepared = _layer_class(layer.kind)(layer, chosen, dtype, _workspace or _Workspace())
+    prepared._init_params(rng)
+    return prepared
+
+
+def _check_forced(layer: Layer, algorithm: str) -> None:
+    ok = {
+        "gemm": layer.kernel_hw == (1, 1) and layer.padding == (0, 0, 0, 0)
+        and layer.groups == 1,
+        "shifted-gemm": layer.stride_hw[0] == 1 and layer.groups == 1,
+        "im2col-gemm": layer.groups == 1,
+        "grouped-im2col-gemm": True,
+        "direct": layer.groups == layer.input.c,
+    }
+    if layer.kind != "conv" or not ok.get(algorithm, False):
+        raise ValueError(f"algorithm {algorithm!r} cannot run {layer.kind} layer "
+                         f"{layer.path} ({layer.text})")
+
+
+# ---------------------------------------------------------------------------------------------
+# Networks
+
+
+class PreparedNetwork:
+    """A network whose layers are prepared; ``net(x)`` runs the execution tree on ``x``.
+
+    Branches run in order and are concatenated; a residual block runs its body, then its
+    shortcut (identity when empty), then the add. Every input and output shape is checked
+    against the analysed shapes (:class:`ShapeMismatchError`).
+    """
+
+    def __init__(self, network: Network, layers: list[PreparedLayer]) -> None:
+        self.network = network
+        self.layers = layers
+
+    def __call__(self, x: Array) -> Array:
+        want = self.network.input
+        if x.ndim != 4 or tuple(x.shape[1:]) != (want.h, want.w, want.c):
+            raise ValueError(f"network {self.network.name} expects NHWC input "
+                             f"(N, {want.h}, {want.w}, {want.c}), got {x.shape}")
+        steps = iter(self.layers)
+        return self._run(self.network.nodes, x, steps)
+
+    def _run(self, nodes: tuple[Node, ...], x: Array, steps: Any) -> Array:
+        for node in nodes:
+            if isinstance(node, Layer):
+                x = self._step(next(steps), x)
+            elif isinstance(node, Branches):
+                outs = [self._run(branch, x, steps) for branch in node.branches]
+                x = self._step(next(steps), *outs)
+            else:
+                assert isinstance(node, Residual)
+                body = self._run(node.body, x, steps)
+                short = self._run(node.shortcut, x, steps)
+                x = self._step(next(steps), body, short)
+        return x
+
+    @staticmethod
+    def _step(prepared: PreparedLayer, *inputs: Array) -> Array:
+        layer = prepared.layer
+        for x, shape in zip(inputs, prepared._expected):
+            _compare(layer, "input", shape, x)
+        y = prepared(*inputs)
+        _compare(layer, "output", layer.output, y)
+        return y
+
+
+def _compare(layer: Layer, role: str, shape: Shape, x: Array) -> None:
+    if tuple(x.shape[1:]) != (shape.h, shape.w, shape.c):
+        actual = "x".join(str(d) for d in x.shape[1:])
+        raise ShapeMismatchError(
+            f"layer {layer.path} ({layer.text}): analysed {role} shape {shape} but execution "
+            f"{'produced' if role == 'output' else 'gave it'} {actual} (batch {x.shape[0]})")
+
+
+def prepare_network(network: Network, dtype: np.dtype[Any],
+                    rng: np.random.Generator) -> PreparedNetwork:
+    """Every layer of ``network`` prepared at ``dtype``, sharing one scratch workspace."""
+    workspace = _Workspace()
+    layers = [prepare_layer(layer, dtype, rng, _workspace=workspace)
+              for layer in network.layers()]
+    return PreparedNetwork(network, layers)
+
+
+def make_input(shape: Shape, batch: int, dtype: np.dtype[Any],
+               rng: np.random.Generator) -> Array:
+    """A standard-normal NHWC batch ``(batch, h, w, c)`` at ``dtype``."""
+    if batch < 1:
+        raise ValueError(f"batch must be at least 1, got {batch}")
+    dtype = np.dtype(dtype)
+    gen = dtype if dtype in (np.dtype(np.float32), np.dtype(np.float64)) else np.float32
+    x: Array = rng.standard_normal((batch, shape.h, shape.w, shape.c), dtype=gen)
+    return x.astype(dtype, copy=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Memory estimate
+
+
+@dataclass(frozen=True, slots=True)
+class _Live:
+    """Running maxima of the memory walk, in elements."""
+
+    activations: int
+    scratch: int
+
+
+def estimate_peak_bytes(network: Network, batch: int, dtype_bytes: int) -> int:
+    """Conservative peak bytes of running ``network`` on a ``batch`` with this executor.
+
+    All weights (derived copies included) + the most activation elements live at once (the
+    caller's input, held branch/residual tensors, the layer's inputs and output, plus one
+    output-sized temporary) + the largest workspace of any layer. Allocates nothing.
+    """
+    weights = sum(_weight_elements(layer, choose_algorithm(layer))
+                  for layer in network.layers())
+    held_input = network.input.elements * batch
+    live = _walk(network.nodes, batch, held_input)
+    return (weights + live.activations + live.scratch) * dtype_bytes
+
+
+def _walk(nodes: tuple[Node, ...], batch: int, held: int) -> _Live:
+    """Peak of ``nodes`` run while ``held`` elements are kept alive elsewhere."""
+    peak, scratch = 0, 0
+    for node in nodes:
+        if isinstance(node, Layer):
+            ins = sum(s.elements for s in node.operands) if node.operands else node.input.elements
+            out = 0 if node.kind in ALIAS_KINDS else node.output.elements
+            # + out again: element-wise kernels may make one output-sized temporary.
+            peak = max(peak, held + (ins + 2 * out) * batch)
+            algorithm = choose_algorithm(node)
+            scratch = max(scratch, sum(math.prod(s) for s in
+                                       _scratch_shapes(node, algorithm, batch)))
+        elif isinstance(node, Branches):
+            x = node.concat.input.elements * batch
+            done = 0
+            for branch, shape in zip(node.branches, node.concat.operands):
+                sub = _walk(branch, batch, held + x + done)
+                peak, scratch = max(peak, sub.activations), max(scratch, sub.scratch)
+                done += shape.elements * batch
+            sub = _walk((node.concat,), batch, held)
+            peak, scratch = max(peak, sub.activations), max(scratch, sub.scratch)
+        else:
+            x = _block_input(node).elements * batch  # kept for the shortcut
+            sub = _walk(node.body, batch, held + x)
+            peak, scratch = max(peak, sub.activations), max(scratch, sub.scratch)
+            body = node.add.operands[0].elements * batch
+            sub = _walk(node.shortcut, batch, held + x + body)
+            peak, scratch = max(peak, sub.activations), max(scratch, sub.scratch)
+            sub = _walk((node.add,), batch, held)
+            peak, scratch = max(peak, sub.activations), max(scratch, sub.scratch)
+    return _Live(peak, scratch)
+
+
+def _block_input(block: Residual) -> Shape:
+    """The input shape of a residual block (the add only records the body's output)."""
+    first = next(iter_layers(block.body), None)
+    return first.input if first is not None else block.add.input
