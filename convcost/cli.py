@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, NamedTuple, TypeVar
 
 import click
 
@@ -82,23 +82,29 @@ def cli() -> None:
     """
 
 
+class _Run(NamedTuple):
+    analysis: Analysis
+    sources: int  # inputs read: chains, files, standard input, and unreadable ones
+    batch_input: bool  # any file, directory, pattern or standard input among them
+
+
 def _run(specs: tuple[str, ...], size: tuple[int, int] | None, batch: int,
-         dtype: str) -> tuple[Analysis, int]:
-    """Analyse every argument; returns the analysis and how many files were read."""
+         dtype: str) -> _Run:
+    """Analyse every argument, unreadable ones becoming errors."""
     inputs, errors = collect(list(specs))
     analysis = analyze_inputs(inputs, Options(size=size, batch=batch, dtype=dtype.lower()))
     analysis.errors[:0] = errors
-    files = sum(1 for item in inputs if item.bare_names == "line") + len(errors)
-    return analysis, files
+    batch_input = bool(errors) or any(item.bare_names == "line" for item in inputs)
+    return _Run(analysis, len(inputs) + len(errors), batch_input)
 
 
-def _report_errors(analysis: Analysis, files: int) -> None:
+def _report_errors(run: _Run) -> None:
     """Every error to standard error, then a one-line summary when files were read or
     anything failed (chains typed on the command line need no summary)."""
+    analysis, sources = run.analysis, run.sources
     for error in analysis.errors:
         click.echo(_styled_error(error), err=True)
-    sources = files
-    if files or analysis.errors:
+    if run.batch_input or analysis.errors:
         bad = len(analysis.errors)
         click.echo(f"convcost: {len(analysis.models)} model{'s' if len(analysis.models) != 1 else ''}"
                    f" analysed from {sources} source{'s' if sources != 1 else ''}; "
@@ -145,7 +151,8 @@ def analyze(ctx: click.Context, specs: tuple[str, ...], size: tuple[int, int] | 
     Each argument is a chain ("56x56x64 -> 3x3(64)"), a spec file, a directory (searched for
     *.convcost), a glob pattern, or - for standard input.
     """
-    analysis, sources = _run(specs, size, batch, dtype)
+    run = _run(specs, size, batch, dtype)
+    analysis = run.analysis
     fmt = fmt.lower()
     if fmt == "json":
         from convcost.report import document
@@ -160,7 +167,7 @@ def analyze(ctx: click.Context, specs: tuple[str, ...], size: tuple[int, int] | 
             click.echo("\n".join(render.to_markdown(grid) for grid in grids), nl=False)
         else:
             _print_rich([render.to_rich(grid) for grid in grids])
-    _report_errors(analysis, sources)
+    _report_errors(run)
     ctx.exit(EXIT_BAD_INPUT if analysis.errors else EXIT_OK)
 
 
@@ -180,15 +187,16 @@ def compare(ctx: click.Context, specs: tuple[str, ...], baseline: str | None,
     """
     from convcost.compare import UnknownBaseline, compare as compare_models
 
-    analysis, sources = _run(specs, size, batch, dtype)
+    run = _run(specs, size, batch, dtype)
+    analysis = run.analysis
     if len(analysis.models) + len(analysis.errors) < 2:
-        _report_errors(analysis, sources)
+        _report_errors(run)
         raise click.UsageError("compare needs at least two models: give two chains, or a spec "
                                "file with several models")
     try:
         comparison = compare_models(analysis.models, baseline) if analysis.models else None
     except UnknownBaseline as error:
-        _report_errors(analysis, sources)
+        _report_errors(run)
         raise click.UsageError(str(error)) from None
     fmt = fmt.lower()
     if fmt == "json":
@@ -203,7 +211,7 @@ def compare(ctx: click.Context, specs: tuple[str, ...], baseline: str | None,
             click.echo(render.to_markdown(render.compare_grid(comparison)), nl=False)
         else:
             _print_rich([render.to_rich(render.compare_grid(comparison))])
-    _report_errors(analysis, sources)
+    _report_errors(run)
     ctx.exit(EXIT_BAD_INPUT if analysis.errors else EXIT_OK)
 
 
@@ -282,7 +290,8 @@ def check(ctx: click.Context, specs: tuple[str, ...], max_macs: int | None,
         except checks.BaselineError as error:
             click.echo(f"convcost: error: {error}", err=True)
             ctx.exit(EXIT_BAD_INPUT)
-    analysis, files = _run(specs, size, batch, dtype)
+    run = _run(specs, size, batch, dtype)
+    analysis = run.analysis
     verdict = checks.run_check(analysis.models, budgets, baseline, baseline_name=baseline_path,
                                tolerance=allowed)
     fmt = fmt.lower()
@@ -299,7 +308,7 @@ def check(ctx: click.Context, specs: tuple[str, ...], max_macs: int | None,
             click.echo(render.to_markdown(grid), nl=False)
         else:
             _print_rich([render.to_rich(grid)])
-    _report_errors(analysis, files)
+    _report_errors(run)
     if analysis.errors:
         ctx.exit(EXIT_BAD_INPUT)
     ctx.exit(EXIT_OK if verdict.passed else EXIT_CHECK_FAILED)

@@ -165,7 +165,8 @@ def github_annotations(verdict: Verdict, errors: list[SpecError]) -> str:
         lines.append(f"::error file={_escape_property(result.source)},line={result.line},"
                      f"title=convcost budget::{_escape_data(result.model + ': ' + result.reason)}")
     status = "passed" if verdict.passed and not errors else "failed"
-    lines.append(f"::notice title=convcost check::{len(verdict.results)} checks, "
+    checks = len(verdict.results)
+    lines.append(f"::notice title=convcost check::{checks} check{'s' if checks != 1 else ''}, "
                  f"{len(verdict.failures)} failed, {len(errors)} spec errors: {status}")
     return "\n".join(lines) + "\n"
 
