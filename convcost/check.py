@@ -123,14 +123,14 @@ def run_check(models: list[ModelReport], budgets: dict[str, int],
     for model in models:
         old = None
         if baseline is not None:
-            number = by_key.get((model.source, model.name))
-            if number is None and len(by_name.get(model.name, [])) == 1:
-                number = by_name[model.name][0]
-            if number is None:
+            found = by_key.get((model.source, model.name))
+            if found is None and len(by_name.get(model.name, [])) == 1:
+                found = by_name[model.name][0]
+            if found is None:
                 added.append(model.name)
             else:
-                matched.add(number)
-                old = baseline[number]["totals"]
+                matched.add(found)
+                old = baseline[found]["totals"]
         for key, name, _ in METRICS:
             now = getattr(model.totals, key)
             limit = budgets.get(key)

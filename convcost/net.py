@@ -58,7 +58,7 @@ class Layer(NamedTuple):
     ``operands`` holds the shapes of the inputs of ``concat`` and ``add``.
     """
 
-    index: int
+    index: int  # type: ignore[assignment]  # shadows tuple.index on purpose: the domain name
     path: str
     kind: str
     text: str

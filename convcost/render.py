@@ -56,7 +56,7 @@ def _cell(value: Any, kind: str, *, bars: bool) -> str:
         return "-"
     if kind == "amount":  # (unit kind, value) chosen per row
         unit, amount = value
-        return _cell(amount, unit, bars=bars)
+        return _cell(amount, str(unit), bars=bars)
     if kind == "change":
         return f"{value * 100:+.2f}%"
     if kind == "count":
@@ -69,7 +69,7 @@ def _cell(value: Any, kind: str, *, bars: bool) -> str:
         percent = f"{100 * value:4.1f}%"
         if not bars:
             return percent
-        filled = round(value * BAR_WIDTH)
+        filled: int = round(value * BAR_WIDTH)
         return "█" * filled + "·" * (BAR_WIDTH - filled) + " " + percent
     return str(value)
 

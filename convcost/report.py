@@ -15,7 +15,7 @@ SCHEMA = "convcost/1"
 class LayerReport(NamedTuple):
     """One layer's exact costs at the report's batch and dtype (bytes, ops)."""
 
-    index: int
+    index: int  # type: ignore[assignment]  # shadows tuple.index on purpose: the domain name
     path: str
     kind: str
     text: str

@@ -56,7 +56,7 @@ def deconv_out(size: int, kernel: int, stride: int, dilation: int,
         total = full - size * stride
         before = total // 2 if total >= 0 else 0
         return size * stride, before, total - before
-    pad = 0 if padding == "valid" else padding[axis]  # type: ignore[index]
+    pad = padding[axis] if isinstance(padding, tuple) else 0  # 'valid'
     return full - 2 * pad, pad, pad
 
 
@@ -248,7 +248,7 @@ def _axes(spec: LayerSpec, shape: Shape, stride: tuple[int, int],
         if spec.padding == "same":
             result.append(same_padding(size, kernel, step, dil))
             continue
-        pad = 0 if spec.padding == "valid" else spec.padding[axis]  # type: ignore[index]
+        pad = spec.padding[axis] if isinstance(spec.padding, tuple) else 0  # 'valid'
         out = ceil_out(size, kernel, step, pad) if spec.ceil else \
             explicit_out(size, kernel, step, dil, pad)
         result.append((out, pad, pad))

@@ -57,7 +57,7 @@ class RepeatSpec(NamedTuple):
     """``X*N``."""
 
     item: Item
-    count: int
+    count: int  # type: ignore[assignment]  # shadows tuple.count on purpose: the domain name
     span: Span
 
 
