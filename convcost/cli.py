@@ -50,6 +50,20 @@ def _parse_size(ctx: click.Context, param: click.Parameter, value: str | None
     return int(parts[0]), int(parts[1])
 
 
+def _quantity(byte_units: bool) -> Callable[[click.Context, click.Parameter, str | None],
+                                          int | None]:
+    """A click callback parsing '4.2G' (counts) or '120MB' (bytes) into an exact integer."""
+    def parse(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+        if value is None:
+            return None
+        from convcost.units import parse_quantity
+        try:
+            return parse_quantity(value, byte_units=byte_units)
+        except ValueError as error:
+            raise click.BadParameter(str(error)) from None
+    return parse
+
+
 def analysis_options(function: F) -> F:
     """The options every analysing command shares: --size, --batch, --dtype, --format."""
     options = [
@@ -63,6 +77,26 @@ def analysis_options(function: F) -> F:
         click.option("--format", "fmt", type=click.Choice(FORMATS, case_sensitive=False),
                      default="table", show_default=True,
                      help="Output format: rich table, JSON (schema convcost/1), Markdown, CSV."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def bench_options(function: F) -> F:
+    """The options of --bench runs: measuring every model for real with NumPy."""
+    options = [
+        click.option("--bench", is_flag=True,
+                     help="Also run every model with NumPy and report measured times, GFLOP/s "
+                          "and efficiency against this machine's matrix-multiply peak."),
+        click.option("--threads", type=click.IntRange(min=1), metavar="N",
+                     help="BLAS threads for --bench (default: as configured)."),
+        click.option("--max-memory", callback=_quantity(True), metavar="BYTES",
+                     help="Refuse to benchmark a model estimated to need more memory "
+                          "(default: half the available RAM), e.g. 4GiB."),
+        click.option("--bench-budget", type=click.FloatRange(min=0.01), metavar="SECONDS",
+                     help="Time budget for timing each model's chain (repeats and loops are "
+                          "cut to fit; at least 5 repeats are always run)."),
     ]
     for option in reversed(options):
         function = option(function)
@@ -143,9 +177,11 @@ def _print_rich(renderables: list[Any]) -> None:
 @cli.command(epilog=CONVENTIONS)
 @click.argument("specs", nargs=-1, required=True, metavar="SPEC_OR_FILE...")
 @analysis_options
+@bench_options
 @click.pass_context
 def analyze(ctx: click.Context, specs: tuple[str, ...], size: tuple[int, int] | None,
-            batch: int, dtype: str, fmt: str) -> None:
+            batch: int, dtype: str, fmt: str, bench: bool, threads: int | None,
+            max_memory: int | None, bench_budget: float | None) -> None:
     """Per-layer costs of every model in SPEC_OR_FILE...
 
     Each argument is a chain ("56x56x64 -> 3x3(64)"), a spec file, a directory (searched for
@@ -153,10 +189,11 @@ def analyze(ctx: click.Context, specs: tuple[str, ...], size: tuple[int, int] | 
     """
     run = _run(specs, size, batch, dtype)
     analysis = run.analysis
+    machine = _benchmark(analysis, bench, dtype, batch, threads, max_memory, bench_budget)
     fmt = fmt.lower()
     if fmt == "json":
         from convcost.report import document
-        _emit_json(document(analysis.models, analysis.errors))
+        _emit_json(document(analysis.models, analysis.errors, **machine))
     elif fmt == "csv":
         from convcost.render import analyze_csv
         click.echo(analyze_csv(analysis.models), nl=False)
@@ -176,9 +213,11 @@ def analyze(ctx: click.Context, specs: tuple[str, ...], size: tuple[int, int] | 
 @click.option("--baseline", metavar="NAME",
               help="Model to compare against (default: the first one).")
 @analysis_options
+@bench_options
 @click.pass_context
 def compare(ctx: click.Context, specs: tuple[str, ...], baseline: str | None,
-            size: tuple[int, int] | None, batch: int, dtype: str, fmt: str) -> None:
+            size: tuple[int, int] | None, batch: int, dtype: str, fmt: str, bench: bool,
+            threads: int | None, max_memory: int | None, bench_budget: float | None) -> None:
     """Compare models side by side against a baseline.
 
     Arguments are chains or spec files (a file's models are all compared), e.g.
@@ -198,10 +237,13 @@ def compare(ctx: click.Context, specs: tuple[str, ...], baseline: str | None,
     except UnknownBaseline as error:
         _report_errors(run)
         raise click.UsageError(str(error)) from None
+    machine = _benchmark(analysis, bench, dtype, batch, threads, max_memory, bench_budget)
+    if comparison is not None and machine:
+        comparison = compare_models(analysis.models, comparison.baseline.name)
     fmt = fmt.lower()
     if fmt == "json":
         from convcost.report import document
-        extra = {"comparison": comparison.to_json()} if comparison else {}
+        extra = {"comparison": comparison.to_json(), **machine} if comparison else machine
         _emit_json(document(analysis.models, analysis.errors, **extra))
     elif comparison is not None:
         from convcost import render
@@ -215,18 +257,38 @@ def compare(ctx: click.Context, specs: tuple[str, ...], baseline: str | None,
     ctx.exit(EXIT_BAD_INPUT if analysis.errors else EXIT_OK)
 
 
-def _quantity(byte_units: bool) -> Callable[[click.Context, click.Parameter, str | None],
-                                          int | None]:
-    """A click callback parsing '4.2G' (counts) or '120MB' (bytes) into an exact integer."""
-    def parse(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
-        if value is None:
-            return None
-        from convcost.units import parse_quantity
-        try:
-            return parse_quantity(value, byte_units=byte_units)
-        except ValueError as error:
-            raise click.BadParameter(str(error)) from None
-    return parse
+def _benchmark(analysis: Analysis, enabled: bool, dtype: str, batch: int, threads: int | None,
+               max_memory: int | None, budget: float | None) -> dict[str, Any]:
+    """With --bench, measure every model (progress on standard error) and put the figures in
+    the reports; returns ``{"machine": ...}`` for JSON ({} without --bench). A refused model
+    becomes an error; the others are still measured."""
+    if not enabled or not analysis.models:
+        return {}
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from convcost.errors import SpecError
+    from convcost.measure import BenchSettings, bench_models
+
+    settings = BenchSettings(dtype=dtype.lower(), batch=batch, threads=threads,
+                             max_memory=max_memory, budget_s=budget)
+    console = Console(stderr=True)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=console, transient=True) as progress:
+        task = progress.add_task("benchmarking", total=len(analysis.models))
+
+        def show(number: int, count: int, name: str, what: str) -> None:
+            label = f"[{number}/{count}] {name}: " if name else ""
+            progress.update(task, completed=max(0, number - 1),
+                            description=f"benchmarking {label}{what}")
+
+        models, machine, refused = bench_models(analysis.models, analysis.networks, settings,
+                                                show)
+    analysis.models = models
+    for model, reason in refused:
+        analysis.errors.append(SpecError(f"benchmark of '{model.name}' refused: {reason}",
+                                         model.source, model.line, 1))
+    return {"machine": machine}
 
 
 @cli.command(epilog=CONVENTIONS)
@@ -312,6 +374,41 @@ def check(ctx: click.Context, specs: tuple[str, ...], max_macs: int | None,
     if analysis.errors:
         ctx.exit(EXIT_BAD_INPUT)
     ctx.exit(EXIT_OK if verdict.passed else EXIT_CHECK_FAILED)
+
+
+@cli.command()
+@click.option("--dtype", "dtypes", multiple=True, default=("float32", "float64"),
+              show_default=True, type=click.Choice(["float32", "float64", "float16"]),
+              help="Element types to measure the matrix-multiply peak for (repeatable).")
+@click.option("--threads", type=click.IntRange(min=1), metavar="N",
+              help="BLAS threads (default: as configured).")
+@click.option("--quick", is_flag=True, help="Smaller, faster measurements (less accurate).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"], case_sensitive=False),
+              default="table", show_default=True, help="Output format.")
+def calibrate(dtypes: tuple[str, ...], threads: int | None, quick: bool, fmt: str) -> None:
+    """Measure this machine's matrix-multiply peak (GFLOP/s per dtype) and memory bandwidth.
+
+    These are the roofs --bench compares achieved GFLOP/s against. Takes a few seconds.
+    """
+    from convcost import bench
+
+    with bench.blas_threads(threads):
+        click.echo("convcost: calibrating (a few seconds)...", err=True)
+        result = bench.calibrate(tuple(dict.fromkeys(dtypes)), quick=quick)
+    info = result.machine
+    peaks = result.gemm_peak_gflops
+    if fmt.lower() == "json":
+        first = next(iter(peaks.values()), 0.0)
+        _emit_json({"schema": "convcost/1", "models": [], "errors": [],
+                    "machine": {"blas": info.blas, "blas_arch": info.blas_arch,
+                                "threads": info.threads, "cpu_count": info.cpu_count,
+                                "gemm_peak_gflops": peaks.get("float32", first)},
+                    "calibration": {"gemm_peak_gflops": peaks,
+                                    "memory_bandwidth_gbs": result.memory_bandwidth_gbs,
+                                    "warnings": list(result.warnings)}})
+        return
+    from convcost import render
+    _print_rich([render.to_rich(render.calibration_grid(result))])
 
 
 @cli.command()

@@ -35,13 +35,33 @@ class Comparison(NamedTuple):
         return [ratio_phrase(getattr(model.totals, key), getattr(self.baseline.totals, key), noun)
                 for key, noun in METRICS]
 
+    def predicted_speedup(self, model: ModelReport) -> float | None:
+        """Baseline MACs / model MACs: how much faster the count says ``model`` should be."""
+        return self.baseline.totals.macs / model.totals.macs if model.totals.macs else None
+
+    def measured_speedup(self, model: ModelReport) -> float | None:
+        """Baseline time / model time (``--bench``), or None when either was not measured."""
+        mine, base = bench_seconds(model), bench_seconds(self.baseline)
+        return base / mine if mine and base else None
+
     def to_json(self) -> dict[str, Any]:
-        return {
-            "baseline": self.baseline.name,
-            "models": [{"name": model.name,
-                        "ratios": {key: self.ratio(model, key) for key, _ in METRICS}}
-                       for model in self.models],
-        }
+        models = []
+        for model in self.models:
+            entry: dict[str, Any] = {
+                "name": model.name,
+                "ratios": {key: self.ratio(model, key) for key, _ in METRICS},
+                "predicted_speedup": self.predicted_speedup(model),
+            }
+            if bench_seconds(model) is not None:
+                entry["measured_speedup"] = self.measured_speedup(model)
+            models.append(entry)
+        return {"baseline": self.baseline.name, "models": models}
+
+
+def bench_seconds(model: ModelReport) -> float | None:
+    """The measured median seconds of ``model``'s chain, if it was benchmarked."""
+    bench = (model.extra or {}).get("bench")
+    return float(bench["median_s"]) if bench else None
 
 
 def compare(models: list[ModelReport], baseline: str | None = None) -> Comparison:

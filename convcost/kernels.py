@@ -64,9 +64,16 @@ SUPPORTED_DTYPES = ("float32", "float64", "float16")
 #: Kh thin GEMMs run far from peak and one im2col GEMM with ``K = Kh*Kw*Cin`` wins (measured on
 #: OpenBLAS, 2 cores: K=64 runs ~80% of peak, K>=192 ~93%).
 SHIFTED_MIN_K = 128
-#: ... and at least this many output pixels ``Ho*Wo`` per sample: small maps (7x7) make every GEMM short,
-#: where one long-K GEMM amortises better and the im2col copy is cheap anyway.
+#: ... and at least this many output pixels ``Ho*Wo`` per sample: small maps (7x7) make every
+#: GEMM short, where one long-K GEMM amortises better and the im2col copy is cheap anyway.
 SHIFTED_MIN_ROWS = 256
+#: ``shifted-gemm`` fuses its kernel rows into one GEMM while ``Kh*Cout`` is at most this.
+FUSED_MAX_N = 256
+#: Output pixels per kernel block (GEMM rows): OpenBLAS runs near peak from ~1k rows, and
+#: much taller GEMMs spill their operands out of cache.
+CHUNK_ROWS = 4096
+#: Cap on one block's scratch elements (8 MB at float32): keeps gathered buffers in L3.
+CHUNK_ELEMENTS = 1 << 21
 
 
 class UnsupportedDtype(ValueError):
@@ -180,45 +187,101 @@ def _pool_extent(layer: Layer) -> tuple[int, int, int, int]:
     return top, hp, left, wp
 
 
-def _scratch_shapes(layer: Layer, algorithm: str, batch: int) -> list[tuple[int, ...]]:
-    """Workspace arrays (element shapes) that ``layer``'s kernel takes for a batch of ``batch``.
+@dataclass(frozen=True, slots=True)
+class _Chunking:
+    """How a kernel walks its output in blocks: ``samples`` whole samples at a time, or, for
+    large maps, ``rows`` rows of one sample at a time."""
 
-    The kernels request exactly these, so :func:`estimate_peak_bytes` stays truthful.
-    """
+    samples: int
+    rows: int
+
+    def blocks(self, batch: int, height: int) -> list[tuple[int, int, int, int]]:
+        """``(n0, n1, h0, h1)`` blocks covering ``batch`` samples of ``height`` rows. Every
+        block is contiguous in NHWC order, so a GEMM can write straight into the output."""
+        if self.rows >= height:
+            return [(n0, min(batch, n0 + self.samples), 0, height)
+                    for n0 in range(0, batch, self.samples)]
+        return [(n, n + 1, h0, min(height, h0 + self.rows))
+                for n in range(batch) for h0 in range(0, height, self.rows)]
+
+
+def _chunking(batch: int, height: int, width: int, row_elements: int) -> _Chunking:
+    """Blocks of about :data:`CHUNK_ROWS` pixels, fewer if a pixel needs ``row_elements``
+    scratch elements: each block's buffers then stay cache-sized and the GEMMs stay in
+    the row range where OpenBLAS runs near peak."""
+    pixels = max(1, min(CHUNK_ROWS, CHUNK_ELEMENTS // max(1, row_elements)))
+    per_sample = height * width
+    if per_sample <= pixels:
+        samples = max(1, min(batch, pixels // per_sample))
+        count = -(-batch // samples)
+        return _Chunking(-(-batch // count), height)  # balanced: no tiny last block
+    rows = max(1, pixels // width)
+    count = -(-height // rows)
+    return _Chunking(1, -(-height // count))
+
+
+def _fuse_taps(layer: Layer) -> bool:
+    """Whether ``shifted-gemm`` does one GEMM with ``N = Kh*Cout`` (then sums shifted row
+    blocks) instead of ``Kh`` GEMMs with ``N = Cout``: better for narrow outputs, where an
+    ``N = Cout`` GEMM runs well below peak."""
+    return layer.output.c * layer.kernel_hw[0] <= FUSED_MAX_N
+
+
+def _plan(layer: Layer, algorithm: str, batch: int) -> tuple[_Chunking, list[tuple[int, ...]]]:
+    """The chunking of ``layer``'s kernel and the workspace arrays (element shapes) it takes
+    for a batch of ``batch``. The kernels request exactly these, so
+    :func:`estimate_peak_bytes` stays truthful."""
     n = batch
     h, w, cin = layer.input.h, layer.input.w, layer.input.c
     oh, ow = _executed_hw(layer)
     cout = layer.output.c
     kh, kw = layer.kernel_hw
+    dh = layer.dilation_hw[0]
     top, bottom, left, right = layer.padding
     hp, wp = h + top + bottom, w + left + right
     g = layer.groups
-    shapes: list[tuple[int, ...]]
+    whole = _Chunking(n, oh)
+    shapes: list[tuple[int, ...]] = []
     if layer.kind == "conv":
         if algorithm == "gemm":
             # Strided 1x1: the subsampled input, made contiguous for one GEMM.
-            return [(n, oh, ow, cin)] if layer.stride_hw != (1, 1) else []
+            return whole, ([(n, oh, ow, cin)] if layer.stride_hw != (1, 1) else [])
         if algorithm == "shifted-gemm":
-            shapes = [(n, hp, wp, cin), (hp, n, ow, kw * cin), (oh * n * ow, cout)]
-            if n > 1:
-                shapes.append((oh * n * ow, cout))  # accumulator before the NHWC transpose
-            return shapes
+            fused = _fuse_taps(layer)
+            chunk = _chunking(n, oh, ow, kw * cin + (kh + 1 if fused else 2) * cout)
+            block = chunk.samples * chunk.rows * ow
+            halo = chunk.samples * (kh - 1) * dh * ow  # extra input rows the taps reach
+            shapes = [(n, hp, wp, cin), ((block + halo) * kw * cin,)]
+            shapes.append(((block + halo) * kh * cout,) if fused else (block * cout,))
+            if chunk.samples > 1:
+                shapes.append((block * cout,))  # accumulator before the NHWC transpose
+            return chunk, shapes
         if algorithm in ("im2col-gemm", "grouped-im2col-gemm"):
-            shapes = [(g, n, hp, wp, cin // g), (g, n * oh * ow, kh * kw * (cin // g))]
+            chunk = _chunking(n, oh, ow, kh * kw * cin + (cout if g > 1 else 0))
+            block = chunk.samples * chunk.rows * ow
+            shapes = [(g, n, hp, wp, cin // g), (g * block * kh * kw * (cin // g),)]
             if g > 1:
-                shapes.append((g, n * oh * ow, cout // g))
-            return shapes
+                shapes.append((g * block * (cout // g),))
+            return chunk, shapes
         if algorithm == "direct":
-            return [(n, hp, wp, cin), (n, oh, ow, cout)]
+            chunk = _chunking(n, oh, ow, cout)
+            return chunk, [(n, hp, wp, cin), (chunk.samples * chunk.rows * ow * cout,)]
     if layer.kind == "deconv":
-        taps: list[tuple[int, ...]] = [(g, n * h * w, kh * kw * (cout // g))]
+        chunk = _chunking(n, h, w, kh * kw * cout + (cin if g > 1 else 0))
+        block = chunk.samples * chunk.rows * w
+        shapes = [(g * block * kh * kw * (cout // g),)]
         if g > 1:
-            taps.append((g, n * h * w, cin // g))  # group-major copy of the input
-        return taps
+            shapes.append((g * block * (cin // g),))  # group-major copy of the input block
+        return chunk, shapes
     if layer.kind in ("maxpool", "avgpool"):
         _, php, _, pwp = _pool_extent(layer)
-        return [(n, php, pwp, cin)]
-    return []
+        return whole, [(n, php, pwp, cin)]
+    return whole, shapes
+
+
+def _prefix(buf: Array, *shape: int) -> Array:
+    """The leading ``prod(shape)`` elements of a flat scratch array, as ``shape``."""
+    return buf[:math.prod(shape)].reshape(shape)
 
 
 def _param_shapes(layer: Layer) -> dict[str, tuple[int, ...]]:
@@ -394,16 +457,20 @@ class PreparedLayer:
 class _Conv(PreparedLayer):
     """Convolution with one of: gemm, shifted-gemm, (grouped-)im2col-gemm, direct."""
 
-    _w2: Array  # gemm: (Cin, Cout); shifted: (Kh, Kw*Cin, Cout); im2col: (g, Kh*Kw*Cg, Cog)
-
     def _derive(self) -> None:
         w = self._params["weight"]
         kh, kw, cg, cout = w.shape
         g = self.layer.groups
+        # _w2 is the weight in the layout the chosen kernel multiplies by.
         if self.algorithm == "gemm":
-            self._w2 = w.reshape(cg, cout)
+            self._w2: Array = w.reshape(cg, cout)
         elif self.algorithm == "shifted-gemm":
-            self._w2 = w.reshape(kh, kw * cg, cout)
+            if _fuse_taps(self.layer):
+                # (Kw*Cin, Kh*Cout): kernel row ky's weights are columns ky*Cout:(ky+1)*Cout.
+                self._w2 = np.ascontiguousarray(
+                    w.reshape(kh, kw * cg, cout).transpose(1, 0, 2)).reshape(kw * cg, -1)
+            else:
+                self._w2 = w.reshape(kh, kw * cg, cout)
         elif self.algorithm == "direct":
             # Depthwise: output c*m + j reads input channel c, so (Kh, Kw, C, m) is a view.
             self._w2 = w.reshape(kh, kw, g, cout // g)
@@ -413,80 +480,97 @@ class _Conv(PreparedLayer):
             self._w2 = np.ascontiguousarray(
                 w.reshape(kh, kw, cg, g, cog).transpose(3, 0, 1, 2, 4)).reshape(g, -1, cog)
         self._b = self._params.get("bias")
-        methods: dict[str, Callable[[Array], Array]] = {
+        methods: dict[str, Callable[[Array, Array], None]] = {
             "gemm": self._gemm, "shifted-gemm": self._shifted, "im2col-gemm": self._im2col,
             "grouped-im2col-gemm": self._im2col, "direct": self._direct}
         self._method = methods[self.algorithm]
 
     def _run(self, *inputs: Array) -> Array:
-        out = self._method(inputs[0])
-        if self._b is not None:
-            out += self._b  # in place on the fresh output: no extra pass allocating
+        x = inputs[0]
+        oh, ow = self.output_hw
+        out: Array = np.empty((x.shape[0], oh, ow, self.layer.output.c), dtype=self.dtype)
+        self._method(x, out)
         return out
 
-    def _gemm(self, x: Array) -> Array:
+    def _gemm(self, x: Array, out: Array) -> None:
         n = x.shape[0]
-        oh, ow = self.output_hw
         sh, sw = self.layer.stride_hw
         if (sh, sw) != (1, 1):
-            (xs,) = self._workspace.take(self.dtype, *_scratch_shapes(self.layer, "gemm", n))
-            xs[...] = x[:, ::sh, ::sw][:, :oh, :ow]
+            (xs,) = self._workspace.take(self.dtype, *_plan(self.layer, "gemm", n)[1])
+            xs[...] = x[:, ::sh, ::sw]
             x = xs
-        # A view for contiguous x (the usual case): the GEMM reads the activations in place.
-        out: Array = np.matmul(x.reshape(-1, x.shape[3]), self._w2)
-        return out.reshape(n, oh, ow, -1)
+        # For contiguous x (the usual case) the reshape is a view: the GEMM reads in place.
+        flat = out.reshape(-1, out.shape[3])
+        np.matmul(x.reshape(-1, x.shape[3]), self._w2, out=flat)
+        if self._b is not None:
+            flat += self._b
 
-    def _shifted(self, x: Array) -> Array:
+    def _shifted(self, x: Array, out: Array) -> None:
         layer = self.layer
         n, _, _, cin = x.shape
         oh, ow = self.output_hw
         kh, kw = layer.kernel_hw
-        _, sw = layer.stride_hw
+        sw = layer.stride_hw[1]
         dh, dw = layer.dilation_hw
         top, _, left, _ = layer.padding
         cout = layer.output.c
-        bufs = self._workspace.take(self.dtype, *_scratch_shapes(layer, self.algorithm, n))
-        xpad, rows, tmp = bufs[0], bufs[1], bufs[2]
+        fused = _fuse_taps(layer)
+        chunk, shapes = _plan(layer, self.algorithm, n)
+        bufs = self._workspace.take(self.dtype, *shapes)
+        xpad = bufs[0]
         _fill_padded(xpad, x, top, left, 0.0)
-        hp = xpad.shape[1]
-        # rows[hp, n, wo, kx*Cin + c] = xpad[n, hp, wo*sw + kx*dw, c]: the kernel-width taps of
-        # each output column side by side, so each kernel row ky is one GEMM with K = Kw*Cin.
         item = xpad.itemsize
-        if dw == 1:
-            # Consecutive taps are adjacent pixels: the Kw*Cin values are one contiguous run.
-            src = as_strided(xpad, shape=(hp, n, ow, kw * cin),
-                             strides=(xpad.strides[1], xpad.strides[0], sw * cin * item, item),
-                             writeable=False)
-            rows[...] = src
-        else:
-            r5 = rows.reshape(hp, n, ow, kw, cin)
-            for kx in range(kw):
-                start = kx * dw
-                r5[:, :, :, kx, :] = xpad[:, :, start:start + (ow - 1) * sw + 1:sw, :] \
-                    .transpose(1, 0, 2, 3)
-        flat = rows.reshape(hp * n * ow, kw * cin)
-        if n == 1:
-            acc: Array = np.empty((oh * ow, cout), dtype=self.dtype)
-        else:
-            acc = bufs[3]
-        step = n * ow
-        for ky in range(kh):
-            start = ky * dh * step
-            block = flat[start:start + oh * step]
-            if ky == 0:
-                np.matmul(block, self._w2[0], out=acc)
+        for n0, n1, h0, h1 in chunk.blocks(n, oh):
+            nb, hb = n1 - n0, h1 - h0
+            hr = hb + (kh - 1) * dh  # padded input rows this block reads (stride 1)
+            # rows[r, n, wo, kx*Cin + c] = xpad[n, h0 + r, wo*sw + kx*dw, c]: the Kw taps of
+            # an output pixel side by side, so kernel row ky needs the contiguous row slice
+            # starting at ky*dh: Kh GEMMs with K = Kw*Cin and no im2col over kernel rows.
+            rows = _prefix(bufs[1], hr, nb, ow, kw * cin)
+            src = xpad[n0:n1, h0:h0 + hr]
+            if dw == 1:
+                # Adjacent taps are adjacent pixels: each row is one contiguous run.
+                rows[...] = as_strided(src, shape=(hr, nb, ow, kw * cin),
+                                       strides=(src.strides[1], src.strides[0],
+                                                sw * cin * item, item), writeable=False)
             else:
-                np.matmul(block, self._w2[ky], out=tmp)
-                acc += tmp
-        if n == 1:
-            return acc.reshape(1, oh, ow, cout)
-        out = np.empty((n, oh, ow, cout), dtype=self.dtype)
-        out[...] = acc.reshape(oh, n, ow, cout).transpose(1, 0, 2, 3)
-        return out
+                r5 = rows.reshape(hr, nb, ow, kw, cin)
+                for kx in range(kw):
+                    r5[:, :, :, kx, :] = src[:, :, kx * dw:kx * dw + (ow - 1) * sw + 1:sw] \
+                        .transpose(1, 0, 2, 3)
+            flat = rows.reshape(hr * nb * ow, kw * cin)
+            step = nb * ow  # flat rows per input row
+            block = hb * step
+            if nb == 1:
+                acc = out[n0, h0:h1].reshape(block, cout)  # contiguous: write in place
+            else:
+                acc = _prefix(bufs[3], block, cout)
+            if fused:
+                taps = _prefix(bufs[2], hr * step, kh * cout)
+                np.matmul(flat, self._w2, out=taps)
+                for ky in range(kh):
+                    part = taps[ky * dh * step:ky * dh * step + block, ky * cout:(ky + 1) * cout]
+                    if ky == 0:
+                        acc[...] = part
+                    else:
+                        acc += part
+            else:
+                tmp = _prefix(bufs[2], block, cout)
+                for ky in range(kh):
+                    part = flat[ky * dh * step:ky * dh * step + block]
+                    if ky == 0:
+                        np.matmul(part, self._w2[0], out=acc)
+                    else:
+                        np.matmul(part, self._w2[ky], out=tmp)
+                        acc += tmp
+            if self._b is not None:
+                acc += self._b  # while the block is still in cache
+            if nb > 1:
+                out[n0:n1, h0:h1] = acc.reshape(hb, nb, ow, cout).transpose(1, 0, 2, 3)
 
-    def _im2col(self, x: Array) -> Array:
+    def _im2col(self, x: Array, out: Array) -> None:
         layer = self.layer
-        n, _, _, cin = x.shape
+        n, h, w, cin = x.shape
         oh, ow = self.output_hw
         kh, kw = layer.kernel_hw
         sh, sw = layer.stride_hw
@@ -494,37 +578,46 @@ class _Conv(PreparedLayer):
         top, _, left, _ = layer.padding
         g = layer.groups
         cg, cout = cin // g, layer.output.c
-        bufs = self._workspace.take(self.dtype, *_scratch_shapes(layer, self.algorithm, n))
-        xpad, col = bufs[0], bufs[1]
+        cog = cout // g
+        chunk, shapes = _plan(layer, self.algorithm, n)
+        bufs = self._workspace.take(self.dtype, *shapes)
+        xpad = bufs[0]
         # Group-major padded copy (g, N, Hp, Wp, Cg): each group's windows are then plain
         # strided views, and for groups == 1 this is just the padded input.
-        src = x.reshape(n, x.shape[1], x.shape[2], g, cg).transpose(3, 0, 1, 2, 4)
-        _fill_padded(xpad, src, top, left, 0.0)
-        col6 = col.reshape(g, n, oh, ow, kh, kw * cg)
+        _fill_padded(xpad, x.reshape(n, h, w, g, cg).transpose(3, 0, 1, 2, 4), top, left, 0.0)
         item = xpad.itemsize
         gs, ns, hs, ws, _ = xpad.strides
-        for ky in range(kh):
-            base = xpad[:, :, ky * dh:, :, :]
-            if dw == 1:
-                # The Kw taps of a window row are adjacent: one contiguous run of Kw*Cg values.
-                view = as_strided(base, shape=(g, n, oh, ow, kw * cg),
-                                  strides=(gs, ns, sh * hs, sw * ws, item), writeable=False)
-                col6[:, :, :, :, ky, :] = view
+        for n0, n1, h0, h1 in chunk.blocks(n, oh):
+            nb, hb = n1 - n0, h1 - h0
+            block = nb * hb * ow
+            col = _prefix(bufs[1], g, nb, hb, ow, kh, kw * cg)
+            for ky in range(kh):
+                src = xpad[:, n0:n1, h0 * sh + ky * dh:]
+                if dw == 1:
+                    # The Kw taps of a window row are adjacent: one run of Kw*Cg values.
+                    col[:, :, :, :, ky] = as_strided(
+                        src, shape=(g, nb, hb, ow, kw * cg),
+                        strides=(gs, ns, sh * hs, sw * ws, item), writeable=False)
+                else:
+                    c7 = col.reshape(g, nb, hb, ow, kh, kw, cg)
+                    for kx in range(kw):
+                        c7[:, :, :, :, ky, kx] = src[:, :, :(hb - 1) * sh + 1:sh,
+                                                     kx * dw:kx * dw + (ow - 1) * sw + 1:sw]
+            cols = col.reshape(g, block, kh * kw * cg)
+            dest = out[n0:n1, h0:h1]  # contiguous in NHWC (whole samples or rows of one)
+            if g == 1:
+                acc = dest.reshape(block, cout)
+                np.matmul(cols[0], self._w2[0], out=acc)
             else:
-                c7 = col6.reshape(g, n, oh, ow, kh, kw, cg)
-                for kx in range(kw):
-                    c7[:, :, :, :, ky, kx, :] = base[:, :, :(oh - 1) * sh + 1:sh,
-                                                     kx * dw:kx * dw + (ow - 1) * sw + 1:sw, :]
-        if g == 1:
-            out: Array = np.matmul(col[0], self._w2[0])
-            return out.reshape(n, oh, ow, cout)
-        res = bufs[2]
-        np.matmul(col, self._w2, out=res)
-        out = np.empty((n, oh, ow, g, cout // g), dtype=self.dtype)
-        out[...] = res.reshape(g, n, oh, ow, cout // g).transpose(1, 2, 3, 0, 4)
-        return out.reshape(n, oh, ow, cout)
+                res = _prefix(bufs[2], g, block, cog)
+                np.matmul(cols, self._w2, out=res)
+                acc = dest.reshape(block, cout)
+                acc.reshape(nb, hb, ow, g, cog)[...] = \
+                    res.reshape(g, nb, hb, ow, cog).transpose(1, 2, 3, 0, 4)
+            if self._b is not None:
+                acc += self._b
 
-    def _direct(self, x: Array) -> Array:
+    def _direct(self, x: Array, out: Array) -> None:
         layer = self.layer
         n, _, _, c = x.shape
         oh, ow = self.output_hw
@@ -533,20 +626,25 @@ class _Conv(PreparedLayer):
         dh, dw = layer.dilation_hw
         top, _, left, _ = layer.padding
         mult = layer.output.c // c
-        xpad, tmp = self._workspace.take(self.dtype, *_scratch_shapes(layer, "direct", n))
+        chunk, shapes = _plan(layer, "direct", n)
+        xpad, tmpbuf = self._workspace.take(self.dtype, *shapes)
         _fill_padded(xpad, x, top, left, 0.0)
-        out: Array = np.empty((n, oh, ow, c, mult), dtype=self.dtype)
-        tmp5 = tmp.reshape(n, oh, ow, c, mult)
-        for ky in range(kh):
-            for kx in range(kw):
-                win = xpad[:, ky * dh:ky * dh + (oh - 1) * sh + 1:sh,
-                           kx * dw:kx * dw + (ow - 1) * sw + 1:sw, :, None]
-                if ky == 0 and kx == 0:
-                    np.multiply(win, self._w2[ky, kx], out=out)
-                else:
-                    np.multiply(win, self._w2[ky, kx], out=tmp5)
-                    out += tmp5
-        return out.reshape(n, oh, ow, c * mult)
+        for n0, n1, h0, h1 in chunk.blocks(n, oh):
+            nb, hb = n1 - n0, h1 - h0
+            acc = out[n0:n1, h0:h1].reshape(nb, hb, ow, c, mult)
+            tmp = _prefix(tmpbuf, nb, hb, ow, c, mult)
+            for ky in range(kh):
+                r0 = h0 * sh + ky * dh
+                for kx in range(kw):
+                    win = xpad[n0:n1, r0:r0 + (hb - 1) * sh + 1:sh,
+                               kx * dw:kx * dw + (ow - 1) * sw + 1:sw, :, None]
+                    if ky == 0 and kx == 0:
+                        np.multiply(win, self._w2[ky, kx], out=acc)
+                    else:
+                        np.multiply(win, self._w2[ky, kx], out=tmp)
+                        acc += tmp
+            if self._b is not None:
+                acc += self._b.reshape(c, mult)
 
 
 class _Deconv(PreparedLayer):
@@ -571,28 +669,36 @@ class _Deconv(PreparedLayer):
         g = layer.groups
         cg, cout = cin // g, layer.output.c
         cog = cout // g
-        bufs = self._workspace.take(self.dtype, *_scratch_shapes(layer, self.algorithm, n))
-        taps = bufs[0]
-        if g == 1:
-            xg = x.reshape(1, n * h * w, cin)
-        else:
-            xg = bufs[1]
-            xg[...] = x.reshape(n * h * w, g, cg).transpose(1, 0, 2)
-        np.matmul(xg, self._w2, out=taps)
-        # taps7[g, n, h, w, ky, kx, :] is the contribution of input (h, w) through tap (ky, kx).
-        taps7 = taps.reshape(g, n, h, w, kh, kw, cog).transpose(1, 2, 3, 4, 5, 0, 6)
-        # Zeros: rows/columns no tap reaches (negative crops append zeros) stay zero.
+        chunk, shapes = _plan(layer, self.algorithm, n)
+        bufs = self._workspace.take(self.dtype, *shapes)
+        # Zeros: outputs no tap reaches (negative crops append zeros) must read zero.
         out: Array = np.zeros((n, oh, ow, g, cog), dtype=self.dtype)
-        for ky in range(kh):
-            hlo, hhi, o_h = _tap_range(h, oh, sh, ky * dh - top)
-            if hlo >= hhi:
-                continue
-            for kx in range(kw):
-                wlo, whi, o_w = _tap_range(w, ow, sw, kx * dw - left)
-                if wlo >= whi:
+        for n0, n1, h0, h1 in chunk.blocks(n, h):
+            nb, hb = n1 - n0, h1 - h0
+            m = nb * hb * w
+            block = x[n0:n1, h0:h1]
+            if g == 1:
+                xg = block.reshape(1, m, cin)
+            else:
+                xg = _prefix(bufs[1], g, m, cg)
+                xg[...] = block.reshape(m, g, cg).transpose(1, 0, 2)
+            taps = _prefix(bufs[0], g, m, kh * kw * cog)
+            np.matmul(xg, self._w2, out=taps)
+            # taps7[n, h, w, ky, kx, g, :]: input pixel (h, w)'s contribution through (ky, kx).
+            taps7 = taps.reshape(g, nb, hb, w, kh, kw, cog).transpose(1, 2, 3, 4, 5, 0, 6)
+            dest = out[n0:n1]
+            for ky in range(kh):
+                # Input row h0 + i lands on output row (h0 + i)*sh + ky*dh - top.
+                hlo, hhi, o_h = _tap_range(hb, oh, sh, h0 * sh + ky * dh - top)
+                if hlo >= hhi:
                     continue
-                out[:, o_h:o_h + (hhi - hlo - 1) * sh + 1:sh,
-                    o_w:o_w + (whi - wlo - 1) * sw + 1:sw] += taps7[:, hlo:hhi, wlo:whi, ky, kx]
+                for kx in range(kw):
+                    wlo, whi, o_w = _tap_range(w, ow, sw, kx * dw - left)
+                    if wlo >= whi:
+                        continue
+                    dest[:, o_h:o_h + (hhi - hlo - 1) * sh + 1:sh,
+                         o_w:o_w + (whi - wlo - 1) * sw + 1:sw] += \
+                        taps7[:, hlo:hhi, wlo:whi, ky, kx]
         result = out.reshape(n, oh, ow, cout)
         if self._b is not None:
             result += self._b
@@ -655,7 +761,7 @@ class _Pool(PreparedLayer):
         sh, sw = layer.stride_hw
         top, _, left, _ = _pool_extent(layer)
         is_max = layer.kind == "maxpool"
-        (xpad,) = self._workspace.take(self.dtype, *_scratch_shapes(layer, self.algorithm, n))
+        (xpad,) = self._workspace.take(self.dtype, *_plan(layer, self.algorithm, n)[1])
         _fill_padded(xpad, x, top, left, -np.inf if is_max else 0.0)
         out: Array = np.empty((n, oh, ow, x.shape[3]), dtype=self.dtype)
         combine = np.maximum if is_max else np.add
@@ -923,8 +1029,7 @@ def _walk(nodes: tuple[Node, ...], batch: int, held: int) -> _Live:
             # + out again: element-wise kernels may make one output-sized temporary.
             peak = max(peak, held + (ins + 2 * out) * batch)
             algorithm = choose_algorithm(node)
-            scratch = max(scratch, sum(math.prod(s) for s in
-                                       _scratch_shapes(node, algorithm, batch)))
+            scratch = max(scratch, sum(math.prod(s) for s in _plan(node, algorithm, batch)[1]))
         elif isinstance(node, Branches):
             x = node.concat.input.elements * batch
             done = 0

@@ -28,6 +28,8 @@ class LayerReport(NamedTuple):
     param_bytes: int
     output_bytes: int
     traffic_bytes: int
+    #: Measured figures (``--bench``), in the JSON layer's ``bench`` object.
+    bench: dict[str, Any] | None = None
 
     @property
     def flops(self) -> int:
@@ -39,7 +41,7 @@ class LayerReport(NamedTuple):
         return self.flops / self.traffic_bytes if self.traffic_bytes else None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "index": self.index, "path": self.path, "kind": self.kind, "text": self.text,
             "input": self.input.as_list(), "output": self.output.as_list(),
             "macs": self.macs, "flops": self.flops, "other_ops": self.other_ops,
@@ -47,6 +49,9 @@ class LayerReport(NamedTuple):
             "output_bytes": self.output_bytes, "traffic_bytes": self.traffic_bytes,
             "intensity": self.intensity,
         }
+        if self.bench is not None:
+            data["bench"] = self.bench
+        return data
 
 
 class Totals(NamedTuple):

@@ -33,6 +33,14 @@ def _three_digits(number: float) -> str:
     return f"{number:.2f}"
 
 
+def seconds(value: float) -> str:
+    """A duration with three significant digits: 0.0123 -> '12.3 ms'."""
+    for suffix, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if value >= scale:
+            return f"{_three_digits(value / scale)} {suffix}"
+    return f"{_three_digits(value / 1e-9)} ns"
+
+
 def ratio_words(value: int, baseline: int) -> str:
     """How ``value`` compares to ``baseline``: '3.76x fewer', '1.20x more', 'same'."""
     if value == baseline:
