@@ -312,3 +312,24 @@ def test_columns_is_honoured() -> None:
 def test_python_dash_m_and_version() -> None:
     result = _process("--version")
     assert result.returncode == 0 and "convcost, version" in result.stdout
+
+
+def test_directories_globs_and_empty_inputs(run: Run, tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    result = run("analyze", str(tmp_path / "empty"))
+    assert result.exit_code == 2
+    assert f"{tmp_path / 'empty'}: error: no .convcost files found in directory" in result.stderr
+    nested = tmp_path / "specs" / "deeper"
+    nested.mkdir(parents=True)
+    (nested / "a.convcost").write_text("a: 8 -> relu\n")
+    (tmp_path / "specs" / "b.convcost").write_text("b: 8 -> 1x1(4)\n")
+    (tmp_path / "specs" / "notes.txt").write_text("not a spec")
+    found = _json(run("analyze", str(tmp_path / "specs"), "--format", "json"))
+    assert sorted(m["name"] for m in found["models"]) == ["a", "b"]
+    globbed = _json(run("analyze", str(tmp_path / "specs" / "**" / "*.convcost"),
+                        "--format", "json"))
+    assert sorted(m["name"] for m in globbed["models"]) == ["a", "b"]
+    assert run("analyze", str(tmp_path / "nothing-*.convcost")).exit_code == 2
+    (tmp_path / "blank.convcost").write_text("# only a comment\n\n")
+    blank = run("analyze", str(tmp_path / "blank.convcost"))
+    assert blank.exit_code == 2 and "defines no models" in blank.stderr
