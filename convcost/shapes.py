@@ -232,6 +232,13 @@ def _conv(walk: _Walk, spec: LayerSpec, shape: Shape, make: Callable[..., Layer]
 
 def _pool(walk: _Walk, spec: LayerSpec, shape: Shape, make: Callable[..., Layer]) -> Layer:
     stride = spec.stride_hw or spec.kernel_hw
+    if isinstance(spec.padding, tuple) and any(
+            pad > kernel // 2 for pad, kernel in zip(spec.padding, spec.kernel_hw)):
+        # PyTorch refuses this too: such windows would see nothing but padding.
+        raise SpecError.at(walk.source, spec.span,
+                           f"pool padding {spec.padding[0]}x{spec.padding[1]} is more than half "
+                           f"the {spec.kernel_hw[0]}x{spec.kernel_hw[1]} kernel; windows would "
+                           f"cover only padding")
     (oh, top, bottom), (ow, left, right) = _axes(spec, shape, stride, (1, 1))
     _check_size(walk, spec, shape, oh, ow)
     return make(output=Shape(oh, ow, shape.c), kernel_hw=spec.kernel_hw, stride_hw=stride,
