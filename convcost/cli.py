@@ -169,7 +169,7 @@ def _print_rich(renderables: list[Any]) -> None:
     # Without a terminal rich assumes 80 columns, too narrow for per-layer tables; COLUMNS
     # still wins when set.
     wide = not sys.stdout.isatty() and "COLUMNS" not in os.environ
-    console = Console(file=sys.stdout, width=120 if wide else None)
+    console = Console(file=sys.stdout, width=150 if wide else None)
     for renderable in renderables:
         console.print(renderable)
 
