@@ -1,29 +1,35 @@
 """NumPy execution of resolved networks, for benchmarks: every layer kind as a fast kernel.
 
 Arrays are NHWC batches ``(N, H, W, C)``. Each layer is *prepared* once (weights allocated,
-padding geometry and algorithm fixed) and then called many times. Convolutions are lowered to
-a few large BLAS matrix products:
+geometry and algorithm fixed) and then called many times. Convolutions are lowered to a few
+large BLAS matrix products (the algorithm is a pure function of the layer, see
+:func:`choose_algorithm`):
 
 ``gemm``
-    1x1 unpadded convolutions (and ``fc``): one ``(N*H*W, Cin) @ (Cin, Cout)`` product with no
-    copy at stride 1.
+    unpadded 1x1 convolutions (and ``fc``): one ``(N*H*W, Cin) @ (Cin, Cout)`` product that
+    reads the input in place at stride 1.
 ``shifted-gemm``
-    KxK, vertical stride 1, groups 1: the padded input is expanded along the kernel *width*
-    only, into rows of ``Kw*Cin`` values laid out ``(Hp, N, Wo, Kw*Cin)``. The rows needed by
-    kernel row ``ky`` are then one contiguous slice, so the layer is ``Kh`` contiguous GEMMs
-    with ``K = Kw*Cin``, accumulated. The copy is ``Kh`` times smaller than im2col's.
+    KxK, vertical stride 1, groups 1: the input is expanded along the kernel *width* only,
+    into rows of ``Kw*Cin`` values laid out ``(H + pad, N, Wo, Kw*Cin)``. The rows kernel row
+    ``ky`` needs are then one contiguous slice, so the layer is ``Kh`` GEMMs with
+    ``K = Kw*Cin``, accumulated: a copy ``Kh`` times smaller than im2col's.
 ``im2col-gemm`` / ``grouped-im2col-gemm``
-    any stride, dilation and groups: gather every window once into ``(g, N*Ho*Wo, Kh*Kw*Cin/g)``
-    and run one (batched over groups) GEMM.
+    any stride, dilation and groups: gather every window into ``(g, N*Ho*Wo, Kh*Kw*Cin/g)``
+    and run one GEMM (batched over groups).
 ``direct``
     depthwise convolutions: one broadcast multiply-add per kernel offset.
 ``scatter-gemm``
-    transposed convolutions: one GEMM ``x @ W`` to every output tap, then strided adds of each
+    transposed convolutions: one GEMM ``x @ W`` to every output tap, then one strided add per
     tap into the (cropped) output.
+
+Large outputs are processed in blocks of about :data:`CHUNK_ROWS` pixels so gathered buffers
+stay cache-sized. Where a kernel gathers its input anyway, the gathered rows get a column of
+ones and the weights a bias row, so the GEMM adds the bias instead of a separate pass.
 
 Temporary buffers come from a workspace shared by the layers of a network, grown on demand and
 kept, so repeated calls do not pay for page faults; outputs are always freshly allocated and
-never alias the workspace. A prepared layer or network is not thread-safe.
+never alias the workspace (or the input, except ``id``/``dropout``, which return it). A
+prepared layer or network is not thread-safe.
 
 Weights are random: ``N(0, 1/fan_in)`` (variance preserving for linear layers), so activations
 keep a sane range in deep chains. ``PreparedLayer.params`` exposes them in documented layouts.
@@ -64,11 +70,10 @@ SUPPORTED_DTYPES = ("float32", "float64", "float16")
 #: Kh thin GEMMs run far from peak and one im2col GEMM with ``K = Kh*Kw*Cin`` wins (measured on
 #: OpenBLAS, 2 cores: K=64 runs ~80% of peak, K>=192 ~93%).
 SHIFTED_MIN_K = 128
-#: ... and at least this many output pixels ``Ho*Wo`` per sample: small maps (7x7) make every
-#: GEMM short, where one long-K GEMM amortises better and the im2col copy is cheap anyway.
-SHIFTED_MIN_ROWS = 256
-#: ``shifted-gemm`` fuses its kernel rows into one GEMM while ``Kh*Cout`` is at most this.
-FUSED_MAX_N = 256
+#: ... and at least this many output pixels ``Ho*Wo`` per sample: on small maps (7x7) every
+#: GEMM is short, one long-K GEMM amortises better and the im2col copy is cheap anyway
+#: (measured: 14x14x256 3x3 87% of peak shifted vs 74% im2col; 7x7x512 64% vs 68%).
+SHIFTED_MIN_ROWS = 128
 #: Output pixels per kernel block (GEMM rows): OpenBLAS runs near peak from ~1k rows, and
 #: much taller GEMMs spill their operands out of cache.
 CHUNK_ROWS = 4096
@@ -220,13 +225,6 @@ def _chunking(batch: int, height: int, width: int, row_elements: int) -> _Chunki
     return _Chunking(1, -(-height // count))
 
 
-def _fuse_taps(layer: Layer) -> bool:
-    """Whether ``shifted-gemm`` does one GEMM with ``N = Kh*Cout`` (then sums shifted row
-    blocks) instead of ``Kh`` GEMMs with ``N = Cout``: better for narrow outputs, where an
-    ``N = Cout`` GEMM runs well below peak."""
-    return layer.output.c * layer.kernel_hw[0] <= FUSED_MAX_N
-
-
 def _plan(layer: Layer, algorithm: str, batch: int) -> tuple[_Chunking, list[tuple[int, ...]]]:
     """The chunking of ``layer``'s kernel and the workspace arrays (element shapes) it takes
     for a batch of ``batch``. The kernels request exactly these, so
@@ -244,22 +242,24 @@ def _plan(layer: Layer, algorithm: str, batch: int) -> tuple[_Chunking, list[tup
     shapes: list[tuple[int, ...]] = []
     if layer.kind == "conv":
         if algorithm == "gemm":
-            # Strided 1x1: the subsampled input, made contiguous for one GEMM.
-            return whole, ([(n, oh, ow, cin)] if layer.stride_hw != (1, 1) else [])
+            # A copy of the (subsampled) input, with the bias column when it folds the bias.
+            if layer.stride_hw != (1, 1) or _gemm_folds_bias(layer):
+                return whole, [(n * oh * ow * _pitch(cin, layer.bias),)]
+            return whole, []
         if algorithm == "shifted-gemm":
-            fused = _fuse_taps(layer)
-            chunk = _chunking(n, oh, ow, kw * cin + (kh + 1 if fused else 2) * cout)
+            pitch = _pitch(kw * cin, layer.bias)
+            chunk = _chunking(n, oh, ow, pitch + 2 * cout)
             block = chunk.samples * chunk.rows * ow
             halo = chunk.samples * (kh - 1) * dh * ow  # extra input rows the taps reach
-            shapes = [(n, hp, wp, cin), ((block + halo) * kw * cin,)]
-            shapes.append(((block + halo) * kh * cout,) if fused else (block * cout,))
+            shapes = [((block + halo) * pitch,), (block * cout,)]
             if chunk.samples > 1:
                 shapes.append((block * cout,))  # accumulator before the NHWC transpose
             return chunk, shapes
         if algorithm in ("im2col-gemm", "grouped-im2col-gemm"):
-            chunk = _chunking(n, oh, ow, kh * kw * cin + (cout if g > 1 else 0))
+            pitch = _pitch(kh * kw * (cin // g), layer.bias)
+            chunk = _chunking(n, oh, ow, g * pitch + (cout if g > 1 else 0))
             block = chunk.samples * chunk.rows * ow
-            shapes = [(g, n, hp, wp, cin // g), (g * block * kh * kw * (cin // g),)]
+            shapes = [(g, n, hp, wp, cin // g), (g * block * pitch,)]
             if g > 1:
                 shapes.append((g * block * (cout // g),))
             return chunk, shapes
@@ -277,6 +277,48 @@ def _plan(layer: Layer, algorithm: str, batch: int) -> tuple[_Chunking, list[tup
         _, php, _, pwp = _pool_extent(layer)
         return whole, [(n, php, pwp, cin)]
     return whole, shapes
+
+
+def _gemm_folds_bias(layer: Layer) -> bool:
+    """Whether the 1x1 ``gemm`` copies its input with a ones column to fold the bias into
+    the GEMM: worth it when the input is copied anyway (stride) or is narrower than the
+    output (the copy then costs less than a bias pass over the output)."""
+    return layer.bias and (layer.stride_hw != (1, 1) or layer.output.c > layer.input.c)
+
+
+def _pitch(k: int, bias: bool) -> int:
+    """Row length of a gathered GEMM operand with ``k`` inputs: one more for a column of ones
+    when there is a bias, which the GEMM then adds for free (a separate broadcast add is a
+    full extra pass over the output)."""
+    return k + 1 if bias else k
+
+
+def _with_bias_row(w: Array, bias: Array | None) -> Array:
+    """``w`` (``..., K, N``) with ``bias`` (``..., N``) appended as row ``K``: the weights for
+    an operand whose last column is ones."""
+    if bias is None:
+        return w
+    return np.concatenate([w, bias.reshape(*w.shape[:-2], 1, w.shape[-1])], axis=-2)
+
+
+#: Bias adds that cannot be folded into a GEMM run over ``(rows/r, r*C)`` views with the bias
+#: tiled ``r`` times: NumPy's broadcast loop is overhead-bound for short rows of ``C``.
+_BIAS_TILE = 16
+
+
+def _add_bias(out: Array, tiled: Array) -> None:
+    """``out += bias`` for a C-contiguous ``out`` whose last axis is the channels; ``tiled``
+    is the bias repeated :data:`_BIAS_TILE` times."""
+    c = out.shape[-1]
+    rows = out.size // c
+    r = _BIAS_TILE
+    while rows % r:
+        r //= 2
+    if out.flags.c_contiguous:
+        view = out.reshape(rows // r, r * c)  # a view, so the add lands in ``out``
+        view += tiled[:r * c]
+    else:
+        out += tiled[:c]
 
 
 def _prefix(buf: Array, *shape: int) -> Array:
@@ -306,9 +348,15 @@ def _param_shapes(layer: Layer) -> dict[str, tuple[int, ...]]:
 
 def _weight_elements(layer: Layer, algorithm: str) -> int:
     """Elements of every weight array held: public parameters plus derived copies."""
-    total = sum(math.prod(s) for s in _param_shapes(layer).values())
-    if algorithm == "grouped-im2col-gemm":
-        total += math.prod(_param_shapes(layer)["weight"])  # regrouped copy for batched GEMM
+    shapes = _param_shapes(layer)
+    total = sum(math.prod(s) for s in shapes.values())
+    folds = algorithm == "gemm" and layer.kind == "conv" and (
+        layer.stride_hw != (1, 1) or _gemm_folds_bias(layer))
+    if folds or algorithm in ("shifted-gemm", "im2col-gemm", "grouped-im2col-gemm"):
+        # Regrouped or bias-extended copies of the weight: at most one full copy + bias rows.
+        total += math.prod(shapes["weight"]) + layer.kernel_hw[0] * layer.output.c
+    if "bias" in shapes:
+        total += _BIAS_TILE * layer.output.c
     return total
 
 
@@ -379,6 +427,20 @@ class PreparedLayer:
         self._expected = ((layer.input,) if layer.kind not in ("concat", "add")
                           else tuple(layer.operands))
         self.output_hw = _executed_hw(layer)
+        self._plans: dict[int, tuple[list[tuple[int, int, int, int]],
+                                     list[tuple[int, ...]]]] = {}
+
+    def _planned(self, batch: int) -> tuple[list[tuple[int, int, int, int]],
+                                            list[tuple[int, ...]]]:
+        """Blocks and workspace shapes for ``batch``, computed once per batch size (planning
+        in Python costs tens of microseconds, a few percent of a fast layer)."""
+        cached = self._plans.get(batch)
+        if cached is None:
+            chunk, shapes = _plan(self.layer, self.algorithm, batch)
+            height = self.layer.input.h if self.layer.kind == "deconv" else self.output_hw[0]
+            cached = (chunk.blocks(batch, height), shapes)
+            self._plans[batch] = cached
+        return cached
 
     @property
     def params(self) -> dict[str, Array]:
@@ -464,22 +526,24 @@ class _Conv(PreparedLayer):
         # _w2 is the weight in the layout the chosen kernel multiplies by.
         if self.algorithm == "gemm":
             self._w2: Array = w.reshape(cg, cout)
+            copies = self.layer.stride_hw != (1, 1) or _gemm_folds_bias(self.layer)
+            self._w0 = _with_bias_row(self._w2, self._params.get("bias")) if copies else self._w2
         elif self.algorithm == "shifted-gemm":
-            if _fuse_taps(self.layer):
-                # (Kw*Cin, Kh*Cout): kernel row ky's weights are columns ky*Cout:(ky+1)*Cout.
-                self._w2 = np.ascontiguousarray(
-                    w.reshape(kh, kw * cg, cout).transpose(1, 0, 2)).reshape(kw * cg, -1)
-            else:
-                self._w2 = w.reshape(kh, kw * cg, cout)
+            self._w2 = w.reshape(kh, kw * cg, cout)
+            # Kernel row 0 also multiplies the ones column: it adds the bias.
+            self._w0 = _with_bias_row(self._w2[0], self._params.get("bias"))
         elif self.algorithm == "direct":
             # Depthwise: output c*m + j reads input channel c, so (Kh, Kw, C, m) is a view.
             self._w2 = w.reshape(kh, kw, g, cout // g)
         else:
             cog = cout // g
             # (Kh, Kw, Cg, g, Cog) -> (g, Kh*Kw*Cg, Cog): rows in the im2col column order.
-            self._w2 = np.ascontiguousarray(
+            regrouped = np.ascontiguousarray(
                 w.reshape(kh, kw, cg, g, cog).transpose(3, 0, 1, 2, 4)).reshape(g, -1, cog)
+            bias = self._params.get("bias")
+            self._w2 = _with_bias_row(regrouped, None if bias is None else bias.reshape(g, cog))
         self._b = self._params.get("bias")
+        self._b_tiled = None if self._b is None else np.tile(self._b, _BIAS_TILE)
         methods: dict[str, Callable[[Array, Array], None]] = {
             "gemm": self._gemm, "shifted-gemm": self._shifted, "im2col-gemm": self._im2col,
             "grouped-im2col-gemm": self._im2col, "direct": self._direct}
@@ -493,17 +557,23 @@ class _Conv(PreparedLayer):
         return out
 
     def _gemm(self, x: Array, out: Array) -> None:
-        n = x.shape[0]
+        n, _, _, cin = x.shape
         sh, sw = self.layer.stride_hw
-        if (sh, sw) != (1, 1):
-            (xs,) = self._workspace.take(self.dtype, *_plan(self.layer, "gemm", n)[1])
-            xs[...] = x[:, ::sh, ::sw]
-            x = xs
-        # For contiguous x (the usual case) the reshape is a view: the GEMM reads in place.
         flat = out.reshape(-1, out.shape[3])
-        np.matmul(x.reshape(-1, x.shape[3]), self._w2, out=flat)
-        if self._b is not None:
-            flat += self._b
+        shapes = self._planned(n)[1]
+        if not shapes:
+            # For contiguous x (the usual case) the reshape is a view: the GEMM reads in place.
+            np.matmul(x.reshape(-1, cin), self._w2, out=flat)
+            if self._b_tiled is not None:
+                _add_bias(flat, self._b_tiled)
+            return
+        pitch = _pitch(cin, self._b is not None)
+        (buf,) = self._workspace.take(self.dtype, *shapes)
+        xs = buf.reshape(n, out.shape[1], out.shape[2], pitch)
+        xs[..., :cin] = x[:, ::sh, ::sw]
+        if pitch > cin:
+            xs[..., cin] = 1  # the bias column: the GEMM adds the bias
+        np.matmul(xs.reshape(-1, pitch), self._w0, out=flat)
 
     def _shifted(self, x: Array, out: Array) -> None:
         layer = self.layer
@@ -514,57 +584,34 @@ class _Conv(PreparedLayer):
         dh, dw = layer.dilation_hw
         top, _, left, _ = layer.padding
         cout = layer.output.c
-        fused = _fuse_taps(layer)
-        chunk, shapes = _plan(layer, self.algorithm, n)
+        k = kw * cin
+        pitch = _pitch(k, self._b is not None)
+        blocks, shapes = self._planned(n)
         bufs = self._workspace.take(self.dtype, *shapes)
-        xpad = bufs[0]
-        _fill_padded(xpad, x, top, left, 0.0)
-        item = xpad.itemsize
-        for n0, n1, h0, h1 in chunk.blocks(n, oh):
+        x = np.ascontiguousarray(x)  # the gather below relies on NHWC strides
+        for n0, n1, h0, h1 in blocks:
             nb, hb = n1 - n0, h1 - h0
             hr = hb + (kh - 1) * dh  # padded input rows this block reads (stride 1)
             # rows[r, n, wo, kx*Cin + c] = xpad[n, h0 + r, wo*sw + kx*dw, c]: the Kw taps of
             # an output pixel side by side, so kernel row ky needs the contiguous row slice
             # starting at ky*dh: Kh GEMMs with K = Kw*Cin and no im2col over kernel rows.
-            rows = _prefix(bufs[1], hr, nb, ow, kw * cin)
-            src = xpad[n0:n1, h0:h0 + hr]
-            if dw == 1:
-                # Adjacent taps are adjacent pixels: each row is one contiguous run.
-                rows[...] = as_strided(src, shape=(hr, nb, ow, kw * cin),
-                                       strides=(src.strides[1], src.strides[0],
-                                                sw * cin * item, item), writeable=False)
-            else:
-                r5 = rows.reshape(hr, nb, ow, kw, cin)
-                for kx in range(kw):
-                    r5[:, :, :, kx, :] = src[:, :, kx * dw:kx * dw + (ow - 1) * sw + 1:sw] \
-                        .transpose(1, 0, 2, 3)
-            flat = rows.reshape(hr * nb * ow, kw * cin)
+            rows = _prefix(bufs[0], hr, nb, ow, pitch)
+            if pitch > k:
+                rows[..., k] = 1  # the bias column
+            _gather_rows(rows[..., :k], x[n0:n1], h0 - top, left, sw, dw, kw)
+            flat = rows.reshape(hr * nb * ow, pitch)
             step = nb * ow  # flat rows per input row
             block = hb * step
             if nb == 1:
                 acc = out[n0, h0:h1].reshape(block, cout)  # contiguous: write in place
             else:
-                acc = _prefix(bufs[3], block, cout)
-            if fused:
-                taps = _prefix(bufs[2], hr * step, kh * cout)
-                np.matmul(flat, self._w2, out=taps)
-                for ky in range(kh):
-                    part = taps[ky * dh * step:ky * dh * step + block, ky * cout:(ky + 1) * cout]
-                    if ky == 0:
-                        acc[...] = part
-                    else:
-                        acc += part
-            else:
-                tmp = _prefix(bufs[2], block, cout)
-                for ky in range(kh):
-                    part = flat[ky * dh * step:ky * dh * step + block]
-                    if ky == 0:
-                        np.matmul(part, self._w2[0], out=acc)
-                    else:
-                        np.matmul(part, self._w2[ky], out=tmp)
-                        acc += tmp
-            if self._b is not None:
-                acc += self._b  # while the block is still in cache
+                acc = _prefix(bufs[2], block, cout)
+            tmp = _prefix(bufs[1], block, cout)
+            np.matmul(flat[:block], self._w0, out=acc)  # kernel row 0 and the bias
+            for ky in range(1, kh):
+                part = flat[ky * dh * step:ky * dh * step + block, :k]
+                np.matmul(part, self._w2[ky], out=tmp)
+                acc += tmp
             if nb > 1:
                 out[n0:n1, h0:h1] = acc.reshape(hb, nb, ow, cout).transpose(1, 0, 2, 3)
 
@@ -579,7 +626,9 @@ class _Conv(PreparedLayer):
         g = layer.groups
         cg, cout = cin // g, layer.output.c
         cog = cout // g
-        chunk, shapes = _plan(layer, self.algorithm, n)
+        k = kh * kw * cg
+        pitch = _pitch(k, self._b is not None)
+        blocks, shapes = self._planned(n)
         bufs = self._workspace.take(self.dtype, *shapes)
         xpad = bufs[0]
         # Group-major padded copy (g, N, Hp, Wp, Cg): each group's windows are then plain
@@ -587,23 +636,26 @@ class _Conv(PreparedLayer):
         _fill_padded(xpad, x.reshape(n, h, w, g, cg).transpose(3, 0, 1, 2, 4), top, left, 0.0)
         item = xpad.itemsize
         gs, ns, hs, ws, _ = xpad.strides
-        for n0, n1, h0, h1 in chunk.blocks(n, oh):
+        for n0, n1, h0, h1 in blocks:
             nb, hb = n1 - n0, h1 - h0
             block = nb * hb * ow
-            col = _prefix(bufs[1], g, nb, hb, ow, kh, kw * cg)
+            # col[g, n, h, w, (ky, kx, c)]: every window as one row, plus the bias column.
+            col = _prefix(bufs[1], g, nb, hb, ow, pitch)
+            if pitch > k:
+                col[..., k] = 1
             for ky in range(kh):
                 src = xpad[:, n0:n1, h0 * sh + ky * dh:]
+                base = ky * kw * cg
                 if dw == 1:
                     # The Kw taps of a window row are adjacent: one run of Kw*Cg values.
-                    col[:, :, :, :, ky] = as_strided(
+                    col[..., base:base + kw * cg] = as_strided(
                         src, shape=(g, nb, hb, ow, kw * cg),
                         strides=(gs, ns, sh * hs, sw * ws, item), writeable=False)
                 else:
-                    c7 = col.reshape(g, nb, hb, ow, kh, kw, cg)
                     for kx in range(kw):
-                        c7[:, :, :, :, ky, kx] = src[:, :, :(hb - 1) * sh + 1:sh,
-                                                     kx * dw:kx * dw + (ow - 1) * sw + 1:sw]
-            cols = col.reshape(g, block, kh * kw * cg)
+                        col[..., base + kx * cg:base + (kx + 1) * cg] = \
+                            src[:, :, :(hb - 1) * sh + 1:sh, kx * dw:kx * dw + (ow - 1) * sw + 1:sw]
+            cols = col.reshape(g, block, pitch)
             dest = out[n0:n1, h0:h1]  # contiguous in NHWC (whole samples or rows of one)
             if g == 1:
                 acc = dest.reshape(block, cout)
@@ -614,8 +666,6 @@ class _Conv(PreparedLayer):
                 acc = dest.reshape(block, cout)
                 acc.reshape(nb, hb, ow, g, cog)[...] = \
                     res.reshape(g, nb, hb, ow, cog).transpose(1, 2, 3, 0, 4)
-            if self._b is not None:
-                acc += self._b
 
     def _direct(self, x: Array, out: Array) -> None:
         layer = self.layer
@@ -626,10 +676,10 @@ class _Conv(PreparedLayer):
         dh, dw = layer.dilation_hw
         top, _, left, _ = layer.padding
         mult = layer.output.c // c
-        chunk, shapes = _plan(layer, "direct", n)
+        blocks, shapes = self._planned(n)
         xpad, tmpbuf = self._workspace.take(self.dtype, *shapes)
         _fill_padded(xpad, x, top, left, 0.0)
-        for n0, n1, h0, h1 in chunk.blocks(n, oh):
+        for n0, n1, h0, h1 in blocks:
             nb, hb = n1 - n0, h1 - h0
             acc = out[n0:n1, h0:h1].reshape(nb, hb, ow, c, mult)
             tmp = _prefix(tmpbuf, nb, hb, ow, c, mult)
@@ -643,8 +693,8 @@ class _Conv(PreparedLayer):
                     else:
                         np.multiply(win, self._w2[ky, kx], out=tmp)
                         acc += tmp
-            if self._b is not None:
-                acc += self._b.reshape(c, mult)
+            if self._b_tiled is not None:
+                _add_bias(acc.reshape(nb * hb * ow, c * mult), self._b_tiled)
 
 
 class _Deconv(PreparedLayer):
@@ -655,7 +705,8 @@ class _Deconv(PreparedLayer):
         cin, kh, kw, cog = w.shape
         g = self.layer.groups
         self._w2: Array = w.reshape(g, cin // g, kh * kw * cog)  # a view: no copy
-        self._b = self._params.get("bias")
+        b = self._params.get("bias")
+        self._b_tiled = None if b is None else np.tile(b, _BIAS_TILE)
 
     def _run(self, *inputs: Array) -> Array:
         x = inputs[0]
@@ -669,11 +720,11 @@ class _Deconv(PreparedLayer):
         g = layer.groups
         cg, cout = cin // g, layer.output.c
         cog = cout // g
-        chunk, shapes = _plan(layer, self.algorithm, n)
+        blocks, shapes = self._planned(n)
         bufs = self._workspace.take(self.dtype, *shapes)
         # Zeros: outputs no tap reaches (negative crops append zeros) must read zero.
         out: Array = np.zeros((n, oh, ow, g, cog), dtype=self.dtype)
-        for n0, n1, h0, h1 in chunk.blocks(n, h):
+        for n0, n1, h0, h1 in blocks:
             nb, hb = n1 - n0, h1 - h0
             m = nb * hb * w
             block = x[n0:n1, h0:h1]
@@ -700,9 +751,47 @@ class _Deconv(PreparedLayer):
                          o_w:o_w + (whi - wlo - 1) * sw + 1:sw] += \
                         taps7[:, hlo:hhi, wlo:whi, ky, kx]
         result = out.reshape(n, oh, ow, cout)
-        if self._b is not None:
-            result += self._b
+        if self._b_tiled is not None:
+            _add_bias(result, self._b_tiled)
         return result
+
+
+def _gather_rows(rows: Array, x: Array, row0: int, left: int, sw: int, dw: int,
+                 kw: int) -> None:
+    """``rows[r, n, wo, kx*C + c] = x[n, row0 + r, wo*sw + kx*dw - left, c]``, zero outside
+    ``x``: the width-expanded rows of ``shifted-gemm`` read straight from the unpadded input
+    (a padded copy would be one more pass over memory)."""
+    hr, _, ow, _ = rows.shape
+    _, h, w, c = x.shape
+    r_lo, r_hi = max(0, -row0), max(0, min(hr, h - row0))
+    if r_lo >= r_hi:
+        rows[...] = 0
+        return
+    rows[:r_lo] = 0
+    rows[r_hi:] = 0
+    src = x[:, row0 + r_lo:row0 + r_hi].transpose(1, 0, 2, 3)  # (rows, n, W, C) view
+    dst = rows[r_lo:r_hi]
+    # Interior columns, where every tap is inside x: with dilation 1 the Kw taps are Kw
+    # adjacent pixels, one contiguous run of Kw*C values, so one strided copy does them all.
+    a = min(ow, -(-left // sw))
+    b = max(a, min(ow, (w - 1 + left - (kw - 1)) // sw + 1)) if dw == 1 else a
+    if b > a:
+        item = x.itemsize
+        start = src[:, :, a * sw - left:]
+        dst[:, :, a:b] = as_strided(start, shape=(r_hi - r_lo, src.shape[1], b - a, kw * c),
+                                    strides=(start.strides[0], start.strides[1], sw * c * item,
+                                             item), writeable=False)
+    # Border columns (all columns when dilated): tap by tap, zero where it falls outside x.
+    for c0, c1 in ((0, a), (b, ow)):
+        if c0 >= c1:
+            continue
+        for kx in range(kw):
+            lo, hi, iw = _tap_range(c1 - c0, w, sw, c0 * sw + kx * dw - left)
+            part = dst[:, :, c0:c1, kx * c:(kx + 1) * c]
+            part[:, :, :lo] = 0
+            part[:, :, hi:] = 0
+            if hi > lo:
+                part[:, :, lo:hi] = src[:, :, iw:iw + (hi - lo - 1) * sw + 1:sw]
 
 
 def _tap_range(size: int, out_size: int, stride: int, offset: int) -> tuple[int, int, int]:
@@ -761,7 +850,7 @@ class _Pool(PreparedLayer):
         sh, sw = layer.stride_hw
         top, _, left, _ = _pool_extent(layer)
         is_max = layer.kind == "maxpool"
-        (xpad,) = self._workspace.take(self.dtype, *_plan(layer, self.algorithm, n)[1])
+        (xpad,) = self._workspace.take(self.dtype, *self._planned(n)[1])
         _fill_padded(xpad, x, top, left, -np.inf if is_max else 0.0)
         out: Array = np.empty((n, oh, ow, x.shape[3]), dtype=self.dtype)
         combine = np.maximum if is_max else np.add
