@@ -311,7 +311,9 @@ def _peak(dtype: str) -> float | None:
     """This machine's matrix-multiply peak for ``dtype`` (GFLOP/s), None if not measurable."""
     from convcost import bench
 
+    # The full calibration policy and its default sizes: a quick, small-matrix peak can read
+    # low on a noisy machine and would report efficiencies above 100%.
     try:
-        return bench.calibrate(dtypes=(dtype,), quick=True).gemm_peak_gflops[dtype]
+        return bench.gemm_peak_gflops(dtype, bench.CALIBRATION_POLICY)
     except ValueError:
         return None

@@ -155,7 +155,7 @@ def test_ctrl_c_stops_cleanly_with_130() -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
         [sys.executable, "-m", "convcost", "analyze", str(EXAMPLES / "resnet50.convcost"),
-         "--bench"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+         "--bench", "--batch", "16"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True)
     time.sleep(3.5)  # well past start-up: the benchmark itself is running
     assert process.poll() is None
