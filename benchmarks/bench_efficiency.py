@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +87,8 @@ def _torch_reference(rows: list[dict[str, Any]], threads: int) -> dict[tuple[str
             continue
 
         def call(x: Any = x, w: Any = w, stride: int = stride, pad: Any = pad) -> Any:
-            with torch.no_grad():
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch notes that even kernels copy for 'same'
                 return torch.nn.functional.conv2d(x, w, stride=stride, padding=pad)
 
         times[(row["model"], row["path"])] = measure(call, CALIBRATION_POLICY).median_s
@@ -125,13 +127,13 @@ def main() -> int:
     print()
     header = f"{'model':34} {'layer':8} {'conv':18} {'MACs':>7} {'ms':>7} {'GFLOP/s':>8} " \
              f"{'of peak':>7} {'in place':>8}  algorithm"
-    print(header + ("   torch ms" if torch_times else ""))
+    print(header + (f"  {'torch ms':>8}" if torch_times else ""))
     for row in rows:
         line = (f"{row['model'][:34]:34} {row['path']:8} {row['text'][:18]:18} "
                 f"{row['macs'] / 1e6:6.0f}M {row['seconds'] * 1e3:7.2f} {row['gflops']:8.1f} "
-                f"{row['efficiency']:7.2f} {row['in_place']:8.2f}  {row['algorithm']}")
+                f"{row['efficiency']:7.2f} {row['in_place']:8.2f}  {row['algorithm']:13}")
         reference = torch_times.get((row["model"], row["path"]))
-        print(line + (f"   {reference * 1e3:8.2f}" if reference else ""))
+        print(line + (f"  {reference * 1e3:8.2f}" if reference else ""))
     big = [row for row in rows if row["macs"] >= BIG]
     median = statistics.median(row["efficiency"] for row in big)
     in_place = statistics.median(row["in_place"] for row in big)
