@@ -163,6 +163,19 @@ def _emit_json(document: dict[str, Any]) -> None:
     click.echo(json.dumps(document, indent=indent, ensure_ascii=False))
 
 
+def _emit_grids(grids: list[Any], fmt: str, machine: dict[str, Any]) -> None:
+    """Grids as Markdown or rich tables, then the benchmark machine's line (with --bench)."""
+    from convcost import render
+
+    notes = [render.machine_note(machine["machine"])] if machine else []
+    if fmt == "markdown":
+        text = "\n".join(render.to_markdown(grid) for grid in grids)
+        click.echo(text + "".join(f"\n{note}\n" for note in notes), nl=False)
+    else:
+        from rich.text import Text
+        _print_rich([*(render.to_rich(grid) for grid in grids), *map(Text, notes)])
+
+
 def _print_rich(renderables: list[Any]) -> None:
     from rich.console import Console
 
@@ -199,11 +212,7 @@ def analyze(ctx: click.Context, specs: tuple[str, ...], size: tuple[int, int] | 
         click.echo(analyze_csv(analysis.models), nl=False)
     else:
         from convcost import render
-        grids = [render.analyze_grid(model) for model in analysis.models]
-        if fmt == "markdown":
-            click.echo("\n".join(render.to_markdown(grid) for grid in grids), nl=False)
-        else:
-            _print_rich([render.to_rich(grid) for grid in grids])
+        _emit_grids([render.analyze_grid(model) for model in analysis.models], fmt, machine)
     _report_errors(run)
     ctx.exit(EXIT_BAD_INPUT if analysis.errors else EXIT_OK)
 
@@ -232,13 +241,13 @@ def compare(ctx: click.Context, specs: tuple[str, ...], baseline: str | None,
         _report_errors(run)
         raise click.UsageError("compare needs at least two models: give two chains, or a spec "
                                "file with several models")
-    try:
+    try:  # before a benchmark that may take a while
         comparison = compare_models(analysis.models, baseline) if analysis.models else None
     except UnknownBaseline as error:
         _report_errors(run)
         raise click.UsageError(str(error)) from None
     machine = _benchmark(analysis, bench, dtype, batch, threads, max_memory, bench_budget)
-    if comparison is not None and machine:
+    if comparison is not None and machine:  # the reports now carry measured times
         comparison = compare_models(analysis.models, comparison.baseline.name)
     fmt = fmt.lower()
     if fmt == "json":
@@ -249,10 +258,8 @@ def compare(ctx: click.Context, specs: tuple[str, ...], baseline: str | None,
         from convcost import render
         if fmt == "csv":
             click.echo(render.compare_csv(comparison), nl=False)
-        elif fmt == "markdown":
-            click.echo(render.to_markdown(render.compare_grid(comparison)), nl=False)
         else:
-            _print_rich([render.to_rich(render.compare_grid(comparison))])
+            _emit_grids([render.compare_grid(comparison)], fmt, machine)
     _report_errors(run)
     ctx.exit(EXIT_BAD_INPUT if analysis.errors else EXIT_OK)
 

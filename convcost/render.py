@@ -173,6 +173,13 @@ def calibration_grid(result: Any) -> Grid:
     return grid
 
 
+def machine_note(machine: dict[str, Any]) -> str:
+    """'benchmarked with openblas 0.3.31 (SkylakeX), 2 BLAS threads; float32 peak 198.8 GFLOP/s'."""
+    return (f"benchmarked with {machine['blas']} ({machine['blas_arch']}), {machine['threads']} "
+            f"BLAS thread{'s' if machine['threads'] != 1 else ''} on {machine['cpu_count']} CPUs; "
+            f"{machine['dtype']} matrix-multiply peak {machine['gemm_peak_gflops']:.1f} GFLOP/s")
+
+
 def _bench_note(bench: dict[str, Any]) -> str:
     """'measured 12.3 ms per batch (IQR 0.21 ms, 5 x 20 runs), 85.2 GFLOP/s, stable'."""
     note = (f"measured {units.seconds(bench['median_s'])} per batch (IQR "

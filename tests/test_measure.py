@@ -164,3 +164,11 @@ def test_ctrl_c_stops_cleanly_with_130() -> None:
     assert process.returncode == 130
     assert "Traceback" not in stderr
     assert "convcost: interrupted" in stderr
+
+
+def test_table_names_the_benchmark_machine(run: Run) -> None:
+    result = run("analyze", "8x8x4 -> 1x1(4)", "--bench", "--threads", "1")
+    assert result.exit_code == 0
+    words = " ".join(result.stdout.split())
+    assert "BLAS thread on" in words and "float32 matrix-multiply peak" in words
+    assert "measured" in words and "GFLOP/s" in words
