@@ -41,13 +41,14 @@ class LayerReport(NamedTuple):
         return self.flops / self.traffic_bytes if self.traffic_bytes else None
 
     def to_json(self) -> dict[str, Any]:
+        flops, traffic = 2 * self.macs, self.traffic_bytes  # inline: this runs per layer
         data = {
             "index": self.index, "path": self.path, "kind": self.kind, "text": self.text,
-            "input": self.input.as_list(), "output": self.output.as_list(),
-            "macs": self.macs, "flops": self.flops, "other_ops": self.other_ops,
+            "input": list(self.input), "output": list(self.output),
+            "macs": self.macs, "flops": flops, "other_ops": self.other_ops,
             "params": self.params, "buffers": self.buffers, "param_bytes": self.param_bytes,
-            "output_bytes": self.output_bytes, "traffic_bytes": self.traffic_bytes,
-            "intensity": self.intensity,
+            "output_bytes": self.output_bytes, "traffic_bytes": traffic,
+            "intensity": flops / traffic if traffic else None,
         }
         if self.bench is not None:
             data["bench"] = self.bench

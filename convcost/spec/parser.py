@@ -7,6 +7,7 @@ source, line and column of the offending token and say what would have been vali
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import NamedTuple
 
 from convcost.errors import SpecError, Source, Span
@@ -302,9 +303,15 @@ def _layer_phrase() -> str:
     return "a layer"
 
 
-def _dims(token: Token) -> list[int]:
-    """The numbers of a DIMS token: '56x56x256' -> [56, 56, 256]."""
-    return [int(part) for part in token.text.translate(_TIMES).split("x")]
+def _dims(token: Token) -> tuple[int, ...]:
+    """The numbers of a DIMS token: '56x56x256' -> (56, 56, 256)."""
+    return _dims_of(token.text)
+
+
+@lru_cache(maxsize=1024)
+def _dims_of(text: str) -> tuple[int, ...]:
+    # Cached: files repeat the same few sizes ('1x1', '3x3', '56x56x64') over and over.
+    return tuple(int(part) for part in text.translate(_TIMES).split("x"))
 
 
 _TIMES = str.maketrans({"X": "x", "×": "x"})
