@@ -27,14 +27,11 @@ class Analysis:
         self.models: list[ModelReport] = []
         self.networks: list[Network] = []
         self.errors: list[SpecError] = errors if errors is not None else []
-        #: Sources with at least one error.
-        self.failed_sources: set[str] = set()
 
     def extend(self, other: Analysis) -> None:
         self.models.extend(other.models)
         self.networks.extend(other.networks)
         self.errors.extend(other.errors)
-        self.failed_sources |= other.failed_sources
 
 
 def analyze_source(source: Source, options: Options = Options(), *,
@@ -55,8 +52,6 @@ def analyze_source(source: Source, options: Options = Options(), *,
         result.models.append(build_report(network, source=source.name, spec=model.text,
                                           batch=options.batch, dtype=options.dtype,
                                           line=model.span.line))
-    if result.errors:
-        result.failed_sources.add(source.name)
     return result
 
 

@@ -186,9 +186,9 @@ class _Parser:
         if kind in ("WORD", "DIMS"):
             return self._parse_layer()
         if kind == "END":
-            raise self.error(f"expected {_layer_phrase()} after '->', found the end of the "
+            raise self.error(f"expected a layer after '->', found the end of the "
                              f"statement")
-        raise self.error(f"expected {_layer_phrase()}, found {self.found()}")
+        raise self.error(f"expected a layer, found {self.found()}")
 
     def _close(self, kind: str, opener: Token) -> Token:
         closer = ")" if kind == "RPAREN" else "]"
@@ -201,15 +201,15 @@ class _Parser:
         """branches := '[' sequence ('|' sequence)* ']'"""
         opener = self.advance()
         self.enter(opener)
-        branches = [self._parse_branch(opener)]
+        branches = [self._parse_branch()]
         while self.check("PIPE"):
             self.advance()
-            branches.append(self._parse_branch(opener))
+            branches.append(self._parse_branch())
         self._close("RBRACKET", opener)
         self.depth -= 1
         return BranchesSpec(tuple(branches), opener.span)
 
-    def _parse_branch(self, opener: Token) -> Sequence:
+    def _parse_branch(self) -> Sequence:
         if self.token.kind in ("PIPE", "RBRACKET"):
             raise self.error("empty branch: every branch needs at least one layer (write 'id' "
                              "for an identity branch)")
@@ -220,11 +220,11 @@ class _Parser:
         word = self.advance()
         opener = self.advance()
         self.enter(opener)
-        body = self._parse_branch(opener)
+        body = self._parse_branch()
         shortcut = None
         if self.check("PIPE"):
             self.advance()
-            shortcut = self._parse_branch(opener)
+            shortcut = self._parse_branch()
             if self.check("PIPE"):
                 raise self.error("a residual block has a body and at most one shortcut: "
                                  "res[A] or res[A | S]")
@@ -254,7 +254,7 @@ class _Parser:
         if head.kind == "DIMS":
             parts = _dims(head)
             if len(parts) != 2:
-                raise self.error(f"expected {_layer_phrase()}, found '{head.text}' (a kernel is "
+                raise self.error(f"expected a layer, found '{head.text}' (a kernel is "
                                  f"written KxK, e.g. 3x3(64); an input only starts a chain)",
                                  head)
             if not self.check("LPAREN"):
@@ -297,10 +297,6 @@ class _Parser:
             self.advance()
             return Arg(first.text, value.text, self.span_between(first, value), value.span)
         return Arg(None, first.text, first.span, first.span)
-
-
-def _layer_phrase() -> str:
-    return "a layer"
 
 
 def _dims(token: Token) -> tuple[int, ...]:
