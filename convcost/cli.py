@@ -64,7 +64,9 @@ def _quantity(byte_units: bool) -> Callable[[click.Context, click.Parameter, str
     return parse
 
 
-def analysis_options(function: F) -> F:
+def analysis_options(formats: tuple[str, ...] = FORMATS,
+                     format_help: str = "Output format: rich table, JSON (schema convcost/1), "
+                                        "Markdown, CSV.") -> Callable[[F], F]:
     """The options every analysing command shares: --size, --batch, --dtype, --format."""
     options = [
         click.option("--size", callback=_parse_size, metavar="HxW",
@@ -74,13 +76,15 @@ def analysis_options(function: F) -> F:
         click.option("--dtype", type=click.Choice(sorted(DTYPE_BYTES), case_sensitive=False),
                      default="float32", show_default=True,
                      help="Element type for memory figures."),
-        click.option("--format", "fmt", type=click.Choice(FORMATS, case_sensitive=False),
-                     default="table", show_default=True,
-                     help="Output format: rich table, JSON (schema convcost/1), Markdown, CSV."),
+        click.option("--format", "fmt", type=click.Choice(formats, case_sensitive=False),
+                     default="table", show_default=True, help=format_help),
     ]
-    for option in reversed(options):
-        function = option(function)
-    return function
+
+    def decorate(function: F) -> F:
+        for option in reversed(options):
+            function = option(function)
+        return function
+    return decorate
 
 
 def bench_options(function: F) -> F:
@@ -189,7 +193,7 @@ def _print_rich(renderables: list[Any]) -> None:
 
 @cli.command(epilog=CONVENTIONS)
 @click.argument("specs", nargs=-1, required=True, metavar="SPEC_OR_FILE...")
-@analysis_options
+@analysis_options()
 @bench_options
 @click.pass_context
 def analyze(ctx: click.Context, specs: tuple[str, ...], size: tuple[int, int] | None,
@@ -221,7 +225,7 @@ def analyze(ctx: click.Context, specs: tuple[str, ...], size: tuple[int, int] | 
 @click.argument("specs", nargs=-1, required=True, metavar="A B [C...]")
 @click.option("--baseline", metavar="NAME",
               help="Model to compare against (default: the first one).")
-@analysis_options
+@analysis_options()
 @bench_options
 @click.pass_context
 def compare(ctx: click.Context, specs: tuple[str, ...], baseline: str | None,
@@ -314,15 +318,8 @@ def _benchmark(analysis: Analysis, enabled: bool, dtype: str, batch: int, thread
 @click.option("--tolerance", default="0%", show_default=True, metavar="PCT",
               help="Growth allowed against --baseline, e.g. 1% or 0.01.")
 @click.option("--all", "show_all", is_flag=True, help="List passing checks too in tables.")
-@click.option("--size", callback=_parse_size, metavar="HxW",
-              help="Replace the spatial size of every input (e.g. 224x224).")
-@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Batch size: multiplies MACs, other ops and activation memory.")
-@click.option("--dtype", type=click.Choice(sorted(DTYPE_BYTES), case_sensitive=False),
-              default="float32", show_default=True, help="Element type for memory figures.")
-@click.option("--format", "fmt", type=click.Choice(CHECK_FORMATS, case_sensitive=False),
-              default="table", show_default=True,
-              help="Verdict as a table, JSON, Markdown, or GitHub workflow annotations.")
+@analysis_options(CHECK_FORMATS, "Verdict as a table, JSON, Markdown, or GitHub workflow "
+                                 "annotations.")
 @click.pass_context
 def check(ctx: click.Context, specs: tuple[str, ...], max_macs: int | None,
           max_params: int | None, max_peak_memory: int | None, max_param_memory: int | None,
