@@ -466,16 +466,21 @@ class PreparedLayer:
         self._derive()
 
     def _init_params(self, rng: np.random.Generator) -> None:
-        """Random parameters: weights ``N(0, 1/fan_in)``, biases and bn shifts small."""
+        """Random parameters: weights of variance ``1/fan_in``, biases and bn shifts small."""
+        # Uniform draws with the same variance as N(0, 1/fan_in), in float32 unless float64 is
+        # wanted: normal float64 draws of large fc and conv weights (100M+ values) took seconds.
+        draw = np.float64 if self.dtype == np.float64 else np.float32
         for name, shape in _param_shapes(self.layer).items():
+            value = rng.random(shape, dtype=draw)
+            value -= draw(0.5)  # uniform on [-1/2, 1/2): standard deviation 1/sqrt(12)
             if name == "weight":
-                fan_in = self._fan_in()
-                value = rng.standard_normal(shape) / math.sqrt(fan_in)
+                value *= draw(math.sqrt(12.0 / self._fan_in()))
             elif name == "scale":
-                value = 1.0 + 0.1 * rng.standard_normal(shape)
+                value *= draw(0.2)
+                value += draw(1.0)
             else:
-                value = 0.1 * rng.standard_normal(shape)
-            self._params[name] = value.astype(self.dtype)
+                value *= draw(0.2)
+            self._params[name] = value.astype(self.dtype, copy=False)
         self._derive()
 
     def _fan_in(self) -> int:
