@@ -6,6 +6,7 @@ exception escaping it (IndexError, RecursionError, ZeroDivisionError, ...) fails
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -24,7 +25,9 @@ PIECES = ["->", "(", ")", "[", "]", "|", "*", ",", "=", ":", "$", "#", "\n", " "
           "res", "let", "fc", "bn", "relu", "gap", "up2", "maxpool3x3", "avgpool2x2",
           "deconv3x3", "dw", "s=", "p=", "d=", "g=", "same", "valid", "ceil", "nobias",
           "bias=", "dropout", "id", "softmax", "$a", "a", "net:", "let a =", "0.5"]
-SETTINGS = settings(max_examples=300, deadline=None,
+# CONVCOST_FUZZ_EXAMPLES=5000 python -m pytest tests/test_fuzz.py fuzzes harder on demand.
+SETTINGS = settings(max_examples=int(os.environ.get("CONVCOST_FUZZ_EXAMPLES", "300")),
+                    deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 
 
