@@ -85,7 +85,9 @@ class _Parser:
             return line[first.column - 1: last.column - 1 + len(last.text)]
         start = self.tokens.index(first)
         stop = self.tokens.index(last)
-        return " ".join(token.text for token in self.tokens[start: stop + 1])
+        # Written over several lines: rebuild it compactly, e.g. '3x3(64, s=2)'.
+        return "".join(token.text + (" " if token.kind == "COMMA" else "")
+                       for token in self.tokens[start: stop + 1])
 
     def span_between(self, first: Token, last: Token) -> Span:
         if first.line == last.line:
