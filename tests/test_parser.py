@@ -264,3 +264,14 @@ def test_one_bad_statement_keeps_the_others() -> None:
     parsed = parse_source(Source("f", "a: 8 -> bogus\nb: 8 -> relu\nc: 8 -> 3x3(8, s=0)"))
     assert [model.name for model in parsed.models] == ["b"]
     assert [(error.line, error.column) for error in parsed.errors] == [(1, 9), (3, 18)]
+
+
+def test_statements_over_several_lines_keep_readable_names_and_texts() -> None:
+    text = "net:\n  56x56x64\n  -> 3x3(64,\n        s=2)   # strided\n  -> [1x1(8)\n     | id]\n"
+    parsed = parse_source(Source("f", text))
+    model = parsed.models[0]
+    assert (model.name, model.span.line) == ("net", 1)
+    assert model.text == "56x56x64 -> 3x3(64, s=2) -> [1x1(8) | id]"
+    layer = model.chain.body.items[0]
+    assert isinstance(layer, LayerSpec) and layer.text == "3x3(64, s=2)"
+    assert (layer.span.line, layer.span.column) == (3, 6)
