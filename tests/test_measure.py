@@ -90,7 +90,7 @@ def test_every_example_executes_with_the_analysed_shapes(path: Path) -> None:
     from convcost import kernels
 
     inputs, errors = collect([str(path)])
-    analysis = analyze_inputs(inputs, Options(size=(32, 32) if "vgg" in path.stem else None))
+    analysis = analyze_inputs(inputs, Options())
     assert errors == [] and analysis.errors == []
     rng = np.random.default_rng(0)
     for network in analysis.networks:
