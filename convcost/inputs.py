@@ -46,14 +46,14 @@ def collect(arguments: list[str], stdin: BinaryIO | None = None) -> tuple[list[I
 
 def _expand(argument: str, stdin: BinaryIO | None) -> list[Input | str]:
     """The inputs an argument stands for: parsed-later text, or file paths to read."""
-    import glob  # only for directories and patterns: it costs start-up time
-
     if "->" in argument or "→" in argument:
         return [Input(Source("<arg>", argument), "text")]
     if argument == "-":
         stream = stdin if stdin is not None else sys.stdin.buffer
         return [Input(_decode("<stdin>", stream.read(MAX_FILE_BYTES + 1)), "line")]
     if os.path.isdir(argument):
+        import glob  # here and below only: it costs start-up time
+
         files = sorted(glob.glob(os.path.join(glob.escape(argument), "**", "*" + SPEC_SUFFIX),
                                  recursive=True))
         if not files:
@@ -62,6 +62,8 @@ def _expand(argument: str, stdin: BinaryIO | None) -> list[Input | str]:
     if os.path.exists(argument):
         return [argument]
     if any(char in argument for char in "*?["):
+        import glob
+
         files = sorted(path for path in glob.glob(argument, recursive=True)
                        if os.path.isfile(path))
         if not files:
