@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 from convcost.bench import Measurement, TimingPolicy, measure
 from convcost.net import Branches, Layer, Network, Node
 from convcost.report import ModelReport
+from convcost.units import nbytes
 
 if TYPE_CHECKING:
     import numpy as np
@@ -181,8 +182,8 @@ def bench_network(network: Network, report: ModelReport, *, dtype: str, batch: i
     estimate = kernels.estimate_peak_bytes(network, batch, np_dtype.itemsize)
     if max_memory is not None and estimate > max_memory:
         raise BenchRefused(
-            f"benchmark needs an estimated {_mib(estimate)} (weights, activations and "
-            f"work buffers at batch {batch}), above the limit of {_mib(max_memory)}; "
+            f"benchmark needs an estimated {nbytes(estimate)} (weights, activations and "
+            f"work buffers at batch {batch}), above the limit of {nbytes(max_memory)}; "
             f"raise --max-memory or lower --size/--batch")
     say("preparing weights")
     rng = np.random.default_rng(seed)
@@ -224,12 +225,6 @@ def _in_place_times(program: Program, x: np.ndarray[Any, Any], chain_s: float,
         for number, seconds in enumerate(times):
             samples[number].append(seconds)
     return samples
-
-
-def _mib(nbytes: int) -> str:
-    from convcost.units import nbytes as human
-
-    return human(nbytes)
 
 
 def attach(report: ModelReport, bench: ModelBench) -> ModelReport:
