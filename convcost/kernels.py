@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -405,6 +405,24 @@ def _fill_padded(buf: Array, src: Array, top: int, left: int, fill: float) -> No
 # Prepared layers
 
 
+class _Geometry(NamedTuple):
+    """A window layer's kernel, stride, dilation and leading padding, unpacked once."""
+
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+    dh: int
+    dw: int
+    top: int
+    left: int
+
+
+def _geometry(layer: Layer) -> _Geometry:
+    top, _, left, _ = layer.padding
+    return _Geometry(*layer.kernel_hw, *layer.stride_hw, *layer.dilation_hw, top, left)
+
+
 class PreparedLayer:
     """One layer ready to run: ``layer(x)`` maps NHWC batch(es) to the NHWC output.
 
@@ -427,6 +445,7 @@ class PreparedLayer:
         self._expected = ((layer.input,) if layer.kind not in ("concat", "add")
                           else tuple(layer.operands))
         self.output_hw = _executed_hw(layer)
+        self.geometry = _geometry(layer)
         self._plans: dict[int, tuple[list[tuple[int, int, int, int]],
                                      list[tuple[int, ...]]]] = {}
 
@@ -584,10 +603,7 @@ class _Conv(PreparedLayer):
         layer = self.layer
         n, _, _, cin = x.shape
         oh, ow = self.output_hw
-        kh, kw = layer.kernel_hw
-        sw = layer.stride_hw[1]
-        dh, dw = layer.dilation_hw
-        top, _, left, _ = layer.padding
+        kh, kw, _, sw, dh, dw, top, left = self.geometry
         cout = layer.output.c
         k = kw * cin
         pitch = _pitch(k, self._b is not None)
@@ -624,10 +640,7 @@ class _Conv(PreparedLayer):
         layer = self.layer
         n, h, w, cin = x.shape
         oh, ow = self.output_hw
-        kh, kw = layer.kernel_hw
-        sh, sw = layer.stride_hw
-        dh, dw = layer.dilation_hw
-        top, _, left, _ = layer.padding
+        kh, kw, sh, sw, dh, dw, top, left = self.geometry
         g = layer.groups
         cg, cout = cin // g, layer.output.c
         cog = cout // g
@@ -676,10 +689,7 @@ class _Conv(PreparedLayer):
         layer = self.layer
         n, _, _, c = x.shape
         oh, ow = self.output_hw
-        kh, kw = layer.kernel_hw
-        sh, sw = layer.stride_hw
-        dh, dw = layer.dilation_hw
-        top, _, left, _ = layer.padding
+        kh, kw, sh, sw, dh, dw, top, left = self.geometry
         mult = layer.output.c // c
         blocks, shapes = self._planned(n)
         xpad, tmpbuf = self._workspace.take(self.dtype, *shapes)
@@ -718,10 +728,7 @@ class _Deconv(PreparedLayer):
         layer = self.layer
         n, h, w, cin = x.shape
         oh, ow = self.output_hw
-        kh, kw = layer.kernel_hw
-        sh, sw = layer.stride_hw
-        dh, dw = layer.dilation_hw
-        top, _, left, _ = layer.padding
+        kh, kw, sh, sw, dh, dw, top, left = self.geometry
         g = layer.groups
         cg, cout = cin // g, layer.output.c
         cog = cout // g
