@@ -27,12 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from convcost.analysis import Options, analyze_inputs, analyze_text
-from convcost.bench import CALIBRATION_POLICY, TimingPolicy, blas_threads, gemm_peak_gflops
-from convcost.bench import machine_info, measure
+from convcost.bench.timing import CALIBRATION_POLICY, TimingPolicy, blas_threads, gemm_peak_gflops
+from convcost.bench.timing import machine_info, measure
 from convcost.inputs import collect
-from convcost.measure import bench_network
-from convcost.net import Network
-from convcost.report import ModelReport
+from convcost.bench.executor import bench_network
+from convcost.model.program import Network
+from convcost.cost.report import ModelReport
 
 ROOT = Path(__file__).resolve().parent.parent
 BIG = 50_000_000

@@ -1,15 +1,15 @@
-"""The library's front door: spec text in, reports and located errors out."""
+"""The library's front door: spec text in, typed reports and located errors out."""
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
-from convcost.errors import SpecError, Source
+from convcost.cost.report import ModelReport, build_report
+from convcost.errors import ConvcostError, SpecError, Source
 from convcost.inputs import Input
-from convcost.net import Network
-from convcost.report import ModelReport, build_report
-from convcost.shapes import resolve
-from convcost.spec import parse_source
+from convcost.lang import parse_source
+from convcost.model.program import Program
+from convcost.model.resolve import resolve
 
 
 class Options(NamedTuple):
@@ -20,17 +20,33 @@ class Options(NamedTuple):
     dtype: str = "float32"
 
 
-class Analysis:
-    """Reports of the models that resolved, errors of everything that did not, in input order."""
+class Analyzed(NamedTuple):
+    """One model: its program and the report costed from it (with measurements once
+    benchmarked)."""
 
-    def __init__(self, errors: list[SpecError] | None = None) -> None:
-        self.models: list[ModelReport] = []
-        self.networks: list[Network] = []
-        self.errors: list[SpecError] = errors if errors is not None else []
+    program: Program
+    report: ModelReport
+
+
+class Analysis:
+    """The models that resolved and the errors of everything that did not, in input order."""
+
+    def __init__(self, errors: list[ConvcostError] | None = None) -> None:
+        self.models: list[Analyzed] = []
+        self.errors: list[ConvcostError] = errors if errors is not None else []
+
+    @property
+    def reports(self) -> list[ModelReport]:
+        """The reports of the models, in input order."""
+        return [model.report for model in self.models]
+
+    @property
+    def programs(self) -> list[Program]:
+        """The programs of the models, in input order."""
+        return [model.program for model in self.models]
 
     def extend(self, other: Analysis) -> None:
         self.models.extend(other.models)
-        self.networks.extend(other.networks)
         self.errors.extend(other.errors)
 
 
@@ -44,14 +60,13 @@ def analyze_source(source: Source, options: Options = Options(), *,
                                        "'name: 56x56x64 -> 3x3(64)')", source.name))
     for model in parsed.models:
         try:
-            network = resolve(model, options.size)
+            program = resolve(model, options.size)
         except SpecError as error:
             result.errors.append(error)
             continue
-        result.networks.append(network)
-        result.models.append(build_report(network, source=source.name, spec=model.text,
-                                          batch=options.batch, dtype=options.dtype,
-                                          line=model.span.line))
+        report = build_report(program, source=source.name, spec=model.text,
+                              batch=options.batch, dtype=options.dtype, line=model.span.line)
+        result.models.append(Analyzed(program, report))
     return result
 
 

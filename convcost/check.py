@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any, NamedTuple
 
-from convcost.report import SCHEMA, ModelReport
+from convcost.cost.report import SCHEMA, ModelReport
 
 #: Metrics a check can limit: (JSON key in totals, human name, is a byte count).
 METRICS: tuple[tuple[str, str, bool], ...] = (

@@ -16,7 +16,7 @@ from convcost import __version__
 from convcost.analysis import Analysis, Options, analyze_inputs
 from convcost.errors import SpecError
 from convcost.inputs import collect
-from convcost.memory import DTYPE_BYTES
+from convcost.cost.report import DTYPE_BYTES
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -209,7 +209,7 @@ def analyze(ctx: click.Context, specs: tuple[str, ...], size: tuple[int, int] | 
     machine = _benchmark(analysis, bench, dtype, batch, threads, max_memory, bench_budget)
     fmt = fmt.lower()
     if fmt == "json":
-        from convcost.report import document
+        from convcost.cost.report import document
         _emit_json(document(analysis.models, analysis.errors, **machine))
     elif fmt == "csv":
         from convcost.render import analyze_csv
@@ -255,7 +255,7 @@ def compare(ctx: click.Context, specs: tuple[str, ...], baseline: str | None,
         comparison = compare_models(analysis.models, comparison.baseline.name)
     fmt = fmt.lower()
     if fmt == "json":
-        from convcost.report import document
+        from convcost.cost.report import document
         extra = {"comparison": comparison.to_json(), **machine} if comparison else machine
         _emit_json(document(analysis.models, analysis.errors, **extra))
     elif comparison is not None:
@@ -279,7 +279,7 @@ def _benchmark(analysis: Analysis, enabled: bool, dtype: str, batch: int, thread
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from convcost.errors import SpecError
-    from convcost.measure import BenchSettings, bench_models
+    from convcost.bench.executor import BenchSettings, bench_models
 
     settings = BenchSettings(dtype=dtype.lower(), batch=batch, threads=threads,
                              max_memory=max_memory, budget_s=budget)
@@ -362,7 +362,7 @@ def check(ctx: click.Context, specs: tuple[str, ...], max_macs: int | None,
                                tolerance=allowed)
     fmt = fmt.lower()
     if fmt == "json":
-        from convcost.report import document
+        from convcost.cost.report import document
         _emit_json(document(analysis.models, analysis.errors, check=verdict.to_json()))
     elif fmt == "github":
         from convcost.render import github_annotations
@@ -418,7 +418,7 @@ def calibrate(dtypes: tuple[str, ...], threads: int | None, quick: bool, fmt: st
 @cli.command()
 def schema() -> None:
     """Print the JSON Schema of convcost's JSON output (convcost/1)."""
-    from convcost.report import schema_text
+    from convcost.cost.report import schema_text
     click.echo(schema_text(), nl=False)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from convcost.report import ModelReport
+from convcost.cost.report import ModelReport
 from convcost.units import ratio_phrase
 
 #: Metrics compared, as (JSON key, noun in sentences).

@@ -1,9 +1,34 @@
-"""convcost's one error type for bad input, with the source location and a caret display."""
+"""convcost's errors: one root, :class:`ConvcostError`, with a kind per family.
+
+Every error is *located*: it names its source (a file, ``<arg>``, ``<stdin>``, a path as
+typed) and, when it can, a line and column, and ``str(error)`` quotes the line with a caret::
+
+    <arg>:1:19: error: unknown layer 'conv3x3'; expected ...
+      256 -> 1x1(64) -> conv3x3(64)
+                        ^^^^^^^
+
+The families (``kind`` in JSON error entries):
+
+- :class:`InputError`: the input cannot be used. :class:`ReadError` (``"read"``): a path
+  that cannot be read, found or decoded; :class:`SpecError` (``"spec"``): spec text that
+  cannot be parsed or resolved, with a span; :class:`BaselineError` (``"baseline"``): a
+  ``check --baseline`` document that cannot be used.
+- :class:`BenchError`: a model that cannot be measured. :class:`BenchRefused`
+  (``"bench"``): too large for the memory limit, or a failure inside the benchmark;
+  :class:`UnsupportedDtype` (``"dtype"``): a dtype NumPy cannot execute.
+- :class:`UsageError` (``"usage"``): options that do not fit together (an unknown
+  ``--baseline`` name, say).
+
+A bug in convcost itself (a step kind with no cost handler, an executed shape that differs
+from the analysis) is :class:`InternalError`, never silently ignored.
+"""
 
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
+
+_E = TypeVar("_E", bound="ConvcostError")
 
 
 class Source(NamedTuple):
@@ -34,15 +59,11 @@ class Span(NamedTuple):
     length: int = 1
 
 
-class SpecError(Exception):
-    """A spec that cannot be read, parsed or resolved.
+class ConvcostError(Exception):
+    """The root of every error convcost reports: a message and where it applies."""
 
-    ``str(error)`` is the full message for a user::
-
-        <arg>:1:19: error: unknown layer 'conv3x3'; expected ...
-          256 -> 1x1(64) -> conv3x3(64)
-                            ^^^^^^^
-    """
+    #: The error family, as JSON error entries name it.
+    kind = "error"
 
     def __init__(
         self,
@@ -62,10 +83,15 @@ class SpecError(Exception):
         self.line_text = line_text
 
     @classmethod
-    def at(cls, source: Source, span: Span, message: str) -> SpecError:
+    def at(cls: type[_E], source: Source, span: Span, message: str) -> _E:
         """An error at ``span`` of ``source``, quoting the line it is on."""
         return cls(message, source.name, span.line, span.column, span.length,
                    source.line_text(span.line))
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Keep the location when pickled (the default would pass only the message).
+        return (type(self), (self.message, self.source, self.line, self.column, self.length,
+                             self.line_text))
 
     @property
     def location(self) -> str:
@@ -88,4 +114,59 @@ class SpecError(Exception):
 
     def to_json(self) -> dict[str, object]:
         return {"source": self.source, "line": self.line, "column": self.column,
-                "message": self.message}
+                "kind": self.kind, "message": self.message}
+
+
+class InputError(ConvcostError):
+    """Input that cannot be used."""
+
+    kind = "input"
+
+
+class ReadError(InputError):
+    """A path that cannot be found, read or decoded as a spec."""
+
+    kind = "read"
+
+
+class SpecError(InputError):
+    """A spec that cannot be parsed or resolved, located by a span."""
+
+    kind = "spec"
+
+
+class BaselineError(InputError):
+    """A ``check --baseline`` document that cannot be used."""
+
+    kind = "baseline"
+
+
+class BenchError(ConvcostError):
+    """A model that cannot be benchmarked."""
+
+    kind = "bench"
+
+
+class BenchRefused(BenchError):
+    """A benchmark refused: above the memory limit, or failed while running."""
+
+    kind = "bench"
+
+
+class UnsupportedDtype(BenchError):
+    """A dtype convcost can analyse but NumPy cannot execute."""
+
+    kind = "dtype"
+
+
+class UsageError(ConvcostError):
+    """Options that do not fit the inputs (e.g. ``--baseline`` names no model)."""
+
+    kind = "usage"
+
+
+class InternalError(ConvcostError):
+    """A bug in convcost (a kind with no cost handler, an executed shape that differs from the
+    analysis): reported as such, never silently ignored."""
+
+    kind = "internal"

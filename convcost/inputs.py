@@ -12,7 +12,7 @@ import os
 import sys
 from typing import BinaryIO, NamedTuple
 
-from convcost.errors import SpecError, Source
+from convcost.errors import ConvcostError, ReadError, Source
 
 SPEC_SUFFIX = ".convcost"
 #: Largest spec file read, in bytes: larger inputs are refused rather than parsed for minutes.
@@ -26,20 +26,20 @@ class Input(NamedTuple):
     bare_names: str
 
 
-def collect(arguments: list[str], stdin: BinaryIO | None = None) -> tuple[list[Input], list[SpecError]]:
+def collect(arguments: list[str], stdin: BinaryIO | None = None) -> tuple[list[Input], list[ConvcostError]]:
     """Expand ``arguments`` into sources, in order; unreadable ones become errors."""
     inputs: list[Input] = []
-    errors: list[SpecError] = []
+    errors: list[ConvcostError] = []
     for argument in arguments:
         try:
             expanded = _expand(argument, stdin)
-        except SpecError as error:
+        except ConvcostError as error:
             errors.append(error)
             continue
         for item in expanded:
             try:  # each file on its own: one unreadable file never hides the others
                 inputs.append(item if isinstance(item, Input) else _read_file(item))
-            except SpecError as error:
+            except ConvcostError as error:
                 errors.append(error)
     return inputs, errors
 
@@ -57,7 +57,7 @@ def _expand(argument: str, stdin: BinaryIO | None) -> list[Input | str]:
         files = sorted(glob.glob(os.path.join(glob.escape(argument), "**", "*" + SPEC_SUFFIX),
                                  recursive=True))
         if not files:
-            raise SpecError(f"no {SPEC_SUFFIX} files found in directory '{argument}'", argument)
+            raise ReadError(f"no {SPEC_SUFFIX} files found in directory '{argument}'", argument)
         return [path for path in files if os.path.isfile(path)]
     if os.path.exists(argument):
         return [argument]
@@ -67,10 +67,10 @@ def _expand(argument: str, stdin: BinaryIO | None) -> list[Input | str]:
         files = sorted(path for path in glob.glob(argument, recursive=True)
                        if os.path.isfile(path))
         if not files:
-            raise SpecError(f"no files match '{argument}'", argument)
+            raise ReadError(f"no files match '{argument}'", argument)
         return list(files)
     if os.sep in argument or "/" in argument or argument.endswith(SPEC_SUFFIX):
-        raise SpecError(f"no such file: '{argument}'", argument)
+        raise ReadError(f"no such file: '{argument}'", argument)
     return [Input(Source("<arg>", argument), "text")]
 
 
@@ -79,14 +79,14 @@ def _read_file(path: str) -> Input:
         with open(path, "rb") as handle:
             data = handle.read(MAX_FILE_BYTES + 1)
     except OSError as error:
-        raise SpecError(f"cannot read '{path}': {error.strerror or error}", path) from None
+        raise ReadError(f"cannot read '{path}': {error.strerror or error}", path) from None
     return Input(_decode(path, data), "line")
 
 
 def _decode(name: str, data: bytes) -> Source:
     """UTF-8 text of ``data``; binary, oversized or non-UTF-8 input is a located error."""
     if len(data) > MAX_FILE_BYTES:
-        raise SpecError(f"file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB; spec files "
+        raise ReadError(f"file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB; spec files "
                         f"are small text files", name)
     if b"\0" in data:
         raise _byte_error(data, data.index(b"\0"), name,
@@ -100,7 +100,7 @@ def _decode(name: str, data: bytes) -> Source:
     return Source(name, text.removeprefix("\ufeff"))
 
 
-def _byte_error(data: bytes, offset: int, name: str, message: str) -> SpecError:
+def _byte_error(data: bytes, offset: int, name: str, message: str) -> ReadError:
     """An error at byte ``offset``, quoting its line with undecodable bytes replaced."""
     line = data.count(b"\n", 0, offset) + 1
     start = data.rfind(b"\n", 0, offset) + 1
@@ -108,4 +108,4 @@ def _byte_error(data: bytes, offset: int, name: str, message: str) -> SpecError:
     raw = data[start: end if end >= 0 else len(data)]
     column = len(data[start:offset].decode("utf-8", errors="replace")) + 1
     text = raw.decode("utf-8", errors="replace").replace("\0", "\ufffd")
-    return SpecError(message, name, line, column, 1, text)
+    return ReadError(message, name, line, column, 1, text)

@@ -17,7 +17,7 @@ from convcost import units
 from convcost.check import BYTE_METRICS, METRIC_NAMES, Verdict
 from convcost.compare import Comparison, bench_seconds
 from convcost.errors import SpecError
-from convcost.report import ModelReport
+from convcost.cost.report import ModelReport
 
 if TYPE_CHECKING:  # rich is imported lazily: JSON output must not pay for it
     from rich.console import RenderableType

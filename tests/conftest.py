@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from convcost.cli import cli
-from convcost.report import schema_text
+from convcost.cost.report import schema_text
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

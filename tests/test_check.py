@@ -9,11 +9,11 @@ import pytest
 
 from convcost.analysis import analyze_text
 from convcost.check import BaselineError, load_baseline, parse_tolerance, run_check
-from convcost.report import ModelReport, document
+from convcost.cost.report import ModelReport, document
 
 
 def _models(*texts: str) -> list[ModelReport]:
-    return [model for text in texts for model in analyze_text(text).models]
+    return [model for text in texts for model in analyze_text(text).reports]
 
 
 def test_budgets_apply_to_every_model() -> None:

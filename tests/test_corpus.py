@@ -20,7 +20,7 @@ def _analyze(path: Path) -> tuple[int, str]:
     inputs, errors = collect([str(path)])
     analysis = analyze_inputs(inputs)
     messages = "\n".join(str(error) for error in [*errors, *analysis.errors])
-    return len(analysis.models), messages.replace(str(path), path.name)
+    return len(analysis.reports), messages.replace(str(path), path.name)
 
 
 def test_corpus_is_not_empty() -> None:

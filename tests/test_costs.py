@@ -12,7 +12,7 @@ from __future__ import annotations
 from math import prod
 
 from convcost.analysis import Options, analyze_text
-from convcost.report import ModelReport
+from convcost.cost.report import ModelReport
 
 # -- helpers ----------------------------------------------------------------------------------
 
@@ -20,8 +20,8 @@ from convcost.report import ModelReport
 def _report(spec: str, size: tuple[int, int] | None = None, batch: int = 1) -> ModelReport:
     analysis = analyze_text(spec, Options(size=size, batch=batch, dtype="float32"))
     assert not analysis.errors, [str(error) for error in analysis.errors]
-    assert len(analysis.models) == 1
-    return analysis.models[0]
+    assert len(analysis.reports) == 1
+    return analysis.reports[0]
 
 
 def _costs(spec: str, **kwargs: object) -> tuple[int, int, int, int]:

@@ -36,7 +36,7 @@ def _analyze(text: str, size: tuple[int, int] | None = None) -> None:
     for error in result.errors:
         assert error.message
         assert str(error).startswith("fuzz.convcost")
-    for model in result.models:
+    for model in result.reports:
         assert model.totals.macs >= 0 and model.totals.peak_activation_bytes > 0
 
 
@@ -79,7 +79,7 @@ def test_huge_numbers_stay_exact() -> None:
     text = "net: 100000x100000x100000 -> 3x3(1000000000, s=1) -> fc(123456789)"
     result = analyze_source(Source("big", text))
     assert result.errors == []
-    totals = result.models[0].totals
+    totals = result.reports[0].totals
     conv = 9 * 100000 * 1000000000 * 100000 * 100000
     fc = 100000 * 100000 * 1000000000 * 123456789
     assert totals.macs == conv + fc
@@ -99,4 +99,4 @@ def test_fragment_chains_and_doubling_are_refused_cleanly() -> None:
 def test_long_chain_is_linear_and_fine() -> None:
     text = "net: 8 -> " + " -> ".join(["relu"] * 20000)
     result = analyze_source(Source("long", text))
-    assert result.errors == [] and len(result.models[0].layers) == 20000
+    assert result.errors == [] and len(result.reports[0].layers) == 20000

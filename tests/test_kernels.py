@@ -1,4 +1,4 @@
-"""convcost.kernels against slow, obviously-correct references.
+"""convcost.bench.kernels.legacy against slow, obviously-correct references.
 
 The references below loop explicitly over output pixels, kernel offsets and channels and share
 no code with the kernels. Layers are built directly, with output sizes computed here from the
@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 
 from convcost import kernels
-from convcost.kernels import (
+from convcost.bench.kernels.legacy import (
     PreparedLayer, ShapeMismatchError, UnsupportedDtype, choose_algorithm, estimate_peak_bytes,
     make_input, numpy_dtype, prepare_layer, prepare_network,
 )
-from convcost.net import Branches, Layer, Network, Residual, Shape
+from convcost.model.program import Branches, Layer, Network, Residual, Shape
 
 F64 = np.dtype(np.float64)
 Array = Any  # np.ndarray; kept loose so the helpers stay short

@@ -17,10 +17,10 @@ import pytest
 from click.testing import Result
 
 from convcost.analysis import Options, analyze_inputs, analyze_text
-from convcost.bench import TimingPolicy
+from convcost.bench.timing import TimingPolicy
 from convcost.inputs import collect
-from convcost.measure import BenchRefused, Program, bench_network, schedule
-from convcost.net import Layer, Network, Shape
+from convcost.bench.executor import BenchRefused, Program, bench_network, schedule
+from convcost.model.program import Layer, Network, Shape
 from tests.conftest import EXAMPLES, ROOT
 
 Run = Callable[..., Result]
@@ -30,7 +30,7 @@ FAST = TimingPolicy(warmup=1, min_block_s=0.001, repeats=5)
 def _one(text: str, size: tuple[int, int] | None = None) -> tuple[Network, Any]:
     analysis = analyze_text(text, Options(size=size))
     assert analysis.errors == []
-    return analysis.networks[0], analysis.models[0]
+    return analysis.networks[0], analysis.reports[0]
 
 
 def test_schedule_follows_execution_order_and_wires_blocks() -> None:

@@ -9,8 +9,8 @@ import pytest
 
 from convcost.analysis import Analysis, Options, analyze_source, analyze_text
 from convcost.errors import Source
-from convcost.net import Branches, Layer, Network, Node, Residual
-from convcost.report import ModelReport
+from convcost.model.program import Program
+from convcost.cost.report import ModelReport
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 DTYPES = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 1, "float64": 8}
@@ -22,12 +22,12 @@ def _analysis(spec: str, batch: int = 1, dtype: str = "float32",
               size: tuple[int, int] | None = None) -> Analysis:
     analysis = analyze_text(spec, Options(size=size, batch=batch, dtype=dtype))
     assert not analysis.errors, [str(error) for error in analysis.errors]
-    assert len(analysis.models) == 1
+    assert len(analysis.reports) == 1
     return analysis
 
 
 def _report(spec: str, batch: int = 1, dtype: str = "float32") -> ModelReport:
-    return _analysis(spec, batch, dtype).models[0]
+    return _analysis(spec, batch, dtype).reports[0]
 
 
 def _peak_elements(spec: str) -> int:
@@ -188,41 +188,27 @@ def test_peak_scales_with_batch_and_dtype(batch: int, dtype: str) -> None:
 
 
 class _Program:
-    """The network lowered to straight-line steps, each reading tensors and writing one."""
+    """The program's steps as (tensors read, tensor written), aliases folded into the tensor
+    they name (an independent reading of the step list, not the production liveness)."""
 
-    def __init__(self, network: Network) -> None:
-        self.sizes: list[int] = [network.input.elements]  # tensor 0 is the input
+    def __init__(self, program: Program) -> None:
+        self.sizes: dict[int, int] = {0: program.input.elements}  # tensor 0 is the input
         self.steps: list[tuple[tuple[int, ...], int]] = []
-        self.output = self.lower(network.nodes, 0)
-
-    def new(self, elements: int) -> int:
-        self.sizes.append(elements)
-        return len(self.sizes) - 1
-
-    def emit(self, reads: tuple[int, ...], elements: int) -> int:
-        tensor = self.new(elements)
-        self.steps.append((reads, tensor))
-        return tensor
-
-    def lower(self, nodes: tuple[Node, ...], tensor: int) -> int:
-        for node in nodes:
-            if isinstance(node, Layer):
-                if node.kind in ALIASES:
-                    continue  # the same tensor under another name
-                assert node.input.elements == self.sizes[tensor]
-                tensor = self.emit((tensor,), node.output.elements)
-            elif isinstance(node, Branches):
-                outs = tuple(self.lower(branch, tensor) for branch in node.branches)
-                tensor = self.emit(outs, node.concat.output.elements)
-            else:
-                assert isinstance(node, Residual)
-                body = self.lower(node.body, tensor)
-                short = self.lower(node.shortcut, tensor)
-                tensor = self.emit((body, short), node.add.output.elements)
-        return tensor
+        name = {0: 0}
+        for step in program.steps:
+            reads = tuple(name[value] for value in step.inputs)
+            if step.kind in ALIASES:
+                name[step.out] = reads[0]  # the same tensor under another name
+                continue
+            for value, shape in zip(step.inputs, step.operands):
+                assert shape.elements == self.sizes[name[value]]
+            name[step.out] = step.out
+            self.sizes[step.out] = step.output.elements
+            self.steps.append((reads, step.out))
+        self.output = name[program.result]
 
 
-def simulate_peak(network: Network) -> int:
+def simulate_peak(network: Program) -> int:
     """Peak by liveness intervals: a tensor is live from the step that writes it (the input from
     step 0) to the last step that reads it (the final output to the end); at each step sum the
     sizes of the live tensors."""
@@ -272,22 +258,22 @@ def test_simulator_on_hand_examples() -> None:
         "4x4x8 -> 3x3(16) -> id -> dropout -> 1x1(8)": 384,
     }
     for spec, peak in cases.items():
-        assert simulate_peak(_analysis(spec).networks[0]) == peak, spec
+        assert simulate_peak(_analysis(spec).programs[0]) == peak, spec
 
 
 @pytest.mark.parametrize("spec", SIMULATED)
 def test_peak_matches_independent_simulator(spec: str) -> None:
     analysis = _analysis(spec, batch=2, dtype="float16")
-    expected = simulate_peak(analysis.networks[0])
-    assert analysis.models[0].totals.peak_activation_bytes == expected * 2 * 2
+    expected = simulate_peak(analysis.programs[0])
+    assert analysis.reports[0].totals.peak_activation_bytes == expected * 2 * 2
 
 
 @pytest.mark.parametrize("name", ["resnet50", "resnet_stage", "unet_tiny", "inception", "mobilenet_v1", "vgg16"])
 def test_peak_matches_simulator_on_examples(name: str) -> None:
     path = EXAMPLES / f"{name}.convcost"
     analysis = analyze_source(Source(str(path), path.read_text(encoding="utf-8")), Options())
-    assert not analysis.errors and analysis.models
-    for network, report in zip(analysis.networks, analysis.models):
+    assert not analysis.errors and analysis.reports
+    for network, report in zip(analysis.programs, analysis.reports):
         assert report.totals.peak_activation_bytes == simulate_peak(network) * 4, network.name
 
 
@@ -303,4 +289,4 @@ def test_resnet50_peak_by_hand() -> None:
     # Every other step holds less (test_peak_matches_simulator_on_examples checks them all).
     path = EXAMPLES / "resnet50.convcost"
     analysis = analyze_source(Source(str(path), path.read_text(encoding="utf-8")), Options())
-    assert analysis.models[0].totals.peak_activation_bytes == 3 * 802_816 * 4
+    assert analysis.reports[0].totals.peak_activation_bytes == 3 * 802_816 * 4

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from convcost.analysis import Analysis, Options, analyze_source, analyze_text
 from convcost.inputs import collect
-from convcost.net import Shape
-from convcost.report import ModelReport
+from convcost.model.program import Shape
+from convcost.cost.report import ModelReport
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -20,13 +20,13 @@ def _example(name: str, options: Options = Options()) -> dict[str, ModelReport]:
     assert errors == [] and len(inputs) == 1
     analysis = analyze_source(inputs[0].source, options, bare_names=inputs[0].bare_names)
     assert analysis.errors == [], [str(error) for error in analysis.errors]
-    return {model.name: model for model in analysis.models}
+    return {model.name: model for model in analysis.reports}
 
 
 def _chain(spec: str, options: Options = Options()) -> ModelReport:
     analysis: Analysis = analyze_text(spec, options)
     assert analysis.errors == [], [str(error) for error in analysis.errors]
-    return analysis.models[0]
+    return analysis.reports[0]
 
 
 def out(size: int, kernel: int, stride: int = 1, pad: int = 0) -> int:

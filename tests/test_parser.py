@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from convcost.errors import SpecError, Source
-from convcost.spec import parse_chain, parse_source
-from convcost.spec.ast import (
+from convcost.lang import parse_chain, parse_source
+from convcost.lang.ast import (
     BranchesSpec, FragmentSpec, LayerSpec, RepeatSpec, ResidualSpec, Sequence,
 )
-from convcost.spec.tokenizer import tokenize_line
+from convcost.lang.tokenizer import tokenize_line
 
 
 def _error(text: str) -> str:

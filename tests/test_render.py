@@ -19,7 +19,7 @@ def _text(renderable: object) -> str:
 
 
 def test_analyze_table_exact() -> None:
-    model = analyze_text("8x8x4 -> 3x3(8, s=2) -> relu -> fc(10)").models[0]
+    model = analyze_text("8x8x4 -> 3x3(8, s=2) -> relu -> fc(10)").reports[0]
     assert _text(render.to_rich(render.analyze_grid(model))) == """\
 8x8x4 -> 3x3(8, s=2) -> relu -> fc(10)  (8x8x4 -> 1x1x10, batch 1, float32)
 
@@ -37,7 +37,7 @@ KiB
 
 
 def test_compare_table_exact() -> None:
-    models = [analyze_text(text).models[0]
+    models = [analyze_text(text).reports[0]
               for text in ("256 -> 4x4(256)", "256 -> 1x1(64) -> 4x4(256)")]
     assert _text(render.to_rich(render.compare_grid(compare(models)))) == """\
 compared with 256 -> 4x4(256)
@@ -53,7 +53,7 @@ peak memory (278,528 vs 1,048,576 MACs; exactly 64/17)
 
 
 def test_markdown_escapes_pipes_and_right_aligns_numbers() -> None:
-    model = analyze_text("8x8x4 -> [1x1(2) | id]").models[0]
+    model = analyze_text("8x8x4 -> [1x1(2) | id]").reports[0]
     grid = render.analyze_grid(model)
     grid.title = "a | b"
     text = render.to_markdown(grid)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 
 from convcost.analysis import Analysis, Options, analyze_text
-from convcost.net import Layer, Shape
+from convcost.model.program import Shape, Step as Layer
 
 # -- helpers ----------------------------------------------------------------------------------
 
@@ -22,23 +22,23 @@ def _analyze(spec: str, size: tuple[int, int] | None = None) -> Analysis:
 def _ok(spec: str, size: tuple[int, int] | None = None) -> Analysis:
     analysis = _analyze(spec, size)
     assert not analysis.errors, (spec, [str(error) for error in analysis.errors])
-    assert len(analysis.models) == 1
+    assert len(analysis.reports) == 1
     return analysis
 
 
 def _first(spec: str, size: tuple[int, int] | None = None) -> Layer:
-    node = _ok(spec, size).networks[0].nodes[0]
+    node = _ok(spec, size).programs[0].steps[0]
     assert isinstance(node, Layer)
     return node
 
 
 def _output(spec: str, size: tuple[int, int] | None = None) -> Shape:
-    return _ok(spec, size).models[0].output
+    return _ok(spec, size).reports[0].output
 
 
 def _fails(spec: str, size: tuple[int, int] | None = None) -> str:
     analysis = _analyze(spec, size)
-    assert analysis.errors and not analysis.models, spec
+    assert analysis.errors and not analysis.reports, spec
     return str(analysis.errors[0])
 
 
@@ -134,13 +134,13 @@ def test_conv_explicit_padding_grid_matches_window_enumeration() -> None:
         ow = brute_windows(iw, kw, sw, dw, pw)
         analysis = _analyze(spec)
         if oh < 1 or ow < 1:
-            if analysis.models or not analysis.errors:
-                wrong.append((spec, "expected an error", analysis.models[0].output))
+            if analysis.reports or not analysis.errors:
+                wrong.append((spec, "expected an error", analysis.reports[0].output))
             continue
         if analysis.errors:
             wrong.append((spec, (oh, ow), str(analysis.errors[0])))
             continue
-        layer = analysis.networks[0].nodes[0]
+        layer = analysis.programs[0].steps[0]
         assert isinstance(layer, Layer)
         if layer.output != Shape(oh, ow, 3) or layer.padding != (ph, ph, pw, pw):
             wrong.append((spec, (oh, ow), layer.output, layer.padding))
@@ -157,8 +157,8 @@ def test_conv_scalar_options_apply_to_both_axes() -> None:
             if not analysis.errors:
                 wrong.append((spec, "expected an error"))
             continue
-        if analysis.errors or analysis.models[0].output != Shape(out, out, 2):
-            wrong.append((spec, out, analysis.errors or analysis.models[0].output))
+        if analysis.errors or analysis.reports[0].output != Shape(out, out, 2):
+            wrong.append((spec, out, analysis.errors or analysis.reports[0].output))
     assert wrong == []
 
 
@@ -173,8 +173,8 @@ def test_conv_valid_is_zero_padding() -> None:
             if not analysis.errors:
                 wrong.append((spec, "expected an error"))
             continue
-        if analysis.errors or analysis.models[0].output != Shape(oh, ow, 1):
-            wrong.append((spec, (oh, ow), analysis.errors or analysis.models[0].output))
+        if analysis.errors or analysis.reports[0].output != Shape(oh, ow, 1):
+            wrong.append((spec, (oh, ow), analysis.errors or analysis.reports[0].output))
     assert wrong == []
 
 
@@ -240,8 +240,8 @@ def test_pool_explicit_padding_grid() -> None:
                 if not analysis.errors:
                     wrong.append((spec, "expected an error"))
                 continue
-            if analysis.errors or analysis.models[0].output != Shape(oh, ow, 5):
-                wrong.append((spec, (oh, ow), analysis.errors or analysis.models[0].output))
+            if analysis.errors or analysis.reports[0].output != Shape(oh, ow, 5):
+                wrong.append((spec, (oh, ow), analysis.errors or analysis.reports[0].output))
     assert wrong == []
 
 
@@ -255,8 +255,8 @@ def test_pool_stride_defaults_to_kernel() -> None:
             if not analysis.errors:
                 wrong.append((spec, "expected an error"))
             continue
-        if analysis.errors or analysis.models[0].output != Shape(out, out, 2):
-            wrong.append((spec, out, analysis.errors or analysis.models[0].output))
+        if analysis.errors or analysis.reports[0].output != Shape(out, out, 2):
+            wrong.append((spec, out, analysis.errors or analysis.reports[0].output))
         # same padding with the default stride: ceil(I / K)
         out_same, total = brute_same(size, kernel, kernel, 1)
         layer = _first(f"{size}x{size}x2 -> avgpool{kernel}x{kernel}")
@@ -298,10 +298,10 @@ def test_pool_ceil_mode_grid_matches_pytorch_rule() -> None:
         analysis = _analyze(spec)
         if oh < 1 or ow < 1:
             if not analysis.errors:
-                wrong.append((spec, "expected an error", analysis.models[0].output))
+                wrong.append((spec, "expected an error", analysis.reports[0].output))
             continue
-        if analysis.errors or analysis.models[0].output != Shape(oh, ow, 1):
-            wrong.append((spec, (oh, ow), analysis.errors or analysis.models[0].output))
+        if analysis.errors or analysis.reports[0].output != Shape(oh, ow, 1):
+            wrong.append((spec, (oh, ow), analysis.errors or analysis.reports[0].output))
     assert wrong == []
 
 
@@ -329,12 +329,12 @@ def test_deconv_explicit_padding_grid_matches_scatter_extent() -> None:
         analysis = _analyze(spec)
         if oh < 1 or ow < 1:
             if not analysis.errors:
-                wrong.append((spec, "expected an error", analysis.models[0].output))
+                wrong.append((spec, "expected an error", analysis.reports[0].output))
             continue
         if analysis.errors:
             wrong.append((spec, (oh, ow), str(analysis.errors[0])))
             continue
-        layer = analysis.networks[0].nodes[0]
+        layer = analysis.programs[0].steps[0]
         assert isinstance(layer, Layer)
         if layer.output != Shape(oh, ow, 4) or layer.padding != (ph, ph, pw, pw):
             wrong.append((spec, (oh, ow), layer.output, layer.padding))
@@ -422,7 +422,7 @@ def test_up_gap_fc_and_element_wise_shapes() -> None:
 
 def test_every_layer_records_its_input_shape() -> None:
     analysis = _ok("8x8x3 -> 3x3(4, s=2) -> [1x1(2) | id] -> up2 -> gap -> fc(7)")
-    layers = analysis.models[0].layers
+    layers = analysis.reports[0].layers
     assert [(layer.input, layer.output) for layer in layers] == [
         (Shape(8, 8, 3), Shape(4, 4, 4)),
         (Shape(4, 4, 4), Shape(4, 4, 2)),
@@ -439,8 +439,8 @@ def test_every_layer_records_its_input_shape() -> None:
 
 def test_per_position_input_is_one_by_one() -> None:
     analysis = _ok("256 -> 1x1(64) -> 4x4(256)")
-    assert analysis.models[0].input == Shape(1, 1, 256)
-    assert analysis.models[0].output == Shape(1, 1, 256)
+    assert analysis.reports[0].input == Shape(1, 1, 256)
+    assert analysis.reports[0].output == Shape(1, 1, 256)
     # 3x3 'same' on 1x1 stays 1x1
     assert _output("256 -> 3x3(64)") == Shape(1, 1, 64)
     message = _fails("256 -> 3x3(64, p=valid)")
@@ -448,10 +448,10 @@ def test_per_position_input_is_one_by_one() -> None:
 
 
 def test_size_replaces_input_height_and_width() -> None:
-    assert _ok("256 -> 1x1(64)", size=(56, 40)).models[0].input == Shape(56, 40, 256)
+    assert _ok("256 -> 1x1(64)", size=(56, 40)).reports[0].input == Shape(56, 40, 256)
     assert _output("256 -> 1x1(64) -> 4x4(256)", size=(56, 40)) == Shape(56, 40, 256)
     # also replaces an HxWxC input's size
-    assert _ok("7x7x512 -> relu", size=(14, 14)).models[0].input == Shape(14, 14, 512)
+    assert _ok("7x7x512 -> relu", size=(14, 14)).reports[0].input == Shape(14, 14, 512)
     assert _output("7x7x512 -> 7x7(4096, p=valid)", size=(14, 14)) == Shape(8, 8, 4096)
     assert _output("7x7x512 -> fc(4096)", size=(14, 14)) == Shape(1, 1, 4096)
     # a per-position chain that needs a size works once it gets one

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from convcost.costs import layer_cost
+from convcost.cost.handlers import step_cost
 from convcost.errors import SpecError
-from convcost.memory import DTYPE_BYTES, peak_activation_elements, traffic_elements
-from convcost.net import Network, Shape
+from convcost.cost.memory import peak_activation_elements, traffic_elements
+from convcost.model.program import Program, Shape
+
+if TYPE_CHECKING:
+    from convcost.bench.results import LayerBench, ModelBench
 
 SCHEMA = "convcost/1"
+
+#: Bytes per element of each supported ``--dtype``: the one dtype table.
+DTYPE_BYTES: dict[str, int] = {
+    "float32": 4, "float16": 2, "bfloat16": 2, "int8": 1, "float64": 8,
+}
 
 
 class LayerReport(NamedTuple):
@@ -29,7 +37,7 @@ class LayerReport(NamedTuple):
     output_bytes: int
     traffic_bytes: int
     #: Measured figures (``--bench``), in the JSON layer's ``bench`` object.
-    bench: dict[str, Any] | None = None
+    bench: LayerBench | None = None
 
     @property
     def flops(self) -> int:
@@ -51,7 +59,7 @@ class LayerReport(NamedTuple):
             "intensity": flops / traffic if traffic else None,
         }
         if self.bench is not None:
-            data["bench"] = self.bench
+            data["bench"] = self.bench.to_json()
         return data
 
 
@@ -92,26 +100,30 @@ class ModelReport(NamedTuple):
     totals: Totals
     layers: tuple[LayerReport, ...]
     line: int = 0
-    extra: dict[str, Any] | None = None
+    #: The whole chain's measurement (``--bench``), in the JSON model's ``bench`` object.
+    bench: ModelBench | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "name": self.name, "source": self.source, "line": self.line, "spec": self.spec,
             "input": self.input.as_list(), "output": self.output.as_list(),
             "batch": self.batch, "dtype": self.dtype, "totals": self.totals.to_json(),
-            "layers": [layer.to_json() for layer in self.layers], **(self.extra or {}),
+            "layers": [layer.to_json() for layer in self.layers],
         }
+        if self.bench is not None:
+            data["bench"] = self.bench.to_json()
+        return data
 
 
-def build_report(network: Network, *, source: str, spec: str, batch: int = 1,
+def build_report(program: Program, *, source: str, spec: str, batch: int = 1,
                  dtype: str = "float32", line: int = 0) -> ModelReport:
-    """Cost every layer of ``network`` and total them, at ``batch`` samples of ``dtype``."""
+    """Cost every step of ``program`` and total them, at ``batch`` samples of ``dtype``."""
     size = DTYPE_BYTES[dtype]
     activation = batch * size
     layers: list[LayerReport] = []
     macs = other = params = buffers = traffic = 0
-    for layer in network.layers():
-        cost = layer_cost(layer)
+    for layer in program.steps:
+        cost = step_cost(layer)
         weight_bytes = (cost.params + cost.buffers) * size
         report = LayerReport(
             index=layer.index, path=layer.path, kind=layer.kind, text=layer.text,
@@ -130,10 +142,10 @@ def build_report(network: Network, *, source: str, spec: str, batch: int = 1,
         traffic += report.traffic_bytes
     totals = Totals(macs=macs, other_ops=other, params=params, buffers=buffers,
                     param_bytes=params * size,
-                    peak_activation_bytes=peak_activation_elements(network) * activation,
+                    peak_activation_bytes=peak_activation_elements(program) * activation,
                     traffic_bytes=traffic)
-    return ModelReport(name=network.name, source=source, spec=spec, input=network.input,
-                       output=network.output, batch=batch, dtype=dtype, totals=totals,
+    return ModelReport(name=program.name, source=source, spec=spec, input=program.input,
+                       output=program.output, batch=batch, dtype=dtype, totals=totals,
                        layers=tuple(layers), line=line)
 
 

@@ -45,7 +45,7 @@ import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import as_strided
 
-from convcost.net import ALIAS_KINDS, Branches, Layer, Network, Node, Residual, Shape, iter_layers
+from convcost.model.program import ALIAS_KINDS, Branches, Layer, Network, Node, Residual, Shape, iter_layers
 
 __all__ = [
     "PreparedLayer",

@@ -1,4 +1,5 @@
-"""The layer vocabulary: names, aliases and options, and turning written arguments into a LayerSpec."""
+"""The vocabulary: the op kinds a program step may have, the layer words and options that
+write them, and turning written arguments into a LayerSpec. The one list of each."""
 
 from __future__ import annotations
 
@@ -6,7 +7,18 @@ import re
 from typing import NamedTuple
 
 from convcost.errors import SpecError, Source, Span
-from convcost.spec.ast import LayerSpec
+from convcost.lang.ast import LayerSpec
+
+#: Kinds that change nothing and allocate nothing (their output aliases their input).
+ALIAS_KINDS = frozenset({"id", "dropout"})
+#: Element-wise activations: one op per element, no params.
+ACTIVATION_KINDS = frozenset({"relu", "relu6", "sigmoid", "tanh", "gelu", "silu", "softmax"})
+#: Every op kind a step may have (each has a cost handler and a NumPy kernel).
+OP_KINDS = frozenset(
+    {"conv", "deconv", "fc", "maxpool", "avgpool", "gap", "up", "bn", "concat", "add"}
+    | ALIAS_KINDS
+    | ACTIVATION_KINDS
+)
 
 #: Parameter-free layers written as a bare word, mapped to their kind.
 SIMPLE_LAYERS: dict[str, str] = {

@@ -19,15 +19,15 @@ import statistics
 import time
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
-from convcost.bench import Measurement, TimingPolicy, measure
-from convcost.net import Branches, Layer, Network, Node
-from convcost.report import ModelReport
+from convcost.bench.timing import Measurement, TimingPolicy, measure
+from convcost.model.program import Branches, Layer, Network, Node
+from convcost.cost.report import ModelReport
 from convcost.units import nbytes
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from convcost.kernels import PreparedLayer
+    from convcost.bench.kernels.legacy import PreparedLayer
 
 #: Seconds of instrumented forward passes used for per-layer times (at least 5 passes).
 LAYER_SAMPLE_S = 0.25
@@ -148,7 +148,7 @@ class Program:
 
     def check_shapes(self, x: np.ndarray[Any, Any]) -> None:
         """Run once and compare every step's output with the analysed shape."""
-        from convcost.kernels import ShapeMismatchError
+        from convcost.bench.kernels.legacy import ShapeMismatchError
 
         values: dict[int, Any] = {0: x}
         for step, kernel in zip(self.steps, self.kernels):

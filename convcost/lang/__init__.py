@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from convcost.spec.parser import ParsedSource, parse_chain, parse_source
+from convcost.lang.parser import ParsedSource, parse_chain, parse_source
 
 __all__ = ["ParsedSource", "parse_chain", "parse_source"]

@@ -11,12 +11,12 @@ from functools import lru_cache
 from typing import NamedTuple
 
 from convcost.errors import SpecError, Source, Span
-from convcost.spec.ast import (
+from convcost.lang.ast import (
     BranchesSpec, Chain, FragmentSpec, InputSpec, Item, LayerSpec, ModelSpec, RepeatSpec,
     ResidualSpec, Sequence,
 )
-from convcost.spec.layers import Arg, build_layer, layer_word, unknown_layer_message
-from convcost.spec.tokenizer import PHRASES, Token, strip_comment, tokenize_line
+from convcost.lang.vocab import Arg, build_layer, layer_word, unknown_layer_message
+from convcost.lang.tokenizer import PHRASES, Token, strip_comment, tokenize_line
 
 #: Deepest nesting of brackets and groups accepted (deeper input gets a clear error, not a
 #: RecursionError).

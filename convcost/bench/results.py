@@ -1,0 +1,67 @@
+"""Typed results of ``--bench``: what a model's report carries once it has been measured.
+
+These are plain values (no NumPy), so reports, comparisons and renderers read them without
+importing the benchmark machinery.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class LayerBench:
+    """One step's in-place time (seconds per batch) and what it achieved."""
+
+    median_s: float
+    iqr_s: float
+    #: Achieved GFLOP/s (1e9 FLOP/s, 2·MACs per time); 0 for steps without MACs.
+    gflops: float
+    #: ``gflops`` / the machine's matrix-multiply peak; None without MACs or a usable peak.
+    efficiency: float | None
+    #: The kernel that ran (``gemm``, ``shifted-gemm``, ``im2col-gemm``, ``direct``, ...).
+    algorithm: str
+    stable: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        return {"median_s": self.median_s, "iqr_s": self.iqr_s, "gflops": self.gflops,
+                "efficiency": self.efficiency, "algorithm": self.algorithm,
+                "stable": self.stable}
+
+
+@dataclass(frozen=True, slots=True)
+class ModelBench:
+    """A whole chain's measurement (seconds per batch) and its steps' in-place times."""
+
+    median_s: float
+    iqr_s: float
+    repeats: int
+    loops: int
+    gflops: float
+    stable: bool
+    warnings: tuple[str, ...]
+    layers: tuple[LayerBench, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"median_s": self.median_s, "iqr_s": self.iqr_s, "repeats": self.repeats,
+                "loops": self.loops, "gflops": self.gflops, "stable": self.stable,
+                "warnings": list(self.warnings)}
+
+
+@dataclass(frozen=True, slots=True)
+class MachineRecord:
+    """What a benchmark ran on: the BLAS, its threads, the CPUs and the GEMM peak used."""
+
+    blas: str
+    blas_arch: str
+    threads: int
+    cpu_count: int
+    #: Matrix-multiply peak of ``dtype`` in GFLOP/s (0.0 when it could not be measured).
+    gemm_peak_gflops: float
+    dtype: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"blas": self.blas, "blas_arch": self.blas_arch, "threads": self.threads,
+                "cpu_count": self.cpu_count, "gemm_peak_gflops": self.gemm_peak_gflops,
+                "dtype": self.dtype}

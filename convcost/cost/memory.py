@@ -1,0 +1,89 @@
+"""Memory model: peak live activations by liveness over the program's steps, and traffic.
+
+Peak inference activation memory is the largest number of activation bytes alive at once when
+the program runs in order. Each step allocates its output while its inputs are still alive;
+a value is freed after the last step that reads it (through any alias), and the program's
+result is never freed. So a branch input stays alive until the last branch has read it,
+finished branch outputs until their concat, a residual input until the shortcut and the add
+have read it, and a gate's input until its multiply. Alias kinds (``id``, ``dropout``,
+``droppath`` and channel ``slice`` views) allocate nothing: their output shares their input's
+storage. The model's input counts towards the peak.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+from convcost.lang.vocab import ALIAS_KINDS
+from convcost.model.program import Program, Step
+
+
+def traffic_elements(step: Step) -> int:
+    """Activation elements a step reads and writes (per sample); 0 for aliasing steps."""
+    if step.kind in ALIAS_KINDS:
+        return 0
+    return sum(op.elements for op in step.operands) + step.output.elements
+
+
+class LiveProfile(NamedTuple):
+    """Live activation elements (per sample) right after each step allocated its output."""
+
+    live: tuple[int, ...]
+    input_elements: int
+
+    @property
+    def peak(self) -> int:
+        """The most elements alive at once, the input included."""
+        return max(self.input_elements, max(self.live, default=0))
+
+    @property
+    def peak_step(self) -> int | None:
+        """0-based position of the first step at the peak (None when it is the bare input)."""
+        peak = self.peak
+        for position, live in enumerate(self.live):
+            if live == peak:
+                return position
+        return None
+
+
+def storage(program: Program) -> list[int]:
+    """Value id -> the id of the value whose buffer it lives in (itself unless an alias)."""
+    owner = list(range(program.steps[-1].out + 1 if program.steps else 1))
+    for step in program.steps:
+        if step.kind in ALIAS_KINDS:
+            owner[step.out] = owner[step.inputs[0]]
+    return owner
+
+
+def live_profile(program: Program,
+                 size: Callable[[Step], int] = lambda step: step.output.elements,
+                 input_size: int | None = None) -> LiveProfile:
+    """Liveness over ``program``'s steps (see the module docstring); ``size`` gives the
+    elements a step's output holds (per sample by default)."""
+    owner = storage(program)
+    last_use: dict[int, int] = {}
+    for position, step in enumerate(program.steps):
+        for value in step.inputs:
+            last_use[owner[value]] = position
+    last_use[owner[program.result]] = len(program.steps)  # the result is never freed
+    sizes = {0: program.input.elements if input_size is None else input_size}
+    total = sizes[0]
+    live: list[int] = []
+    for position, step in enumerate(program.steps):
+        if step.kind not in ALIAS_KINDS:
+            sizes[step.out] = size(step)
+            total += sizes[step.out]
+            if last_use.get(step.out) is None:  # never read, never the result: dead at once
+                last_use[step.out] = position
+        live.append(total)
+        for buffer in {owner[value] for value in step.inputs}:
+            if last_use[buffer] == position:
+                total -= sizes[buffer]
+        if step.kind not in ALIAS_KINDS and last_use[step.out] == position:
+            total -= sizes[step.out]
+    return LiveProfile(tuple(live), sizes[0])
+
+
+def peak_activation_elements(program: Program) -> int:
+    """Peak live activation elements of one sample, input included (see module docstring)."""
+    return live_profile(program).peak
