@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import BinaryIO, Iterable, NamedTuple
 
 from convcost.cost.report import ModelReport, build_report
 from convcost.errors import ConvcostError, SpecError, Source
-from convcost.inputs import Input
+from convcost.inputs import Input, collect
 from convcost.lang import parse_source
 from convcost.model.program import Program
 from convcost.model.resolve import resolve
@@ -34,6 +34,11 @@ class Analysis:
     def __init__(self, errors: list[ConvcostError] | None = None) -> None:
         self.models: list[Analyzed] = []
         self.errors: list[ConvcostError] = errors if errors is not None else []
+        #: Inputs read: chains, files, standard input, and unreadable ones.
+        self.sources = 0
+        #: Whether any file, directory, pattern or standard input was among them (a run that
+        #: reads files ends with a one-line summary).
+        self.batch_input = False
 
     @property
     def reports(self) -> list[ModelReport]:
@@ -48,6 +53,8 @@ class Analysis:
     def extend(self, other: Analysis) -> None:
         self.models.extend(other.models)
         self.errors.extend(other.errors)
+        self.sources += other.sources
+        self.batch_input = self.batch_input or other.batch_input
 
 
 def analyze_source(source: Source, options: Options = Options(), *,
@@ -80,4 +87,20 @@ def analyze_inputs(inputs: list[Input], options: Options = Options()) -> Analysi
     total = Analysis()
     for item in inputs:
         total.extend(analyze_source(item.source, options, bare_names=item.bare_names))
+    total.sources = len(inputs)
+    total.batch_input = any(item.bare_names == "line" for item in inputs)
     return total
+
+
+def analyze_arguments(arguments: Iterable[str], options: Options = Options(),
+                      stdin: BinaryIO | None = None) -> Analysis:
+    """Analyse command-line style arguments: chains, files, directories, globs and ``-``.
+
+    Unreadable arguments become errors in place; the others are still analysed.
+    """
+    inputs, errors = collect(list(arguments), stdin)
+    analysis = analyze_inputs(inputs, options)
+    analysis.errors[:0] = errors
+    analysis.sources += len(errors)
+    analysis.batch_input = analysis.batch_input or bool(errors)
+    return analysis

@@ -11,21 +11,11 @@ from __future__ import annotations
 import json
 from typing import Any, NamedTuple
 
-from convcost.cost.report import SCHEMA, ModelReport
+from convcost.cost.report import BYTE_METRICS, METRIC_NAMES, METRICS, SCHEMA, ModelReport
+from convcost.errors import BaselineError
 
-#: Metrics a check can limit: (JSON key in totals, human name, is a byte count).
-METRICS: tuple[tuple[str, str, bool], ...] = (
-    ("macs", "MACs", False),
-    ("params", "params", False),
-    ("peak_activation_bytes", "peak memory", True),
-    ("param_bytes", "param memory", True),
-)
-METRIC_NAMES = {key: name for key, name, _ in METRICS}
-BYTE_METRICS = frozenset(key for key, _, is_bytes in METRICS if is_bytes)
-
-
-class BaselineError(ValueError):
-    """The baseline file cannot be used (unreadable, not JSON, not convcost/1)."""
+__all__ = ["BYTE_METRICS", "METRICS", "METRIC_NAMES", "BaselineError", "Result", "Verdict",
+           "load_baseline", "parse_tolerance", "run_check"]
 
 
 class Result(NamedTuple):
@@ -83,18 +73,18 @@ def load_baseline(path: str) -> list[dict[str, Any]]:
         with open(path, encoding="utf-8") as handle:
             document = json.load(handle)
     except OSError as error:
-        raise BaselineError(f"cannot read baseline '{path}': {error.strerror or error}") from None
+        raise BaselineError(f"cannot read baseline '{path}': {error.strerror or error}", path) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise BaselineError(f"baseline '{path}' is not JSON: {error}") from None
+        raise BaselineError(f"baseline '{path}' is not JSON: {error}", path) from None
     if not isinstance(document, dict) or document.get("schema") != SCHEMA or \
             not isinstance(document.get("models"), list):
         raise BaselineError(f"baseline '{path}' is not a {SCHEMA} document; write one with "
-                            f"'convcost analyze SPECS --format json > {path}'")
+                            f"'convcost analyze SPECS --format json > {path}'", path)
     models = []
     for entry in document["models"]:
         totals = entry.get("totals") if isinstance(entry, dict) else None
         if not isinstance(totals, dict) or not isinstance(entry.get("name"), str):
-            raise BaselineError(f"baseline '{path}' has a model without a name or totals")
+            raise BaselineError(f"baseline '{path}' has a model without a name or totals", path)
         models.append(entry)
     return models
 

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Callable, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 import click
 
 from convcost import __version__
-from convcost.analysis import Analysis, Options, analyze_inputs
-from convcost.errors import SpecError
-from convcost.inputs import collect
+from convcost.analysis import Analysis, Options, analyze_arguments
 from convcost.cost.report import DTYPE_BYTES
+from convcost.errors import ConvcostError
+
+if TYPE_CHECKING:
+    from convcost.bench.results import MachineRecord
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -120,36 +122,24 @@ def cli() -> None:
     """
 
 
-class _Run(NamedTuple):
-    analysis: Analysis
-    sources: int  # inputs read: chains, files, standard input, and unreadable ones
-    batch_input: bool  # any file, directory, pattern or standard input among them
+def _analyze(specs: tuple[str, ...], size: tuple[int, int] | None, batch: int,
+             dtype: str) -> Analysis:
+    return analyze_arguments(specs, Options(size=size, batch=batch, dtype=dtype.lower()))
 
 
-def _run(specs: tuple[str, ...], size: tuple[int, int] | None, batch: int,
-         dtype: str) -> _Run:
-    """Analyse every argument, unreadable ones becoming errors."""
-    inputs, errors = collect(list(specs))
-    analysis = analyze_inputs(inputs, Options(size=size, batch=batch, dtype=dtype.lower()))
-    analysis.errors[:0] = errors
-    batch_input = bool(errors) or any(item.bare_names == "line" for item in inputs)
-    return _Run(analysis, len(inputs) + len(errors), batch_input)
-
-
-def _report_errors(run: _Run) -> None:
+def _report_errors(analysis: Analysis) -> None:
     """Every error to standard error, then a one-line summary when files were read or
     anything failed (chains typed on the command line need no summary)."""
-    analysis, sources = run.analysis, run.sources
     for error in analysis.errors:
         click.echo(_styled_error(error), err=True)
-    if run.batch_input or analysis.errors:
-        bad = len(analysis.errors)
-        click.echo(f"convcost: {len(analysis.models)} model{'s' if len(analysis.models) != 1 else ''}"
-                   f" analysed from {sources} source{'s' if sources != 1 else ''}; "
-                   f"{bad} with errors", err=True)
+    if analysis.batch_input or analysis.errors:
+        count, sources, bad = len(analysis.models), analysis.sources, len(analysis.errors)
+        click.echo(f"convcost: {count} model{'s' if count != 1 else ''} analysed from "
+                   f"{sources} source{'s' if sources != 1 else ''}; {bad} with errors",
+                   err=True)
 
 
-def _styled_error(error: SpecError) -> str:
+def _styled_error(error: ConvcostError) -> str:
     text = str(error)
     if os.environ.get("NO_COLOR"):
         return text
@@ -167,11 +157,11 @@ def _emit_json(document: dict[str, Any]) -> None:
     click.echo(json.dumps(document, indent=indent, ensure_ascii=False))
 
 
-def _emit_grids(grids: list[Any], fmt: str, machine: dict[str, Any]) -> None:
+def _emit_grids(grids: list[Any], fmt: str, machine: MachineRecord | None) -> None:
     """Grids as Markdown or rich tables, then the benchmark machine's line (with --bench)."""
     from convcost import render
 
-    notes = [render.machine_note(machine["machine"])] if machine else []
+    notes = [render.machine_note(machine)] if machine is not None else []
     if fmt == "markdown":
         text = "\n".join(render.to_markdown(grid) for grid in grids)
         click.echo(text + "".join(f"\n{note}\n" for note in notes), nl=False)
@@ -204,20 +194,20 @@ def analyze(ctx: click.Context, specs: tuple[str, ...], size: tuple[int, int] | 
     Each argument is a chain ("56x56x64 -> 3x3(64)"), a spec file, a directory (searched for
     *.convcost), a glob pattern, or - for standard input.
     """
-    run = _run(specs, size, batch, dtype)
-    analysis = run.analysis
+    analysis = _analyze(specs, size, batch, dtype)
     machine = _benchmark(analysis, bench, dtype, batch, threads, max_memory, bench_budget)
     fmt = fmt.lower()
     if fmt == "json":
         from convcost.cost.report import document
-        _emit_json(document(analysis.models, analysis.errors, **machine))
+        extra = {"machine": machine.to_json()} if machine is not None else {}
+        _emit_json(document(analysis.reports, analysis.errors, **extra))
     elif fmt == "csv":
         from convcost.render import analyze_csv
-        click.echo(analyze_csv(analysis.models), nl=False)
+        click.echo(analyze_csv(analysis.reports), nl=False)
     else:
         from convcost import render
-        _emit_grids([render.analyze_grid(model) for model in analysis.models], fmt, machine)
-    _report_errors(run)
+        _emit_grids([render.analyze_grid(model) for model in analysis.reports], fmt, machine)
+    _report_errors(analysis)
     ctx.exit(EXIT_BAD_INPUT if analysis.errors else EXIT_OK)
 
 
@@ -237,49 +227,51 @@ def compare(ctx: click.Context, specs: tuple[str, ...], baseline: str | None,
     convcost compare "256 -> 4x4(256)" "256 -> 1x1(64) -> 4x4(256)" or
     convcost compare examples/bottleneck.convcost.
     """
-    from convcost.compare import UnknownBaseline, compare as compare_models
+    from convcost.compare import compare as compare_models
+    from convcost.errors import UsageError
 
-    run = _run(specs, size, batch, dtype)
-    analysis = run.analysis
+    analysis = _analyze(specs, size, batch, dtype)
     if len(analysis.models) + len(analysis.errors) < 2:
-        _report_errors(run)
+        _report_errors(analysis)
         raise click.UsageError("compare needs at least two models: give two chains, or a spec "
                                "file with several models")
-    try:  # before a benchmark that may take a while
-        comparison = compare_models(analysis.models, baseline) if analysis.models else None
-    except UnknownBaseline as error:
-        _report_errors(run)
-        raise click.UsageError(str(error)) from None
+    if analysis.models:
+        try:  # before a benchmark that may take a while
+            compare_models(analysis.reports, baseline)
+        except UsageError as error:
+            _report_errors(analysis)
+            raise click.UsageError(error.message) from None
     machine = _benchmark(analysis, bench, dtype, batch, threads, max_memory, bench_budget)
-    if comparison is not None and machine:  # the reports now carry measured times
-        comparison = compare_models(analysis.models, comparison.baseline.name)
+    # Once, on the final reports (with their measurements when benchmarked).
+    comparison = compare_models(analysis.reports, baseline) if analysis.models else None
     fmt = fmt.lower()
     if fmt == "json":
         from convcost.cost.report import document
-        extra = {"comparison": comparison.to_json(), **machine} if comparison else machine
-        _emit_json(document(analysis.models, analysis.errors, **extra))
+        extra: dict[str, Any] = {"comparison": comparison.to_json()} if comparison else {}
+        if machine is not None:
+            extra["machine"] = machine.to_json()
+        _emit_json(document(analysis.reports, analysis.errors, **extra))
     elif comparison is not None:
         from convcost import render
         if fmt == "csv":
             click.echo(render.compare_csv(comparison), nl=False)
         else:
             _emit_grids([render.compare_grid(comparison)], fmt, machine)
-    _report_errors(run)
+    _report_errors(analysis)
     ctx.exit(EXIT_BAD_INPUT if analysis.errors else EXIT_OK)
 
 
 def _benchmark(analysis: Analysis, enabled: bool, dtype: str, batch: int, threads: int | None,
-               max_memory: int | None, budget: float | None) -> dict[str, Any]:
-    """With --bench, measure every model (progress on standard error) and put the figures in
-    the reports; returns ``{"machine": ...}`` for JSON ({} without --bench). A refused model
-    becomes an error; the others are still measured."""
+               max_memory: int | None, budget: float | None) -> MachineRecord | None:
+    """With --bench, measure every model (progress on standard error); the analysis then
+    holds the measured reports, and refused models become its errors. Returns the machine
+    record (None without --bench)."""
     if not enabled or not analysis.models:
-        return {}
+        return None
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from convcost.errors import SpecError
-    from convcost.bench.executor import BenchSettings, bench_models
+    from convcost.bench.run import BenchSettings, bench_models
 
     settings = BenchSettings(dtype=dtype.lower(), batch=batch, threads=threads,
                              max_memory=max_memory, budget_s=budget)
@@ -293,13 +285,10 @@ def _benchmark(analysis: Analysis, enabled: bool, dtype: str, batch: int, thread
             progress.update(task, completed=max(0, number - 1),
                             description=f"benchmarking {label}{what}")
 
-        models, machine, refused = bench_models(analysis.models, analysis.networks, settings,
-                                                show)
-    analysis.models = models
-    for model, reason in refused:
-        analysis.errors.append(SpecError(f"benchmark of '{model.name}' refused: {reason}",
-                                         model.source, model.line, 1))
-    return {"machine": machine}
+        result = bench_models(analysis.models, settings, show)
+    analysis.models = list(result.models)
+    analysis.errors.extend(result.errors)
+    return result.machine
 
 
 @cli.command(epilog=CONVENTIONS)
@@ -354,16 +343,15 @@ def check(ctx: click.Context, specs: tuple[str, ...], max_macs: int | None,
         try:
             baseline = checks.load_baseline(baseline_path)
         except checks.BaselineError as error:
-            click.echo(f"convcost: error: {error}", err=True)
+            click.echo(f"convcost: error: {error.message}", err=True)
             ctx.exit(EXIT_BAD_INPUT)
-    run = _run(specs, size, batch, dtype)
-    analysis = run.analysis
-    verdict = checks.run_check(analysis.models, budgets, baseline, baseline_name=baseline_path,
+    analysis = _analyze(specs, size, batch, dtype)
+    verdict = checks.run_check(analysis.reports, budgets, baseline, baseline_name=baseline_path,
                                tolerance=allowed)
     fmt = fmt.lower()
     if fmt == "json":
         from convcost.cost.report import document
-        _emit_json(document(analysis.models, analysis.errors, check=verdict.to_json()))
+        _emit_json(document(analysis.reports, analysis.errors, check=verdict.to_json()))
     elif fmt == "github":
         from convcost.render import github_annotations
         click.echo(github_annotations(verdict, analysis.errors), nl=False)
@@ -374,7 +362,7 @@ def check(ctx: click.Context, specs: tuple[str, ...], max_macs: int | None,
             click.echo(render.to_markdown(grid), nl=False)
         else:
             _print_rich([render.to_rich(grid)])
-    _report_errors(run)
+    _report_errors(analysis)
     if analysis.errors:
         ctx.exit(EXIT_BAD_INPUT)
     ctx.exit(EXIT_OK if verdict.passed else EXIT_CHECK_FAILED)
@@ -394,22 +382,14 @@ def calibrate(dtypes: tuple[str, ...], threads: int | None, quick: bool, fmt: st
 
     These are the roofs --bench compares achieved GFLOP/s against. Takes a few seconds.
     """
-    from convcost import bench
+    from convcost.bench import machine
 
-    with bench.blas_threads(threads):
+    with machine.blas_threads(threads):
         click.echo("convcost: calibrating (a few seconds)...", err=True)
-        result = bench.calibrate(tuple(dict.fromkeys(dtypes)), quick=quick)
-    info = result.machine
-    peaks = result.gemm_peak_gflops
+        result = machine.calibrate(tuple(dict.fromkeys(dtypes)), quick=quick)
     if fmt.lower() == "json":
-        first = next(iter(peaks.values()), 0.0)
-        _emit_json({"schema": "convcost/1", "models": [], "errors": [],
-                    "machine": {"blas": info.blas, "blas_arch": info.blas_arch,
-                                "threads": info.threads, "cpu_count": info.cpu_count,
-                                "gemm_peak_gflops": peaks.get("float32", first)},
-                    "calibration": {"gemm_peak_gflops": peaks,
-                                    "memory_bandwidth_gbs": result.memory_bandwidth_gbs,
-                                    "warnings": list(result.warnings)}})
+        from convcost.cost.report import document
+        _emit_json(document([], [], **result.to_json()))
         return
     from convcost import render
     _print_rich([render.to_rich(render.calibration_grid(result))])

@@ -4,17 +4,12 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from convcost.cost.report import ModelReport
+from convcost.cost.report import COMPARED_METRICS, ModelReport
+from convcost.errors import UsageError
 from convcost.units import ratio_phrase
 
 #: Metrics compared, as (JSON key, noun in sentences).
-METRICS: tuple[tuple[str, str], ...] = (
-    ("macs", "MACs"), ("params", "params"), ("peak_activation_bytes", "peak memory"),
-)
-
-
-class UnknownBaseline(LookupError):
-    """``--baseline NAME`` names no analysed model."""
+METRICS = COMPARED_METRICS
 
 
 class Comparison(NamedTuple):
@@ -60,20 +55,19 @@ class Comparison(NamedTuple):
 
 def bench_seconds(model: ModelReport) -> float | None:
     """The measured median seconds of ``model``'s chain, if it was benchmarked."""
-    bench = (model.extra or {}).get("bench")
-    return float(bench["median_s"]) if bench else None
+    return model.bench.median_s if model.bench is not None else None
 
 
 def compare(models: list[ModelReport], baseline: str | None = None) -> Comparison:
     """Compare ``models`` against the one named ``baseline`` (default: the first)."""
     if not models:
-        raise UnknownBaseline("there are no models to compare")
+        raise UsageError("there are no models to compare", "<args>")
     chosen = models[0]
     if baseline is not None:
         matches = [model for model in models if model.name == baseline]
         if not matches:
             names = ", ".join(repr(model.name) for model in models)
-            raise UnknownBaseline(f"--baseline '{baseline}' names no model; the models are "
-                                  f"{names}")
+            raise UsageError(f"--baseline '{baseline}' names no model; the models are "
+                             f"{names}", "--baseline")
         chosen = matches[0]
     return Comparison(chosen, tuple(models))

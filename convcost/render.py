@@ -14,13 +14,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
 
 from convcost import units
-from convcost.check import BYTE_METRICS, METRIC_NAMES, Verdict
+from convcost.check import Verdict
 from convcost.compare import Comparison, bench_seconds
-from convcost.errors import SpecError
-from convcost.cost.report import ModelReport
+from convcost.errors import ConvcostError
+from convcost.cost.report import BYTE_METRICS, METRIC_NAMES, ModelReport
 
 if TYPE_CHECKING:  # rich is imported lazily: JSON output must not pay for it
     from rich.console import RenderableType
+
+    from convcost.bench.results import MachineRecord, ModelBench
 
 BAR_WIDTH = 10
 #: Text columns that must never wrap (short, and unreadable when broken).
@@ -84,7 +86,7 @@ def _cell(value: Any, kind: str, *, bars: bool) -> str:
 def analyze_grid(model: ModelReport) -> Grid:
     """Per-layer table of one model, with a totals footer (and measured columns if benched)."""
     totals = model.totals
-    bench = (model.extra or {}).get("bench")
+    bench = model.bench
     grid = Grid(
         title=f"{model.name}  ({model.input} -> {model.output}, batch {model.batch}, "
               f"{model.dtype})",
@@ -100,14 +102,17 @@ def analyze_grid(model: ModelReport) -> Grid:
         row = [layer.path, layer.text, str(layer.output), layer.macs, share, layer.params,
                layer.output_bytes, layer.intensity]
         if bench:
-            timing = layer.bench or {}
-            row += [timing.get("median_s"), timing.get("gflops") if layer.macs else None,
-                    timing.get("efficiency"), timing.get("algorithm", "")]
+            timing = layer.bench
+            if timing is None:
+                row += [None, None, None, ""]
+            else:
+                row += [timing.median_s, timing.gflops if layer.macs else None,
+                        timing.efficiency, timing.algorithm]
         grid.rows.append(row)
     grid.footer = ["", "total", str(model.output), totals.macs, 1.0 if totals.macs else 0.0,
                    totals.params, None, None]
     if bench:
-        grid.footer += [bench["median_s"], bench["gflops"], None, ""]
+        grid.footer += [bench.median_s, bench.gflops, None, ""]
         grid.notes.append(_bench_note(bench))
     grid.notes.append(
         f"MACs {totals.macs:,}  FLOPs {totals.flops:,}  other ops {totals.other_ops:,}  "
@@ -173,20 +178,19 @@ def calibration_grid(result: Any) -> Grid:
     return grid
 
 
-def machine_note(machine: dict[str, Any]) -> str:
+def machine_note(machine: MachineRecord) -> str:
     """'benchmarked with openblas 0.3.31 (SkylakeX), 2 BLAS threads; float32 peak 198.8 GFLOP/s'."""
-    return (f"benchmarked with {machine['blas']} ({machine['blas_arch']}), {machine['threads']} "
-            f"BLAS thread{'s' if machine['threads'] != 1 else ''} on {machine['cpu_count']} CPUs; "
-            f"{machine['dtype']} matrix-multiply peak {machine['gemm_peak_gflops']:.1f} GFLOP/s")
+    return (f"benchmarked with {machine.blas} ({machine.blas_arch}), {machine.threads} "
+            f"BLAS thread{'s' if machine.threads != 1 else ''} on {machine.cpu_count} CPUs; "
+            f"{machine.dtype} matrix-multiply peak {machine.gemm_peak_gflops:.1f} GFLOP/s")
 
 
-def _bench_note(bench: dict[str, Any]) -> str:
+def _bench_note(bench: ModelBench) -> str:
     """'measured 12.3 ms per batch (IQR 0.21 ms, 5 x 20 runs), 85.2 GFLOP/s, stable'."""
-    note = (f"measured {units.seconds(bench['median_s'])} per batch (IQR "
-            f"{units.seconds(bench['iqr_s'])}, {bench['repeats']} x {bench['loops']} runs), "
-            f"{bench['gflops']:.1f} GFLOP/s, {'stable' if bench['stable'] else 'UNSTABLE'}")
-    warnings = bench.get("warnings") or []
-    return note + "".join(f"\n  warning: {warning}" for warning in warnings)
+    note = (f"measured {units.seconds(bench.median_s)} per batch (IQR "
+            f"{units.seconds(bench.iqr_s)}, {bench.repeats} x {bench.loops} runs), "
+            f"{bench.gflops:.1f} GFLOP/s, {'stable' if bench.stable else 'UNSTABLE'}")
+    return note + "".join(f"\n  warning: {warning}" for warning in bench.warnings)
 
 
 def check_grid(verdict: Verdict, *, show_all: bool = False) -> Grid:
@@ -216,7 +220,7 @@ def check_grid(verdict: Verdict, *, show_all: bool = False) -> Grid:
     return grid
 
 
-def github_annotations(verdict: Verdict, errors: list[SpecError]) -> str:
+def github_annotations(verdict: Verdict, errors: list[ConvcostError]) -> str:
     """GitHub Actions workflow commands: an ``::error`` per spec error and failed check."""
     lines = []
     for error in errors:

@@ -156,7 +156,7 @@ def test_bad_spec_exit_2_with_caret_and_json_errors(run: Run, validate: Callable
     document = _json(result)
     validate(document)
     assert [m["name"] for m in document["models"]] == ["8 -> relu"]
-    assert document["errors"] == [{"source": "<arg>", "line": 1, "column": 6,
+    assert document["errors"] == [{"source": "<arg>", "line": 1, "column": 6, "kind": "spec",
                                    "message": "unknown layer 'bogus'; expected a layer such as "
                                    "3x3(64), 1x7(192), fc(1000), maxpool3x3(s=2), avgpool2x2, "
                                    "gap, deconv4x4(64, s=2), up2, bn, relu, [A | B], res[A], "

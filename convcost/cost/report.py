@@ -14,6 +14,20 @@ if TYPE_CHECKING:
 
 SCHEMA = "convcost/1"
 
+#: The metrics of a model's totals that comparisons and checks use, as (JSON key in
+#: ``totals``, noun in sentences, is a byte count): the one metrics table.
+METRICS: tuple[tuple[str, str, bool], ...] = (
+    ("macs", "MACs", False),
+    ("params", "params", False),
+    ("peak_activation_bytes", "peak memory", True),
+    ("param_bytes", "param memory", True),
+)
+#: The metrics ``compare`` puts side by side, as (JSON key, noun).
+COMPARED_METRICS: tuple[tuple[str, str], ...] = tuple(
+    (key, noun) for key, noun, _ in METRICS if key != "param_bytes")
+METRIC_NAMES = {key: noun for key, noun, _ in METRICS}
+BYTE_METRICS = frozenset(key for key, _, is_bytes in METRICS if is_bytes)
+
 #: Bytes per element of each supported ``--dtype``: the one dtype table.
 DTYPE_BYTES: dict[str, int] = {
     "float32": 4, "float16": 2, "bfloat16": 2, "int8": 1, "float64": 8,
