@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple
 
-from convcost.lang.vocab import ACTIVATION_KINDS
+from convcost.lang.vocab import ACTIVATION_KINDS, ALIAS_KINDS, NORM_KINDS
 from convcost.model.program import Step
 
 
@@ -104,11 +104,25 @@ def _bn(step: Step) -> StepCost:
                      buffers=2 * channels)
 
 
-@handles(*ACTIVATION_KINDS, "add")
+@handles(*(ACTIVATION_KINDS - {"prelu"}), "add", "mul")
 def _elementwise(step: Step) -> StepCost:
     return StepCost(other_ops=step.output.elements)
 
 
-@handles("up", "dropout", "id", "concat")
+@handles("prelu", "scale")
+def _per_channel(step: Step) -> StepCost:
+    """PReLU's slopes and layer scale's factors: one learnable value per channel."""
+    return StepCost(other_ops=step.output.elements, params=step.output.c)
+
+
+@handles(*NORM_KINDS)
+def _norm(step: Step) -> StepCost:
+    """fvcore's convention: 5 ops per element with an affine scale and shift, 4 without."""
+    affine = step.affine
+    return StepCost(other_ops=(5 if affine else 4) * step.output.elements,
+                    params=2 * step.output.c if affine else 0)
+
+
+@handles("up", "concat", "shuffle", *ALIAS_KINDS)
 def _free(step: Step) -> StepCost:
     return _FREE

@@ -36,6 +36,7 @@ class LayerSpec(NamedTuple):
     bias: bool = True
     ceil: bool = False
     factor: int = 1
+    affine: bool = True
 
 
 class BranchesSpec(NamedTuple):
@@ -50,6 +51,21 @@ class ResidualSpec(NamedTuple):
 
     body: Sequence
     shortcut: Sequence | None
+    span: Span
+
+
+class GateSpec(NamedTuple):
+    """``gate[A]``: the input multiplied by ``A`` of the input (squeeze-excite and friends)."""
+
+    body: Sequence
+    span: Span
+
+
+class SplitSpec(NamedTuple):
+    """``split[A | B | ...]``: the channels split into equal parts, part k feeding branch k,
+    the branch outputs concatenated along channels."""
+
+    branches: tuple[Sequence, ...]
     span: Span
 
 
@@ -76,7 +92,8 @@ class Sequence(NamedTuple):
     span: Span
 
 
-Item = Union[LayerSpec, BranchesSpec, ResidualSpec, RepeatSpec, FragmentSpec, Sequence]
+Item = Union[LayerSpec, BranchesSpec, ResidualSpec, GateSpec, SplitSpec, RepeatSpec, FragmentSpec,
+             Sequence]
 
 
 class Chain(NamedTuple):

@@ -12,10 +12,12 @@ from typing import NamedTuple
 
 from convcost.errors import SpecError, Source, Span
 from convcost.lang.ast import (
-    BranchesSpec, Chain, FragmentSpec, InputSpec, Item, LayerSpec, ModelSpec, RepeatSpec,
-    ResidualSpec, Sequence,
+    BranchesSpec, Chain, FragmentSpec, GateSpec, InputSpec, Item, LayerSpec, ModelSpec,
+    RepeatSpec, ResidualSpec, Sequence, SplitSpec,
 )
-from convcost.lang.vocab import Arg, build_layer, layer_word, unknown_layer_message
+from convcost.lang.vocab import (
+    BLOCK_WORDS, Arg, build_layer, layer_word, unknown_layer_message,
+)
 from convcost.lang.tokenizer import PHRASES, Token, strip_comment, tokenize_line
 
 #: Deepest nesting of brackets and groups accepted (deeper input gets a clear error, not a
@@ -168,7 +170,7 @@ class _Parser:
         return item
 
     def _parse_atom(self) -> Item:
-        """atom := layer | '(' sequence ')' | branches | residual | REF"""
+        """atom := layer | '(' sequence ')' | branches | residual | gate | split | REF"""
         token = self.token
         kind = token.kind
         if kind == "LPAREN":
@@ -182,9 +184,14 @@ class _Parser:
             return self._parse_branches()
         if kind == "REF":
             return self._parse_ref()
-        if kind == "WORD" and token.text.lower() == "res" and \
+        if kind == "WORD" and token.text.lower() in BLOCK_WORDS and \
                 self.tokens[self.pos + 1].kind == "LBRACKET":
-            return self._parse_residual()
+            word = token.text.lower()
+            if word == "res":
+                return self._parse_residual()
+            if word == "gate":
+                return self._parse_gate()
+            return self._parse_split()
         if kind in ("WORD", "DIMS"):
             return self._parse_layer()
         if kind == "END":
@@ -233,6 +240,37 @@ class _Parser:
         self._close("RBRACKET", opener)
         self.depth -= 1
         return ResidualSpec(body, shortcut, self.span_between(word, opener))
+
+    def _parse_gate(self) -> GateSpec:
+        """gate := 'gate' '[' sequence ']'"""
+        word = self.advance()
+        opener = self.advance()
+        self.enter(opener)
+        if self.token.kind in ("PIPE", "RBRACKET"):
+            raise self.error("empty gate: write the layers that compute the gate, e.g. "
+                             "gate[gap -> 1x1(8) -> relu -> 1x1(32) -> sigmoid]")
+        body = self._parse_sequence()
+        if self.check("PIPE"):
+            raise self.error("a gate has one body: gate[A] multiplies the input by A of the "
+                             "input")
+        self._close("RBRACKET", opener)
+        self.depth -= 1
+        return GateSpec(body, self.span_between(word, opener))
+
+    def _parse_split(self) -> SplitSpec:
+        """split := 'split' '[' sequence ('|' sequence)+ ']'"""
+        word = self.advance()
+        opener = self.advance()
+        self.enter(opener)
+        branches = [self._parse_branch()]
+        while self.check("PIPE"):
+            self.advance()
+            branches.append(self._parse_branch())
+        if len(branches) < 2:
+            raise self.error("a split needs at least two parts, e.g. split[id | 3x3(32)]")
+        self._close("RBRACKET", opener)
+        self.depth -= 1
+        return SplitSpec(tuple(branches), self.span_between(word, opener))
 
     def _parse_ref(self) -> FragmentSpec:
         """ref := '$' NAME   (a fragment defined earlier with ``let``)"""

@@ -9,23 +9,48 @@ from typing import NamedTuple
 from convcost.errors import SpecError, Source, Span
 from convcost.lang.ast import LayerSpec
 
-#: Kinds that change nothing and allocate nothing (their output aliases their input).
-ALIAS_KINDS = frozenset({"id", "dropout"})
-#: Element-wise activations: one op per element, no params.
-ACTIVATION_KINDS = frozenset({"relu", "relu6", "sigmoid", "tanh", "gelu", "silu", "softmax"})
+#: Kinds that change nothing and allocate nothing (their output aliases their input; a
+#: channel ``slice`` is a view, as ``torch.chunk`` gives).
+ALIAS_KINDS = frozenset({"id", "dropout", "droppath", "slice"})
+#: Element-wise activations: one op per element, no params (``prelu`` has C params).
+ACTIVATION_KINDS = frozenset({"relu", "relu6", "sigmoid", "tanh", "gelu", "silu", "softmax",
+                              "hardswish", "hardsigmoid", "leakyrelu", "elu", "mish", "prelu"})
+#: Normalisations over more than one element: channel layernorm, groupnorm, instancenorm.
+NORM_KINDS = frozenset({"ln", "gn", "instancenorm"})
+#: Steps that combine several values: branch concatenation, residual add, gate multiply.
+MERGE_KINDS = frozenset({"concat", "add", "mul"})
 #: Every op kind a step may have (each has a cost handler and a NumPy kernel).
 OP_KINDS = frozenset(
-    {"conv", "deconv", "fc", "maxpool", "avgpool", "gap", "up", "bn", "concat", "add"}
-    | ALIAS_KINDS
-    | ACTIVATION_KINDS
+    {"conv", "deconv", "fc", "maxpool", "avgpool", "gap", "up", "bn", "scale", "shuffle"}
+    | ALIAS_KINDS | ACTIVATION_KINDS | NORM_KINDS | MERGE_KINDS
 )
 
-#: Parameter-free layers written as a bare word, mapped to their kind.
+#: Layers written as a bare word (some take an optional number), mapped to their kind.
 SIMPLE_LAYERS: dict[str, str] = {
     "gap": "gap", "globalavgpool": "gap", "bn": "bn",
     "relu": "relu", "relu6": "relu6", "sigmoid": "sigmoid", "tanh": "tanh", "gelu": "gelu",
-    "silu": "silu", "softmax": "softmax", "dropout": "dropout", "id": "id",
+    "silu": "silu", "swish": "silu", "softmax": "softmax", "dropout": "dropout", "id": "id",
+    "hardswish": "hardswish", "hswish": "hardswish", "hardsigmoid": "hardsigmoid",
+    "hsigmoid": "hardsigmoid", "leakyrelu": "leakyrelu", "elu": "elu", "mish": "mish",
+    "prelu": "prelu", "ln": "ln", "layernorm": "ln", "gn": "gn", "groupnorm": "gn",
+    "instancenorm": "instancenorm", "scale": "scale", "layerscale": "scale",
+    "droppath": "droppath", "stochasticdepth": "droppath", "shuffle": "shuffle",
 }
+#: Kinds written with an optional number that does not change any count, as
+#: (what it is, lowest value, whether the value must stay below 1, example).
+RATE_KINDS: dict[str, tuple[str, float, bool, str]] = {
+    "dropout": ("rate", 0.0, True, "dropout(0.5)"),
+    "droppath": ("rate", 0.0, True, "droppath(0.1)"),
+    "leakyrelu": ("negative slope", 0.0, False, "leakyrelu(0.01)"),
+    "elu": ("alpha", 0.0, False, "elu(1.0)"),
+}
+#: Kinds whose bare number is a count, and what that count is.
+COUNT_KINDS: dict[str, str] = {
+    "conv": "the channel count", "deconv": "the channel count", "fc": "the channel count",
+    "gn": "the group count", "shuffle": "the group count",
+}
+#: Block words written before '[': residual, gate and channel split.
+BLOCK_WORDS = frozenset({"res", "gate", "split"})
 #: Layers that take a channel count: fc and its alias.
 FC_NAMES = frozenset({"fc", "linear"})
 #: Names followed by a kernel size in the same word, e.g. ``maxpool3x3``.
@@ -35,13 +60,14 @@ _UP = re.compile(r"up(\d+)$")
 LAYER_HELP = ("a layer such as 3x3(64), 1x7(192), fc(1000), maxpool3x3(s=2), avgpool2x2, gap, "
               "deconv4x4(64, s=2), up2, bn, relu, [A | B], res[A], (A)*2 or $name")
 KNOWN_WORDS = sorted({*SIMPLE_LAYERS, *FC_NAMES, "maxpool3x3", "avgpool2x2", "deconv3x3", "up2",
-                      "res"})
+                      *BLOCK_WORDS})
 
 _ALIASES: dict[str, str] = {
     "s": "stride", "stride": "stride", "p": "pad", "pad": "pad", "d": "dilation",
     "dilation": "dilation", "g": "groups", "groups": "groups", "bias": "bias",
 }
-_FLAGS: dict[str, str] = {"nobias": "bias", "dw": "dw", "ceil": "ceil"}
+_FLAGS: dict[str, str] = {"nobias": "bias", "dw": "dw", "ceil": "ceil", "affine": "affine",
+                          "noaffine": "affine"}
 _CONV_OPTIONS = frozenset({"stride", "pad", "dilation", "groups", "bias", "dw"})
 ALLOWED_OPTIONS: dict[str, frozenset[str]] = {
     "conv": _CONV_OPTIONS,
@@ -49,11 +75,15 @@ ALLOWED_OPTIONS: dict[str, frozenset[str]] = {
     "fc": frozenset({"bias"}),
     "maxpool": frozenset({"stride", "pad", "ceil"}),
     "avgpool": frozenset({"stride", "pad", "ceil"}),
+    "ln": frozenset({"affine"}),
+    "gn": frozenset({"affine"}),
+    "instancenorm": frozenset({"affine"}),
+    "shuffle": frozenset(),
 }
 _SPELLING: dict[str, str] = {
     "stride": "s=2 or s=2x1", "pad": "p=same, p=valid, p=1 or p=1x2",
     "dilation": "d=2 or d=2x1", "groups": "g=2", "bias": "bias=yes, bias=no or nobias",
-    "dw": "dw", "ceil": "ceil",
+    "dw": "dw", "ceil": "ceil", "affine": "affine or noaffine",
 }
 _TRUE = frozenset({"yes", "true"})
 _FALSE = frozenset({"no", "false"})
@@ -131,8 +161,8 @@ def _pair(source: Source, arg: Arg, what: str, minimum: int) -> tuple[int, int]:
 def build_layer(source: Source, kind: str, text: str, span: Span, kernel_hw: tuple[int, int],
                 factor: int, args: list[Arg]) -> LayerSpec:
     """Check ``args`` against what ``kind`` accepts and build its :class:`LayerSpec`."""
-    if kind == "dropout":
-        return _dropout(source, text, span, args)
+    if kind in RATE_KINDS:
+        return _rate_layer(source, kind, text, span, args)
     allowed = ALLOWED_OPTIONS.get(kind)
     if allowed is None:
         if args:
@@ -140,21 +170,22 @@ def build_layer(source: Source, kind: str, text: str, span: Span, kernel_hw: tup
                                f"'{text.split('(')[0]}' takes no arguments")
         return LayerSpec(kind=kind, text=text, span=span, kernel_hw=kernel_hw, factor=factor)
 
-    takes_channels = kind in ("conv", "deconv", "fc")
+    count_name = COUNT_KINDS.get(kind)
+    takes_channels = count_name is not None
     out_channels: int | None = None
     seen: dict[str, Arg] = {}
     values: dict[str, object] = {}
     for arg in args:
         if arg.name is None and arg.value.lower() not in _FLAGS:
-            if not takes_channels:
+            if count_name is None:
                 raise SpecError.at(source, arg.span,
                                    f"{kind} takes no channel count; its options are "
                                    f"{_option_list(allowed)}")
             if out_channels is not None:
                 raise SpecError.at(source, arg.span,
-                                   "the channel count is given twice; options are written "
-                                   "name=value, e.g. s=2")
-            out_channels = _positive(source, arg, "the channel count")
+                                   f"{count_name} is given twice; options are written "
+                                   f"name=value, e.g. s=2")
+            out_channels = _positive(source, arg, count_name)
             continue
         if arg.name is not None and arg.name.lower() in _FLAGS:
             raise SpecError.at(source, arg.span,
@@ -172,6 +203,15 @@ def build_layer(source: Source, kind: str, text: str, span: Span, kernel_hw: tup
         seen[name] = arg
         values[name] = _option_value(source, name, arg)
 
+    if kind in ("gn", "shuffle"):
+        if out_channels is None:
+            raise SpecError.at(source, span, f"{kind} needs a group count, e.g. {kind}(2)")
+        return LayerSpec(kind=kind, text=text, span=span, groups=out_channels,
+                         affine=bool(values.get("affine", True)))
+    if kind in NORM_KINDS:
+        # PyTorch's defaults: LayerNorm is affine, InstanceNorm2d is not.
+        return LayerSpec(kind=kind, text=text, span=span,
+                         affine=bool(values.get("affine", kind != "instancenorm")))
     if takes_channels and out_channels is None and not values.get("dw"):
         raise SpecError.at(source, span,
                            f"{kind} needs an output channel count, e.g. "
@@ -203,7 +243,8 @@ def _option_list(allowed: frozenset[str]) -> str:
 def _option_value(source: Source, name: str, arg: Arg) -> object:
     """The checked value of option ``name`` (flags carry their implied value)."""
     if arg.name is None:  # a flag
-        return name != "bias"  # 'nobias' means bias=no; 'dw' and 'ceil' mean on
+        # 'nobias' means bias=no and 'noaffine' affine=no; 'dw', 'ceil' and 'affine' mean on
+        return not arg.value.lower().startswith("no")
     value = arg.value.lower()
     if name == "stride":
         return _pair(source, arg, "stride", 1)
@@ -227,18 +268,21 @@ def _option_value(source: Source, name: str, arg: Arg) -> object:
     return _pair(source, arg, "pad", 0)
 
 
-def _dropout(source: Source, text: str, span: Span, args: list[Arg]) -> LayerSpec:
-    """``dropout`` or ``dropout(rate)``: the rate is checked and then ignored (inference)."""
+def _rate_layer(source: Source, kind: str, text: str, span: Span, args: list[Arg]) -> LayerSpec:
+    """``dropout``, ``droppath``, ``leakyrelu`` or ``elu``, with an optional number (a rate,
+    slope or alpha) that is checked and then ignored: it changes no count."""
+    what, lowest, below_one, example = RATE_KINDS[kind]
     if len(args) > 1 or (args and args[0].name is not None):
         raise SpecError.at(source, args[-1].span,
-                           "dropout takes at most one argument, its rate, e.g. dropout(0.5)")
+                           f"{kind} takes at most one argument, its {what}, e.g. {example}")
     if args:
         try:
-            rate = float(args[0].value)
+            value = float(args[0].value)
         except ValueError:
-            rate = -1.0
-        if not 0.0 <= rate < 1.0:
+            value = -1.0
+        if not (lowest <= value < (1.0 if below_one else float("inf"))):
+            bound = "from 0 up to 1" if below_one else "of at least 0"
             raise SpecError.at(source, args[0].value_span,
-                               f"bad dropout rate '{args[0].value}'; expected a number from 0 "
-                               f"up to 1, e.g. dropout(0.5)")
-    return LayerSpec(kind="dropout", text=text, span=span)
+                               f"bad {kind} {what} '{args[0].value}'; expected a number "
+                               f"{bound}, e.g. {example}")
+    return LayerSpec(kind=kind, text=text, span=span)

@@ -14,8 +14,10 @@ from convcost.errors import SpecError, Source
 from convcost.model.geometry import ceil_out, deconv_out, explicit_out, same_padding
 from convcost.model.program import Program, Shape, Step
 from convcost.lang.ast import (
-    BranchesSpec, FragmentSpec, Item, LayerSpec, ModelSpec, RepeatSpec, ResidualSpec, Sequence,
+    BranchesSpec, FragmentSpec, GateSpec, Item, LayerSpec, ModelSpec, RepeatSpec, ResidualSpec,
+    Sequence, SplitSpec,
 )
+from convcost.lang.vocab import NORM_KINDS
 
 #: Most layers one model may expand to; beyond this a model is refused with a clear message
 #: rather than building millions of objects.
@@ -37,7 +39,8 @@ class _Walk:
         self.values = 1  # value 0 is the model's input
         self.depth = 0
 
-    def emit(self, owner: LayerSpec | BranchesSpec | ResidualSpec, **fields: Any) -> Step:
+    def emit(self, owner: LayerSpec | BranchesSpec | ResidualSpec | GateSpec | SplitSpec,
+             **fields: Any) -> Step:
         """Append a step writing a new value; refuses models over :data:`MAX_LAYERS` steps."""
         index = len(self.steps) + 1
         if index > MAX_LAYERS:
@@ -104,6 +107,12 @@ def _sequence(walk: _Walk, items: tuple[Item, ...], value: _Value, prefix: str,
         elif isinstance(item, BranchesSpec):
             position[0] += 1
             value = _branches(walk, item, value, f"{prefix}{position[0]}")
+        elif isinstance(item, GateSpec):
+            position[0] += 1
+            value = _gate(walk, item, value, f"{prefix}{position[0]}")
+        elif isinstance(item, SplitSpec):
+            position[0] += 1
+            value = _split(walk, item, value, f"{prefix}{position[0]}")
         else:
             position[0] += 1
             value = _residual(walk, item, value, f"{prefix}{position[0]}")
@@ -111,8 +120,11 @@ def _sequence(walk: _Walk, items: tuple[Item, ...], value: _Value, prefix: str,
     return value
 
 
-def _branches(walk: _Walk, spec: BranchesSpec, value: _Value, path: str) -> _Value:
-    outputs = [_sequence(walk, branch.items, value, f"{path}.b{number}.", [0])
+def _branches(walk: _Walk, spec: BranchesSpec | SplitSpec, value: _Value, path: str,
+              part: Callable[[int], _Value] | None = None) -> _Value:
+    """Branches from one input (for a split, each from ``part(number)``), then a concat."""
+    outputs = [_sequence(walk, branch.items, part(number) if part else value,
+                         f"{path}.b{number}.", [0])
                for number, branch in enumerate(spec.branches, start=1)]
     first = outputs[0].shape
     for number, out in enumerate(outputs[1:], start=2):
@@ -128,6 +140,39 @@ def _branches(walk: _Walk, spec: BranchesSpec, value: _Value, path: str) -> _Val
                      inputs=tuple(out.id for out in outputs),
                      operands=tuple(out.shape for out in outputs))
     return _Value(step.out, output)
+
+
+def _split(walk: _Walk, spec: SplitSpec, value: _Value, path: str) -> _Value:
+    """Equal channel parts (``slice`` views), one per branch, then a concat."""
+    count, channels = len(spec.branches), value.shape.c
+    if channels % count:
+        raise SpecError.at(walk.source, spec.span,
+                           f"cannot split {channels} channels into {count} equal parts")
+    width = channels // count
+    part_shape = Shape(value.shape.h, value.shape.w, width)
+
+    def part(number: int) -> _Value:
+        start, stop = (number - 1) * width, number * width
+        step = walk.emit(spec, path=f"{path}.b{number}.slice", kind="slice",
+                         text=f"slice[{start}:{stop}]", input=value.shape, output=part_shape,
+                         inputs=(value.id,), operands=(value.shape,), channels=(start, stop))
+        return _Value(step.out, part_shape)
+
+    return _branches(walk, spec, value, path, part)
+
+
+def _gate(walk: _Walk, spec: GateSpec, value: _Value, path: str) -> _Value:
+    """``x * g(x)``: the gate is 1x1xC (broadcast over H and W) or x's own shape."""
+    gate = _sequence(walk, spec.body.items, value, f"{path}.gate.", [0])
+    shape = value.shape
+    if gate.shape not in (shape, Shape(1, 1, shape.c)):
+        raise SpecError.at(walk.source, spec.span,
+                           f"gate shape {gate.shape} does not fit the input {shape}; a gate "
+                           f"ends at 1x1x{shape.c} (one factor per channel) or at {shape} "
+                           f"(one per element)")
+    step = walk.emit(spec, path=f"{path}.mul", kind="mul", text="mul", input=shape,
+                     output=shape, inputs=(value.id, gate.id), operands=(shape, gate.shape))
+    return _Value(step.out, shape)
 
 
 def _residual(walk: _Walk, spec: ResidualSpec, value: _Value, path: str) -> _Value:
@@ -169,6 +214,14 @@ def _layer(walk: _Walk, spec: LayerSpec, value: _Value, path: str) -> _Value:
     elif kind == "up":
         step = make(output=Shape(shape.h * spec.factor, shape.w * spec.factor, shape.c),
                     factor=spec.factor)
+    elif kind in ("gn", "shuffle"):
+        if shape.c % spec.groups:
+            raise SpecError.at(walk.source, spec.span,
+                               f"{shape.c} channels do not divide into {spec.groups} groups "
+                               f"for {kind}")
+        step = make(output=shape, groups=spec.groups, affine=spec.affine)
+    elif kind in NORM_KINDS:
+        step = make(output=shape, affine=spec.affine)
     else:
         step = make(output=shape)
     return _Value(step.out, step.output)
