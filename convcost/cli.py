@@ -14,6 +14,7 @@ import click
 
 from convcost import __version__
 from convcost.analysis import Analysis, Options, analyze_arguments
+from convcost.cost.handlers import CONVENTIONS as COUNTING_CONVENTIONS
 from convcost.cost.report import DTYPE_BYTES
 from convcost.errors import ConvcostError
 
@@ -25,19 +26,7 @@ EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 FORMATS = ("table", "json", "markdown", "csv")
 CHECK_FORMATS = ("table", "json", "markdown", "github")
 
-CONVENTIONS = """\b
-Counting conventions:
-  MACs       multiply-accumulates of conv, deconv and fc weights only
-             (deconv counts input positions); FLOPs = 2 x MACs
-  other ops  element-wise work, never mixed into MACs: bias add 1 per
-             output element, bn 2, activation 1, pooling KhxKw per output
-             element, gap 1 per input element, residual add 1; up, dropout,
-             id and concat 0
-  params     weights, biases, bn gamma/beta (bn running stats are buffers)
-  memory     parameter bytes, per-layer output bytes, peak live activation
-             bytes in execution order, traffic (input+weights+output bytes)
-             and arithmetic intensity (FLOPs per traffic byte)
-"""
+CONVENTIONS = "\b\n" + COUNTING_CONVENTIONS
 
 
 def _parse_size(ctx: click.Context, param: click.Parameter, value: str | None

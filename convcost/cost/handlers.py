@@ -1,17 +1,8 @@
 """The cost model: one handler per step kind, in a registry (like fvcore's op handles).
 
-Conventions (per sample; the report multiplies by the batch):
-
-- **MACs** are multiply-accumulates of convolution, transposed-convolution and fc weights only:
-  conv ``Kh*Kw*(Cin/g)*Cout*Hout*Wout``; deconv ``Kh*Kw*(Cin/g)*Cout*Hin*Win`` (input
-  positions); fc ``in*out``. Bias additions are not MACs. FLOPs = 2 * MACs.
-- **other ops** are element-wise work, never mixed into MACs: bias add 1 per output element,
-  bn 2 per element, each activation 1 per element, pooling Kh*Kw per output element, gap 1 per
-  input element, residual add 1 per output element; up, dropout, id and concat 0.
-- **params** are learnable (weights, biases, bn gamma and beta); bn running mean and variance
-  are **buffers**.
-
-A kind without a handler raises :class:`UnsupportedStep`; it is never silently costed as 0.
+The counting conventions are :data:`CONVENTIONS` (per sample; the report multiplies by the
+batch); each handler's docstring or code states its part. A kind without a handler raises
+:class:`UnsupportedStep`; it is never silently costed as 0.
 """
 
 from __future__ import annotations
@@ -20,6 +11,24 @@ from typing import Callable, NamedTuple
 
 from convcost.lang.vocab import ACTIVATION_KINDS, ALIAS_KINDS, NORM_KINDS
 from convcost.model.program import Step
+
+
+#: The counting conventions, as ``--help`` prints them: the one statement of them in the code.
+CONVENTIONS = """\
+Counting conventions:
+  MACs       multiply-accumulates of conv, deconv and fc weights only
+             (deconv counts input positions); FLOPs = 2 x MACs
+  other ops  element-wise work, never mixed into MACs: bias add 1 per
+             output element, bn 2, activation 1, prelu and scale 1, gate
+             multiply 1, ln/gn/instancenorm 5 (4 without affine), pooling
+             KhxKw per output element, gap 1 per input element, residual
+             add 1; up, dropout, droppath, id, slice, shuffle and concat 0
+  params     weights, biases, bn/norm gamma and beta, prelu slopes, layer
+             scale factors (bn running stats are buffers)
+  memory     parameter bytes, per-layer output bytes, peak live activation
+             bytes in execution order, traffic (input+weights+output bytes)
+             and arithmetic intensity (FLOPs per traffic byte)
+"""
 
 
 class StepCost(NamedTuple):
