@@ -100,3 +100,60 @@ def test_long_chain_is_linear_and_fine() -> None:
     text = "net: 8 -> " + " -> ".join(["relu"] * 20000)
     result = analyze_source(Source("long", text))
     assert result.errors == [] and len(result.reports[0].layers) == 20000
+
+
+@st.composite
+def _modern_chain(draw: st.DrawFn) -> tuple[str, tuple[int, int, int], int, int]:
+    """A random chain of the newer forms with its shape, MACs and params computed here,
+    independently of convcost (per sample, 'same' padding)."""
+    h, w, c = draw(st.integers(1, 12)), draw(st.integers(1, 12)), 2 * draw(st.integers(1, 8))
+    spec = f"{h}x{w}x{c}"
+    macs = params = 0
+    for _ in range(draw(st.integers(1, 6))):
+        form = draw(st.sampled_from(["conv", "se", "gate", "split", "shuffle", "norm", "act"]))
+        if form == "conv":
+            k, s, out = draw(st.integers(1, 3)), draw(st.integers(1, 2)), 2 * draw(st.integers(1, 6))
+            h, w = -(-h // s), -(-w // s)
+            macs += k * k * c * out * h * w
+            params += k * k * c * out + out
+            spec += f" -> {k}x{k}({out}, s={s})"
+            c = out
+        elif form == "se":
+            r = draw(st.integers(1, 4))
+            macs += 2 * c * r
+            params += c * r + r + r * c + c
+            spec += f" -> gate[gap -> 1x1({r}) -> relu -> 1x1({c}) -> hardsigmoid]"
+        elif form == "gate":
+            macs += c * c * h * w
+            params += c * c
+            spec += f" -> gate[1x1({c}, nobias) -> sigmoid]"
+        elif form == "split":
+            half = c // 2
+            macs += half * half * h * w
+            params += half * half + half + 2 * half  # conv weights and bias, ln
+            spec += f" -> split[id | 1x1({half}) -> ln]"
+        elif form == "shuffle":
+            spec += f" -> shuffle({draw(st.sampled_from([g for g in (1, 2, c) if c % g == 0]))})"
+        elif form == "norm":
+            word, extra = draw(st.sampled_from([("ln", 2 * c), ("gn(2)", 2 * c),
+                                                ("instancenorm", 0), ("scale", c),
+                                                ("prelu", c), ("gn(1, noaffine)", 0)]))
+            params += extra
+            spec += f" -> {word}"
+        else:
+            spec += " -> " + draw(st.sampled_from(["hardswish", "mish", "elu", "leakyrelu",
+                                                   "droppath", "silu"]))
+    return spec, (h, w, c), macs, params
+
+
+@SETTINGS
+@given(_modern_chain(), st.integers(1, 3))
+def test_modern_forms_match_an_independent_count(case: tuple[str, tuple[int, int, int], int, int],
+                                                 batch: int) -> None:
+    spec, shape, macs, params = case
+    result = analyze_source(Source("<arg>", spec), Options(batch=batch), bare_names="text")
+    assert result.errors == [], [str(error) for error in result.errors]
+    report = result.reports[0]
+    assert tuple(report.output) == shape
+    assert report.totals.macs == batch * macs
+    assert report.totals.params == params
