@@ -13,7 +13,7 @@ if sys.version_info >= (3, 11):
 else:
     import tomli as tomllib
 
-from convcost.memory import DTYPE_BYTES
+from convcost.cost.report import DTYPE_BYTES
 from convcost.roofline import (
     DTYPES,
     MAX_DEVICE_FILE_BYTES,

@@ -17,6 +17,8 @@ the same keys as a shipped profile, at top level::
 
 from __future__ import annotations
 
+from convcost.errors import InputError
+
 import difflib
 import math
 import os
@@ -61,18 +63,16 @@ _DTYPE_ALIASES = {"fp32": "float32", "f32": "float32", "fp16": "float16", "f16":
                   "double": "float64", "float": "float32", "i8": "int8"}
 
 
-class DeviceError(ValueError):
+class DeviceError(InputError, ValueError):
     """A device profile that cannot be found, read or validated, or a dtype it lacks.
 
     ``message`` is the full text for a user (no traceback needed).
     """
 
-    # Subclasses ValueError only until the package-wide error root lands; then this becomes
-    # ``class DeviceError(ConvcostError, ValueError)`` and nothing else changes.
+    kind = "device"
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(self, message: str, source: str = "--device") -> None:
+        super().__init__(message, source)
 
     def __str__(self) -> str:
         return self.message
