@@ -417,7 +417,7 @@ def parse_source(source: Source, *, bare_names: str = "line") -> ParsedSource:
             result.models.append(ModelSpec(name, chain, source, _statement_text(source, statement),
                                            Span(statement.line, 1)))
         except SpecError as error:
-            result.errors.append(error)
+            result.errors.append(error.with_traceback(None))  # keep no frames alive
     return result
 
 
@@ -487,7 +487,7 @@ def _statements(source: Source) -> list[_Statement]:
             tokens = tokenize_line(source, code[offset:], number, offset + 1)
             problem = None
         except SpecError as error:
-            tokens, problem = [], error
+            tokens, problem = [], error.with_traceback(None)
         if not starts_new and current is not None:
             continues = (current.depth > 0 or current.ends_open
                          or (current.tokens and current.tokens[-1].kind in ("ARROW", "PIPE"))
