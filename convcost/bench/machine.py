@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from convcost.bench.results import MachineRecord
@@ -221,12 +222,16 @@ def _gemm_peak(dtype: str, policy: TimingPolicy, sizes: tuple[int, ...],
         a = rng.standard_normal((n, n), dtype=np.float32).astype(dtype)
         b = rng.standard_normal((n, n), dtype=np.float32).astype(dtype)
         c = np.empty((n, n), dtype=dtype)  # preallocated: time the GEMM, not the allocator
-        m = measure(lambda: np.matmul(a, b, out=c), policy, timer)
+        m = measure(partial(np.matmul, a, b, out=c), policy, timer)
         if m.median_s > 0:
             best = max(best, 2.0 * n**3 / m.median_s / 1e9)
         notes.extend(f"gemm {dtype} n={n}: {w}" for w in m.warnings)
-        del a, b, c
     return best, tuple(notes)
+
+
+def _bind_gemm(dtype: str, policy: TimingPolicy, sizes: tuple[int, ...]
+               ) -> Callable[[Timer], tuple[float, tuple[str, ...]]]:
+    return lambda clock: _gemm_peak(dtype, policy, sizes, clock)
 
 
 def gemm_peak_gflops(dtype: str, policy: TimingPolicy = CALIBRATION_POLICY,
@@ -296,9 +301,8 @@ def calibrate(dtypes: Sequence[str] = ("float32", "float64"), policy: TimingPoli
             else default_sizes[dtype]
         if not sizes or min(sizes) < 1:
             raise ValueError(f"sizes must be positive integers, got {sizes}")
-        peaks[dtype], found = _cached(
-            ("gemm", dtype, policy, sizes), timer,
-            lambda clock, dtype=dtype, sizes=sizes: _gemm_peak(dtype, policy, sizes, clock))
+        peaks[dtype], found = _cached(("gemm", dtype, policy, sizes), timer,
+                                      _bind_gemm(dtype, policy, sizes))
         notes.extend(found)
     nbytes = bandwidth_bytes if bandwidth_bytes is not None else (
         BANDWIDTH_BYTES_QUICK if quick else BANDWIDTH_BYTES)
