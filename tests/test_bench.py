@@ -84,7 +84,7 @@ def test_per_call_time_is_block_divided_by_loops() -> None:
     calib = [T] * (1 + 2 + 5)
     # 5 blocks of 5 calls; the 2nd block has one call 5T slower, i.e. +1T per call on average
     blocks = [T] * 5 + [T] * 4 + [6 * T] + [T] * 15
-    m, fn = run(calib + blocks, TimingPolicy(warmup=0, min_block_s=4 * T, repeats=5))
+    m, _ = run(calib + blocks, TimingPolicy(warmup=0, min_block_s=4 * T, repeats=5))
     assert m.loops == 5
     assert m.values_s == (T, 2 * T, T, T, T)
     assert m.median_s == T
@@ -296,16 +296,14 @@ def test_blas_threads_limits_and_restores() -> None:
 
 def test_blas_threads_restores_after_an_interrupt() -> None:
     before = _reported_blas_threads()
-    with pytest.raises(KeyboardInterrupt):
-        with blas_threads(1):
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), blas_threads(1):
+        raise KeyboardInterrupt
     assert _reported_blas_threads() == before
 
 
 def test_blas_threads_rejects_zero() -> None:
-    with pytest.raises(ValueError):
-        with blas_threads(0):
-            pass
+    with pytest.raises(ValueError), blas_threads(0):
+        pass
 
 
 class Ticking:

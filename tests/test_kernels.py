@@ -18,9 +18,14 @@ import pytest
 
 from convcost.analysis import analyze_text
 from convcost.bench.kernels import (
-    KERNELS, PreparedStep, choose_algorithm, make_input, numpy_dtype, prepare_step,
+    KERNELS,
+    PreparedStep,
+    base,
+    choose_algorithm,
+    make_input,
+    numpy_dtype,
+    prepare_step,
 )
-from convcost.bench.kernels import base
 from convcost.errors import BenchError, UnsupportedDtype
 from convcost.lang.vocab import OP_KINDS
 from convcost.model.program import Shape, Step
@@ -49,7 +54,7 @@ def axis_geometry(size: int, kernel: int, stride: int, dilation: int,
             out -= 1
     else:
         # Brute force: count the window starts whose whole window fits the padded input.
-        out = sum(1 for start in range(0, size + 2 * p)
+        out = sum(1 for start in range(size + 2 * p)
                   if start % stride == 0 and start + dilation * (kernel - 1) < size + 2 * p)
     return out, p, p
 
@@ -156,7 +161,7 @@ def rand(*shape: int, seed: int = 1) -> Array:
 
 
 def ref_conv(x: Array, w: Array, b: Array | None, step: Step) -> Array:
-    n, h, wd, cin = x.shape
+    n, h, wd, _ = x.shape
     kh, kw, cg, cout = w.shape
     g = step.groups
     cog = cout // g
@@ -533,7 +538,7 @@ def test_gap() -> None:
 
 def test_up() -> None:
     x = rand(2, 2, 3, 2)
-    y, prepared = run(simple_step("up", (2, 3, 2), units=3), x)
+    y, _ = run(simple_step("up", (2, 3, 2), units=3), x)
     for oy in range(6):
         for ox in range(9):
             np.testing.assert_array_equal(y[:, oy, ox], x[:, oy // 3, ox // 3])

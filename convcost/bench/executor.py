@@ -136,7 +136,12 @@ class Executor:
         self._check_input(x)
         values: dict[int, Any] = {0: x}
         for step, (run, inputs, out, frees) in zip(self.program.steps, self._calls):
-            y = run(*[values[value] for value in inputs])
+            try:
+                y = run(*[values[value] for value in inputs])
+            except (ValueError, IndexError, TypeError) as error:
+                raise self._mismatch(step, f"step {step.path} '{step.text}' failed on its "
+                                           f"analysed geometry ({step.input} -> {step.output}): "
+                                           f"{error}; this is a bug in convcost") from error
             expected = (self.batch, *step.output)
             if tuple(y.shape) != expected or y.dtype != self.dtype:
                 raise self._mismatch(step, f"step {step.path} '{step.text}' produced "

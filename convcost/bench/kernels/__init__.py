@@ -91,7 +91,7 @@ def workspace_bytes(step: Step, algorithm: str, batch: int, itemsize: int) -> in
 
 
 def prepare_step(step: Step, dtype: np.dtype[Any] | str, rng: np.random.Generator | None,
-                 workspace: Workspace | None = None, algorithm: str | None = None
+                 workspace: Workspace | None = None, *, algorithm: str | None = None
                  ) -> PreparedStep:
     """``step`` with random weights (zeros when ``rng`` is None) at ``dtype``, ready to call
     on NHWC batches of any size.
