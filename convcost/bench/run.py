@@ -175,8 +175,10 @@ def _located(kind: type[BenchError], model: Analyzed, reason: str) -> BenchError
 
 def bench_model(model: Analyzed, settings: BenchSettings, *, peak_gflops: float,
                 max_memory: int | None, clock: Timer = time.perf_counter,
-                on_step: Callable[[str], None] | None = None) -> Analyzed:
+                on_step: Callable[[str], None] | None = None,
+                policy: TimingPolicy | None = None) -> Analyzed:
     """``model`` measured: its report with ``bench`` set on the model and every layer.
+    ``policy`` replaces the chain's timing policy (default: ``settings.policy``).
 
     Raises :class:`~convcost.errors.UnsupportedDtype`, :class:`~convcost.errors.BenchRefused`
     (above ``max_memory`` bytes; unlocated, :func:`bench_models` locates it) or
@@ -199,7 +201,7 @@ def bench_model(model: Analyzed, settings: BenchSettings, *, peak_gflops: float,
     x = executor.make_input()
     executor.check_shapes(x)
     say("timing the chain")
-    policy = settings.policy
+    policy = policy if policy is not None else settings.policy
     chain = measure(lambda: executor.run(x), policy, clock)
     say("timing each layer")
     samples = _in_place_times(executor, x, chain.median_s, policy.budget_s, clock)
