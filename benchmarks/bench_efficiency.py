@@ -23,6 +23,7 @@ import argparse
 import statistics
 import sys
 import warnings
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,7 @@ def _conv_rows(name: str, model: Analyzed, peak: float) -> list[dict[str, Any]]:
             continue
         kernel = prepare_step(step, "float32", rng)
         x = make_input(step.input, 1, np.dtype(np.float32), rng)
-        alone = measure(lambda kernel=kernel, x=x: kernel(x), LAYER_POLICY).median_s
+        alone = measure(partial(kernel, x), LAYER_POLICY).median_s
         gflops = costed.flops / alone / 1e9
         rows.append({"model": name, "path": step.path, "text": step.text,
                      "input": step.input, "macs": costed.macs, "seconds": alone,
