@@ -23,16 +23,20 @@ import argparse
 import statistics
 import sys
 import warnings
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from convcost.analysis import Options, analyze_inputs, analyze_text
-from convcost.bench.timing import CALIBRATION_POLICY, TimingPolicy, blas_threads, gemm_peak_gflops
-from convcost.bench.timing import machine_info, measure
+from convcost.analysis import Analyzed, Options, analyze_inputs, analyze_text
+from convcost.bench.machine import (
+    CALIBRATION_POLICY,
+    blas_threads,
+    gemm_peak_gflops,
+    machine_info,
+)
+from convcost.bench.run import BenchSettings, bench_model
+from convcost.bench.timing import TimingPolicy, measure
 from convcost.inputs import collect
-from convcost.bench.executor import bench_network
-from convcost.model.program import Network
-from convcost.cost.report import ModelReport
 
 ROOT = Path(__file__).resolve().parent.parent
 BIG = 50_000_000
@@ -41,33 +45,39 @@ LAYER_POLICY = TimingPolicy(warmup=2, min_block_s=0.05, repeats=7)
 SEED = ("56x56x256 -> 4x4(256)", "56x56x256 -> 1x1(64) -> 4x4(256)")
 
 
-def _conv_rows(name: str, network: Network, report: ModelReport, bench: Any,
-               peak: float) -> list[dict[str, Any]]:
-    """Every conv layer: isolated kernel time (protocol) and in-place time (from ``bench``)."""
+def _bench(model: Analyzed, peak: float) -> Analyzed:
+    """``model`` measured as ``--bench`` does, with the longer chain policy below."""
+    settings = BenchSettings(gemm_peak_gflops=peak)
+    return bench_model(model, settings, peak_gflops=peak, max_memory=None,
+                       policy=CHAIN_POLICY)
+
+
+def _conv_rows(name: str, model: Analyzed, peak: float) -> list[dict[str, Any]]:
+    """Every conv step: isolated kernel time (protocol) and in-place time (from the bench)."""
     import numpy as np
 
-    from convcost import kernels
+    from convcost.bench.kernels import make_input, prepare_step
 
     rng = np.random.default_rng(0)
     rows = []
-    for layer, costed, timing in zip(network.layers(), report.layers, bench.layers):
-        if layer.kind != "conv":
+    for step, costed in zip(model.program.steps, model.report.layers):
+        if step.kind != "conv" or costed.bench is None:
             continue
-        kernel = kernels.prepare_layer(layer, np.dtype(np.float32), rng)
-        x = kernels.make_input(layer.input, 1, np.dtype(np.float32), rng)
-        alone = measure(lambda kernel=kernel, x=x: kernel(x), LAYER_POLICY).median_s
+        kernel = prepare_step(step, "float32", rng)
+        x = make_input(step.input, 1, np.dtype(np.float32), rng)
+        alone = measure(partial(kernel, x), LAYER_POLICY).median_s
         gflops = costed.flops / alone / 1e9
-        rows.append({"model": name, "path": layer.path, "text": layer.text,
-                     "input": layer.input, "macs": costed.macs, "seconds": alone,
+        rows.append({"model": name, "path": step.path, "text": step.text,
+                     "input": step.input, "macs": costed.macs, "seconds": alone,
                      "gflops": gflops, "efficiency": gflops / peak,
-                     "in_place": timing.gflops / peak, "algorithm": kernel.algorithm})
+                     "in_place": costed.bench.gflops / peak, "algorithm": kernel.algorithm})
     return rows
 
 
 def _torch_reference(rows: list[dict[str, Any]], threads: int) -> dict[tuple[str, str], float]:
     """Seconds of torch.nn.functional.conv2d per layer (NCHW, float32), if torch is here."""
     try:
-        import torch
+        import torch  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
         return {}
     torch.set_num_threads(threads)
@@ -110,18 +120,14 @@ def main() -> int:
         rows: list[dict[str, Any]] = []
         seed_times = []
         for text in SEED:
-            analysis = analyze_text(text)
-            bench = bench_network(analysis.networks[0], analysis.models[0], dtype="float32",
-                                  batch=1, policy=CHAIN_POLICY, peak_gflops=peak,
-                                  max_memory=None)
-            seed_times.append(bench.chain.median_s)
-            rows += _conv_rows(text, analysis.networks[0], analysis.models[0], bench, peak)
+            seed = _bench(analyze_text(text).models[0], peak)
+            assert seed.report.bench is not None
+            seed_times.append(seed.report.bench.median_s)
+            rows += _conv_rows(text, seed, peak)
 
         inputs, _ = collect([str(ROOT / "examples" / "resnet50.convcost")])
-        resnet = analyze_inputs(inputs, Options())
-        bench = bench_network(resnet.networks[0], resnet.models[0], dtype="float32", batch=1,
-                              policy=CHAIN_POLICY, peak_gflops=peak, max_memory=None)
-        rows += _conv_rows("resnet50", resnet.networks[0], resnet.models[0], bench, peak)
+        resnet = analyze_inputs(inputs, Options()).models[0]
+        rows += _conv_rows("resnet50", _bench(resnet, peak), peak)
         torch_times = _torch_reference(rows, info.threads)
 
     print()

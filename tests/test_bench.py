@@ -1,26 +1,26 @@
-"""Tests of the timing protocol (fake clock, fully deterministic) and of calibration (real, quick)."""
+"""The timing protocol (convcost.bench.timing) and machine description and calibration
+(convcost.bench.machine): every timing through an injected clock, so nothing here depends on
+how fast, or how loaded, the machine is."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import pytest
 
-from convcost.bench.timing import (
-    MIN_REPEATS,
-    QUICK_CALIBRATION_POLICY,
+from convcost.bench.machine import (
     Calibration,
-    Measurement,
-    TimingPolicy,
     blas_threads,
     calibrate,
     gemm_peak_gflops,
     machine_info,
-    measure,
+    machine_record,
     memory_bandwidth_gbs,
 )
+from convcost.bench.timing import MIN_REPEATS, Measurement, TimingPolicy, measure
 
 # Durations below are multiples of powers of two so that clock arithmetic is exact in binary
 # floating point and results can be compared with ==.
@@ -84,7 +84,7 @@ def test_per_call_time_is_block_divided_by_loops() -> None:
     calib = [T] * (1 + 2 + 5)
     # 5 blocks of 5 calls; the 2nd block has one call 5T slower, i.e. +1T per call on average
     blocks = [T] * 5 + [T] * 4 + [6 * T] + [T] * 15
-    m, fn = run(calib + blocks, TimingPolicy(warmup=0, min_block_s=4 * T, repeats=5))
+    m, _ = run(calib + blocks, TimingPolicy(warmup=0, min_block_s=4 * T, repeats=5))
     assert m.loops == 5
     assert m.values_s == (T, 2 * T, T, T, T)
     assert m.median_s == T
@@ -245,6 +245,8 @@ def test_fewer_than_five_repeats_is_rejected(repeats: int) -> None:
         {"min_block_s": 0.0},
         {"min_block_s": float("inf")},
         {"budget_s": 0.0},
+        {"budget_s": float("inf")},
+        {"budget_s": float("nan")},
         {"unstable_iqr_ratio": 0.0},
         {"unstable_spread_ratio": 0.9},
     ],
@@ -258,7 +260,8 @@ def test_other_invalid_policies_are_rejected(kwargs: dict[str, float]) -> None:
 
 
 def test_importing_bench_does_not_import_numpy() -> None:
-    code = "import sys, convcost.bench.timing; assert 'numpy' not in sys.modules, 'numpy imported'"
+    code = ("import sys, convcost.bench, convcost.bench.timing, convcost.bench.machine, "
+            "convcost.bench.run; assert 'numpy' not in sys.modules, 'numpy imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -269,6 +272,9 @@ def test_machine_info_fields_are_populated() -> None:
     assert info.blas_arch
     assert info.threads >= 1
     assert info.cpu_count >= 1
+    record = machine_record("float16", 12.5)
+    assert (record.blas, record.threads, record.dtype, record.gemm_peak_gflops) == \
+        (info.blas, info.threads, "float16", 12.5)
 
 
 def _reported_blas_threads() -> list[int]:
@@ -288,27 +294,80 @@ def test_blas_threads_limits_and_restores() -> None:
         assert _reported_blas_threads() == before
 
 
+def test_blas_threads_restores_after_an_interrupt() -> None:
+    before = _reported_blas_threads()
+    with pytest.raises(KeyboardInterrupt), blas_threads(1):
+        raise KeyboardInterrupt
+    assert _reported_blas_threads() == before
+
+
 def test_blas_threads_rejects_zero() -> None:
-    with pytest.raises(ValueError):
-        with blas_threads(0):
-            pass
+    with pytest.raises(ValueError), blas_threads(0):
+        pass
 
 
-def test_calibrate_quick_smoke() -> None:
-    cal = calibrate(("float32", "float64"), quick=True)
+class Ticking:
+    """A clock that advances ``tick`` seconds per reading: every block lasts one tick."""
+
+    def __init__(self, tick: float) -> None:
+        self.tick = tick
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += self.tick
+        return self.now
+
+
+TINY = TimingPolicy(warmup=0, min_block_s=T, repeats=5)
+
+
+def test_gemm_peak_arithmetic_with_an_injected_clock() -> None:
+    # One tick per block of one call: 2 n^3 flop per T seconds, best over the sizes.
+    assert gemm_peak_gflops("float32", TINY, sizes=(8, 16), timer=Ticking(T)) == \
+        2 * 16**3 / T / 1e9
+    assert gemm_peak_gflops("float16", TINY, sizes=(4,), timer=Ticking(T)) == 2 * 4**3 / T / 1e9
+
+
+def test_bandwidth_arithmetic_with_an_injected_clock() -> None:
+    # read + write of 8 KiB per T seconds
+    assert memory_bandwidth_gbs(TINY, nbytes=8192, timer=Ticking(T)) == 2 * 8192 / T / 1e9
+
+
+def test_calibrate_with_an_injected_clock() -> None:
+    cal = calibrate(("float32", "float64", "float32"), TINY, gemm_sizes={"float32": (8,),
+                                                                         "float64": (4, 8)},
+                    bandwidth_bytes=4096, timer=Ticking(T))
     assert isinstance(cal, Calibration)
-    assert set(cal.gemm_peak_gflops) == {"float32", "float64"}
-    assert all(v > 0 for v in cal.gemm_peak_gflops.values())
-    assert cal.memory_bandwidth_gbs > 0
+    assert cal.gemm_peak_gflops == {"float32": 2 * 8**3 / T / 1e9, "float64": 2 * 8**3 / T / 1e9}
+    assert cal.memory_bandwidth_gbs == 2 * 4096 / T / 1e9
     assert cal.machine.threads >= 1
-    # cached per process: same numbers, and the returned dict is the caller's own
-    cal.gemm_peak_gflops["float32"] = -1.0
-    assert calibrate(("float32", "float64"), quick=True).gemm_peak_gflops["float32"] > 0
+    document = cal.to_json()
+    assert set(document) == {"machine", "calibration"}
+    assert document["machine"]["gemm_peak_gflops"] == cal.gemm_peak_gflops["float32"]
+    assert document["calibration"]["gemm_peak_gflops"] == cal.gemm_peak_gflops
+    assert document["calibration"]["memory_bandwidth_gbs"] == cal.memory_bandwidth_gbs
 
 
-def test_float16_and_bandwidth_at_small_sizes() -> None:
-    assert gemm_peak_gflops("float16", QUICK_CALIBRATION_POLICY, sizes=(32,)) > 0
-    assert memory_bandwidth_gbs(QUICK_CALIBRATION_POLICY, nbytes=8 * 2**20) > 0
+def test_calibration_json_validates(validate: Callable[[Any], None]) -> None:
+    cal = calibrate(("float16",), TINY, gemm_sizes={"float16": (4,)}, bandwidth_bytes=64,
+                    timer=Ticking(T))
+    document = {"schema": "convcost/1", "models": [], "errors": [], **cal.to_json()}
+    validate(document)
+    # float32 missing: the machine's peak is the first dtype's
+    assert document["machine"]["gemm_peak_gflops"] == cal.gemm_peak_gflops["float16"]
+
+
+def test_real_clock_results_are_cached_and_fake_clocks_never_are() -> None:
+    first = gemm_peak_gflops("float64", TINY, sizes=(4,))
+    assert first > 0
+    assert gemm_peak_gflops("float64", TINY, sizes=(4,)) == first  # cached
+    # An injected clock neither reads nor fills the cache.
+    assert gemm_peak_gflops("float64", TINY, sizes=(4,), timer=Ticking(1.0)) == 2 * 64 / 1e9
+    assert gemm_peak_gflops("float64", TINY, sizes=(4,)) == first
+    cal = calibrate(("float64",), TINY, gemm_sizes={"float64": (4,)}, bandwidth_bytes=64)
+    cal.gemm_peak_gflops["float64"] = -1.0  # the caller's own dict
+    assert calibrate(("float64",), TINY, gemm_sizes={"float64": (4,)},
+                     bandwidth_bytes=64).gemm_peak_gflops["float64"] == first
 
 
 def test_unknown_dtype_is_rejected() -> None:
@@ -316,3 +375,7 @@ def test_unknown_dtype_is_rejected() -> None:
         gemm_peak_gflops("int8")
     with pytest.raises(ValueError, match="unsupported dtype"):
         calibrate(("float32", "bfloat16"), quick=True)
+    with pytest.raises(ValueError, match="positive"):
+        gemm_peak_gflops("float32", sizes=(0,))
+    with pytest.raises(ValueError, match="positive"):
+        memory_bandwidth_gbs(nbytes=0)

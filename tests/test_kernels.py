@@ -1,41 +1,50 @@
-"""convcost.bench.kernels.legacy against slow, obviously-correct references.
+"""convcost.bench.kernels against slow, obviously-correct references.
 
-The references below loop explicitly over output pixels, kernel offsets and channels and share
-no code with the kernels. Layers are built directly, with output sizes computed here from the
-contract's formulas (docs: /work/shared/spec-language.md, "Output size").
+Steps are built the way convcost builds them, from spec text (``analyze_text``), so the
+kernels run on the resolver's geometry. The output size of every step is cross-checked here
+against the contract's formulas ("Output size" in docs/), written out independently of
+``convcost.model.geometry``: the kernels take sizes from the step, so this test file is where
+a wrong size would be caught. The references loop explicitly over output pixels, kernel
+offsets and channels and share no code with the kernels.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import pytest
 
-from convcost import kernels
-from convcost.bench.kernels.legacy import (
-    PreparedLayer, ShapeMismatchError, UnsupportedDtype, choose_algorithm, estimate_peak_bytes,
-    make_input, numpy_dtype, prepare_layer, prepare_network,
+from convcost.analysis import analyze_text
+from convcost.bench.kernels import (
+    KERNELS,
+    PreparedStep,
+    base,
+    choose_algorithm,
+    make_input,
+    numpy_dtype,
+    prepare_step,
 )
-from convcost.model.program import Branches, Layer, Network, Residual, Shape
+from convcost.errors import BenchError, UnsupportedDtype
+from convcost.lang.vocab import OP_KINDS
+from convcost.model.program import Shape, Step
 
 F64 = np.dtype(np.float64)
 Array = Any  # np.ndarray; kept loose so the helpers stay short
 
 # ---------------------------------------------------------------------------------------------
-# Layer construction with the contract's output-size formulas
+# Steps from spec text, with the contract's output sizes checked independently
 
 
 def axis_geometry(size: int, kernel: int, stride: int, dilation: int,
                   pad: str | int | tuple[int, int], ceil: bool = False) -> tuple[int, int, int]:
-    """(out, before, after) along one axis of a conv or pool."""
+    """(out, before, after) along one axis of a conv or pool, by the contract's formulas."""
     if pad == "same":
         out = -(-size // stride)
         total = max((out - 1) * stride + dilation * (kernel - 1) + 1 - size, 0)
         return out, total // 2, total - total // 2
-    if isinstance(pad, tuple):  # raw (before, after): any asymmetric padding a Layer allows
+    if isinstance(pad, tuple):  # raw (before, after): asymmetric padding no spec can write
         before, after = pad
         return (size + before + after - dilation * (kernel - 1) - 1) // stride + 1, before, after
     p = 0 if pad == "valid" else int(pad)
@@ -44,23 +53,10 @@ def axis_geometry(size: int, kernel: int, stride: int, dilation: int,
         if (out - 1) * stride >= size + p:
             out -= 1
     else:
-        out = (size + 2 * p - dilation * (kernel - 1) - 1) // stride + 1
+        # Brute force: count the window starts whose whole window fits the padded input.
+        out = sum(1 for start in range(size + 2 * p)
+                  if start % stride == 0 and start + dilation * (kernel - 1) < size + 2 * p)
     return out, p, p
-
-
-def conv_layer(shape: tuple[int, int, int], cout: int, kernel: tuple[int, int],
-               stride: tuple[int, int] = (1, 1), dilation: tuple[int, int] = (1, 1),
-               pad: Any = "same", groups: int = 1, bias: bool = True,
-               kind: str = "conv") -> Layer:
-    """A conv layer; ``pad`` is 'same', 'valid', an int, (Ph, Pw) or ((t, b), (l, r))."""
-    h, w, cin = shape
-    pads = pad if isinstance(pad, tuple) else (pad, pad)
-    oh, top, bottom = axis_geometry(h, kernel[0], stride[0], dilation[0], pads[0])
-    ow, left, right = axis_geometry(w, kernel[1], stride[1], dilation[1], pads[1])
-    return Layer(index=1, path="1", kind=kind, text=f"{kernel}({cout})", input=Shape(h, w, cin),
-                 output=Shape(oh, ow, cout), kernel_hw=kernel, stride_hw=stride,
-                 dilation_hw=dilation, padding=(top, bottom, left, right),
-                 pad_mode="same" if pad == "same" else "explicit", groups=groups, bias=bias)
 
 
 def deconv_axis(size: int, kernel: int, stride: int, dilation: int,
@@ -74,60 +70,84 @@ def deconv_axis(size: int, kernel: int, stride: int, dilation: int,
     return full - 2 * p, p, p
 
 
-def deconv_layer(shape: tuple[int, int, int], cout: int, kernel: tuple[int, int],
-                 stride: tuple[int, int], pad: Any = "same", dilation: tuple[int, int] = (1, 1),
-                 groups: int = 1, bias: bool = True) -> Layer:
+def one_step(text: str) -> Step:
+    """The first step of the one model ``text`` defines."""
+    analysis = analyze_text(text)
+    assert analysis.errors == [], analysis.errors
+    return analysis.programs[0].steps[0]
+
+
+def _pad_text(pad: Any) -> str:
+    if isinstance(pad, tuple):
+        return f"{pad[0]}x{pad[1]}"
+    return str(pad)
+
+
+def conv_step(shape: tuple[int, int, int], cout: int, kernel: tuple[int, int],
+              stride: tuple[int, int] = (1, 1), dilation: tuple[int, int] = (1, 1),
+              pad: Any = "same", groups: int = 1, bias: bool = True) -> Step:
+    """A conv step; ``pad`` is 'same', 'valid', an int, (Ph, Pw) or ((t, b), (l, r))."""
     h, w, cin = shape
     pads = pad if isinstance(pad, tuple) else (pad, pad)
+    raw = isinstance(pads[0], tuple)
+    written = "valid" if raw else _pad_text(pad)
+    step = one_step(f"{h}x{w}x{cin} -> {kernel[0]}x{kernel[1]}({cout}, s={stride[0]}x{stride[1]}"
+                    f", d={dilation[0]}x{dilation[1]}, p={written}, g={groups}"
+                    f"{'' if bias else ', nobias'})")
+    oh, top, bottom = axis_geometry(h, kernel[0], stride[0], dilation[0], pads[0])
+    ow, left, right = axis_geometry(w, kernel[1], stride[1], dilation[1], pads[1])
+    if raw:
+        step = step._replace(padding=(top, bottom, left, right), output=Shape(oh, ow, cout))
+    assert step.output == Shape(oh, ow, cout)
+    assert step.padding == (top, bottom, left, right)
+    return step
+
+
+def deconv_step(shape: tuple[int, int, int], cout: int, kernel: tuple[int, int],
+                stride: tuple[int, int], pad: Any = "same", dilation: tuple[int, int] = (1, 1),
+                groups: int = 1, bias: bool = True) -> Step:
+    h, w, cin = shape
+    pads = pad if isinstance(pad, tuple) else (pad, pad)
+    step = one_step(f"{h}x{w}x{cin} -> deconv{kernel[0]}x{kernel[1]}({cout}, "
+                    f"s={stride[0]}x{stride[1]}, d={dilation[0]}x{dilation[1]}, "
+                    f"p={_pad_text(pad)}, g={groups}{'' if bias else ', nobias'})")
     oh, top, bottom = deconv_axis(h, kernel[0], stride[0], dilation[0], pads[0])
     ow, left, right = deconv_axis(w, kernel[1], stride[1], dilation[1], pads[1])
-    return Layer(index=1, path="1", kind="deconv", text="deconv", input=Shape(h, w, cin),
-                 output=Shape(oh, ow, cout), kernel_hw=kernel, stride_hw=stride,
-                 dilation_hw=dilation, padding=(top, bottom, left, right),
-                 pad_mode="same" if pad == "same" else "explicit", groups=groups, bias=bias)
+    assert step.output == Shape(oh, ow, cout)
+    assert step.padding == (top, bottom, left, right)
+    return step
 
 
-def pool_layer(kind: str, shape: tuple[int, int, int], kernel: tuple[int, int],
-               stride: tuple[int, int] | None = None, pad: Any = "same",
-               ceil: bool = False) -> Layer:
+def pool_step(kind: str, shape: tuple[int, int, int], kernel: tuple[int, int],
+              stride: tuple[int, int] | None = None, pad: Any = "same",
+              ceil: bool = False) -> Step:
     h, w, c = shape
     stride = stride or kernel
     pads = pad if isinstance(pad, tuple) else (pad, pad)
+    step = one_step(f"{h}x{w}x{c} -> {kind}{kernel[0]}x{kernel[1]}(s={stride[0]}x{stride[1]}, "
+                    f"p={_pad_text(pad)}{', ceil' if ceil else ''})")
     oh, top, bottom = axis_geometry(h, kernel[0], stride[0], 1, pads[0], ceil)
     ow, left, right = axis_geometry(w, kernel[1], stride[1], 1, pads[1], ceil)
-    return Layer(index=1, path="1", kind=kind, text=kind, input=Shape(h, w, c),
-                 output=Shape(oh, ow, c), kernel_hw=kernel, stride_hw=stride,
-                 padding=(top, bottom, left, right),
-                 pad_mode="same" if pad == "same" else "explicit", ceil=ceil)
+    assert step.output == Shape(oh, ow, c)
+    assert step.padding == (top, bottom, left, right)
+    return step
 
 
-def simple_layer(kind: str, shape: tuple[int, int, int], **extra: Any) -> Layer:
+def simple_step(kind: str, shape: tuple[int, int, int], units: int = 0) -> Step:
     h, w, c = shape
-    out = Shape(h, w, c)
-    if kind == "gap":
-        out = Shape(1, 1, c)
-    elif kind == "up":
-        out = Shape(h * extra["factor"], w * extra["factor"], c)
-    elif kind == "fc":
-        out = Shape(1, 1, extra.pop("units"))
-    return Layer(index=1, path="1", kind=kind, text=kind, input=Shape(h, w, c), output=out,
-                 **extra)
+    word = {"fc": f"fc({units})", "up": f"up{units}"}.get(kind, kind)
+    step = one_step(f"{h}x{w}x{c} -> {word}")
+    expected = {"fc": Shape(1, 1, units), "gap": Shape(1, 1, c),
+                "up": Shape(h * units, w * units, c)}.get(kind, Shape(h, w, c))
+    assert step.output == expected
+    return step
 
 
-def with_fields(layer: Layer, **changes: Any) -> Layer:
-    """``layer`` with some fields changed (Layer may be a NamedTuple or a dataclass)."""
-    replace: Any = getattr(layer, "_replace", None)
-    if replace is not None:
-        return cast(Layer, replace(**changes))
-    dataclass_replace: Any = dataclasses.replace
-    return cast(Layer, dataclass_replace(layer, **changes))
-
-
-def run(layer: Layer, *xs: Array, algorithm: str | None = None,
-        seed: int = 0) -> tuple[Array, PreparedLayer]:
-    prepared = prepare_layer(layer, F64, np.random.default_rng(seed), algorithm)
+def run(step: Step, *xs: Array, algorithm: str | None = None,
+        seed: int = 0) -> tuple[Array, PreparedStep]:
+    prepared = prepare_step(step, F64, np.random.default_rng(seed), algorithm=algorithm)
     y = prepared(*xs)
-    assert y.shape == (xs[0].shape[0], layer.output.h, layer.output.w, layer.output.c)
+    assert y.shape == (xs[0].shape[0], *step.output)
     assert y.dtype == F64
     return y, prepared
 
@@ -140,15 +160,15 @@ def rand(*shape: int, seed: int = 1) -> Array:
 # References: explicit loops, independent of the kernels
 
 
-def ref_conv(x: Array, w: Array, b: Array | None, layer: Layer) -> Array:
-    n, h, wd, cin = x.shape
+def ref_conv(x: Array, w: Array, b: Array | None, step: Step) -> Array:
+    n, h, wd, _ = x.shape
     kh, kw, cg, cout = w.shape
-    g = layer.groups
+    g = step.groups
     cog = cout // g
-    sh, sw = layer.stride_hw
-    dh, dw = layer.dilation_hw
-    top, _, left, _ = layer.padding
-    oh, ow = layer.output.h, layer.output.w
+    sh, sw = step.stride_hw
+    dh, dw = step.dilation_hw
+    top, _, left, _ = step.padding
+    oh, ow = step.output.h, step.output.w
     y = np.zeros((n, oh, ow, cout))
     for i in range(n):
         for oy in range(oh):
@@ -170,13 +190,13 @@ def ref_conv(x: Array, w: Array, b: Array | None, layer: Layer) -> Array:
     return y
 
 
-def ref_deconv(x: Array, w: Array, b: Array | None, layer: Layer) -> Array:
+def ref_deconv(x: Array, w: Array, b: Array | None, step: Step) -> Array:
     n, h, wd, cin = x.shape
     _, kh, kw, cog = w.shape
-    g = layer.groups
+    g = step.groups
     cg = cin // g
-    sh, sw = layer.stride_hw
-    dh, dw = layer.dilation_hw
+    sh, sw = step.stride_hw
+    dh, dw = step.dilation_hw
     fh, fw = (h - 1) * sh + dh * (kh - 1) + 1, (wd - 1) * sw + dw * (kw - 1) + 1
     full = np.zeros((n, fh, fw, cog * g))
     for i in range(n):
@@ -189,7 +209,7 @@ def ref_deconv(x: Array, w: Array, b: Array | None, layer: Layer) -> Array:
                             for j in range(cog):
                                 full[i, iy * sh + ky * dh, ix * sw + kx * dw, group * cog + j] += \
                                     x[i, iy, ix, ci] * w[ci, ky, kx, j]
-    top, bottom, left, right = layer.padding
+    top, bottom, left, right = step.padding
     # Negative crops append zero rows/columns: pad first, then crop what is positive.
     full = np.pad(full, ((0, 0), (max(-top, 0), max(-bottom, 0)),
                          (max(-left, 0), max(-right, 0)), (0, 0)))
@@ -198,12 +218,12 @@ def ref_deconv(x: Array, w: Array, b: Array | None, layer: Layer) -> Array:
     return y + (0 if b is None else b)
 
 
-def ref_pool(x: Array, layer: Layer) -> Array:
+def ref_pool(x: Array, step: Step) -> Array:
     n, h, w, c = x.shape
-    kh, kw = layer.kernel_hw
-    sh, sw = layer.stride_hw
-    top, bottom, left, right = layer.padding
-    oh, ow = layer.output.h, layer.output.w
+    kh, kw = step.kernel_hw
+    sh, sw = step.stride_hw
+    top, bottom, left, right = step.padding
+    oh, ow = step.output.h, step.output.w
     y = np.zeros((n, oh, ow, c))
     for i in range(n):
         for oy in range(oh):
@@ -220,9 +240,9 @@ def ref_pool(x: Array, layer: Layer) -> Array:
                                 count_real += 1
                             if -top <= iy < h + bottom and -left <= ix < w + right:
                                 count_padded += 1  # inside the explicitly padded input
-                    if layer.kind == "maxpool":
+                    if step.kind == "maxpool":
                         y[i, oy, ox, ch] = best
-                    elif layer.pad_mode == "same":
+                    elif step.pad_mode == "same":
                         y[i, oy, ox, ch] = total / count_real
                     else:
                         y[i, oy, ox, ch] = total / count_padded
@@ -279,19 +299,19 @@ CONV_CASES = [
 ]
 
 
-def algorithms_for(layer: Layer) -> list[str]:
-    """Every kernel that can run ``layer`` (the default choice first)."""
-    out = [choose_algorithm(layer)]
-    g = layer.groups
+def algorithms_for(step: Step) -> list[str]:
+    """Every kernel that can run ``step`` (the default choice first)."""
+    out = [choose_algorithm(step)]
+    g = step.groups
     if g == 1:
         out.append("im2col-gemm")
-        if layer.stride_hw[0] == 1:
+        if step.stride_hw[0] == 1:
             out.append("shifted-gemm")
-        if layer.kernel_hw == (1, 1) and layer.padding == (0, 0, 0, 0):
+        if step.kernel_hw == (1, 1) and step.padding == (0, 0, 0, 0):
             out.append("gemm")
     else:
         out.append("grouped-im2col-gemm")
-        if g == layer.input.c:
+        if g == step.input.c:
             out.append("direct")
     return list(dict.fromkeys(out))
 
@@ -300,13 +320,13 @@ def algorithms_for(layer: Layer) -> list[str]:
 @pytest.mark.parametrize("bias", [True, False])
 def test_conv_matches_reference(case: tuple[Any, ...], bias: bool) -> None:
     shape, cout, kernel, stride, dilation, pad, groups = case
-    layer = conv_layer(shape, cout, kernel, stride, dilation, pad, groups, bias)
+    step = conv_step(shape, cout, kernel, stride, dilation, pad, groups, bias)
     x = rand(2, *shape)
-    for algorithm in algorithms_for(layer):
-        y, prepared = run(layer, x, algorithm=algorithm)
+    for algorithm in algorithms_for(step):
+        y, prepared = run(step, x, algorithm=algorithm)
         assert prepared.algorithm == algorithm
         p = prepared.params
-        expected = ref_conv(x, p["weight"], p.get("bias"), layer)
+        expected = ref_conv(x, p["weight"], p.get("bias"), step)
         np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12, err_msg=algorithm)
 
 
@@ -315,45 +335,45 @@ def test_conv_matches_reference(case: tuple[Any, ...], bias: bool) -> None:
 def test_conv_blocks(monkeypatch: pytest.MonkeyPatch, algorithm: str) -> None:
     """Tiny block sizes: blocks of rows of one sample and blocks of several samples."""
     groups = 1 if algorithm in ("shifted-gemm", "im2col-gemm") else 4
-    layer = conv_layer((6, 5, 4), 8, (3, 3), (1, 1), (2, 1), "same", groups)
+    step = conv_step((6, 5, 4), 8, (3, 3), (1, 1), (2, 1), "same", groups)
     x = rand(3, 6, 5, 4)
     # A sample is 6x5 = 30 output pixels: blocks of 1 and 2 rows, one sample, two samples.
     for pixels in (5, 10, 30, 60):
-        monkeypatch.setattr(kernels, "CHUNK_ROWS", pixels)
-        y, prepared = run(layer, x, algorithm=algorithm)
+        monkeypatch.setattr(base, "CHUNK_ROWS", pixels)
+        y, prepared = run(step, x, algorithm=algorithm)
         p = prepared.params
-        np.testing.assert_allclose(y, ref_conv(x, p["weight"], p["bias"], layer),
+        np.testing.assert_allclose(y, ref_conv(x, p["weight"], p["bias"], step),
                                    rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("pad", [3, ((4, 0), (0, 3))])
 def test_conv_blocks_in_padding(monkeypatch: pytest.MonkeyPatch, pad: Any) -> None:
     """Padding wider than the kernel: whole blocks and columns read only zeros."""
-    monkeypatch.setattr(kernels, "CHUNK_ROWS", 4)
-    layer = conv_layer((3, 4, 3), 2, (3, 3), (1, 1), (1, 1), pad)
+    monkeypatch.setattr(base, "CHUNK_ROWS", 4)
+    step = conv_step((3, 4, 3), 2, (3, 3), (1, 1), (1, 1), pad)
     x = rand(2, 3, 4, 3)
     for algorithm in ("shifted-gemm", "im2col-gemm"):
-        y, prepared = run(layer, x, algorithm=algorithm)
+        y, prepared = run(step, x, algorithm=algorithm)
         p = prepared.params
-        np.testing.assert_allclose(y, ref_conv(x, p["weight"], p["bias"], layer), rtol=1e-12,
+        np.testing.assert_allclose(y, ref_conv(x, p["weight"], p["bias"], step), rtol=1e-12,
                                    atol=1e-12)
 
 
 def test_shifted_gemm_strided_width_and_dilation() -> None:
-    layer = conv_layer((7, 6, 3), 5, (3, 2), (1, 2), (2, 1), "same")
+    step = conv_step((7, 6, 3), 5, (3, 2), (1, 2), (2, 1), "same")
     x = rand(2, 7, 6, 3)
-    y, prepared = run(layer, x, algorithm="shifted-gemm")
+    y, prepared = run(step, x, algorithm="shifted-gemm")
     p = prepared.params
-    np.testing.assert_allclose(y, ref_conv(x, p["weight"], p["bias"], layer), rtol=1e-12)
+    np.testing.assert_allclose(y, ref_conv(x, p["weight"], p["bias"], step), rtol=1e-12)
 
 
 def test_conv_weights_can_be_replaced() -> None:
-    layer = conv_layer((5, 5, 2), 3, (3, 3), groups=1)
-    prepared = prepare_layer(layer, F64, np.random.default_rng(0))
+    step = conv_step((5, 5, 2), 3, (3, 3), groups=1)
+    prepared = prepare_step(step, F64, np.random.default_rng(0))
     w = rand(3, 3, 2, 3, seed=7)
     prepared.set_params(weight=w, bias=np.zeros(3))
     x = rand(1, 5, 5, 2)
-    np.testing.assert_allclose(prepared(x), ref_conv(x, w, None, layer), rtol=1e-12)
+    np.testing.assert_allclose(prepared(x), ref_conv(x, w, None, step), rtol=1e-12)
     with pytest.raises(ValueError, match="shape"):
         prepared.set_params(weight=np.zeros((3, 3, 2, 4)))
     with pytest.raises(KeyError):
@@ -361,20 +381,20 @@ def test_conv_weights_can_be_replaced() -> None:
 
 
 def test_default_algorithms() -> None:
-    assert choose_algorithm(conv_layer((56, 56, 256), 64, (1, 1))) == "gemm"
-    assert choose_algorithm(conv_layer((56, 56, 64), 64, (3, 3))) == "shifted-gemm"
-    assert choose_algorithm(conv_layer((56, 56, 64), 128, (3, 3), (2, 2))) == "im2col-gemm"
-    assert choose_algorithm(conv_layer((14, 14, 256), 256, (3, 3))) == "shifted-gemm"
-    assert choose_algorithm(conv_layer((7, 7, 512), 512, (3, 3))) == "im2col-gemm"
-    assert choose_algorithm(conv_layer((112, 112, 32), 64, (3, 3))) == "im2col-gemm"
-    assert choose_algorithm(conv_layer((224, 224, 3), 64, (7, 7), (2, 2))) == "im2col-gemm"
-    assert choose_algorithm(conv_layer((28, 28, 32), 32, (3, 3), groups=32)) == "direct"
-    assert choose_algorithm(conv_layer((28, 28, 32), 64, (3, 3), groups=4)) \
+    assert choose_algorithm(conv_step((56, 56, 256), 64, (1, 1))) == "gemm"
+    assert choose_algorithm(conv_step((56, 56, 64), 64, (3, 3))) == "shifted-gemm"
+    assert choose_algorithm(conv_step((56, 56, 64), 128, (3, 3), (2, 2))) == "im2col-gemm"
+    assert choose_algorithm(conv_step((14, 14, 256), 256, (3, 3))) == "shifted-gemm"
+    assert choose_algorithm(conv_step((7, 7, 512), 512, (3, 3))) == "im2col-gemm"
+    assert choose_algorithm(conv_step((112, 112, 32), 64, (3, 3))) == "im2col-gemm"
+    assert choose_algorithm(conv_step((224, 224, 3), 64, (7, 7), (2, 2))) == "im2col-gemm"
+    assert choose_algorithm(conv_step((28, 28, 32), 32, (3, 3), groups=32)) == "direct"
+    assert choose_algorithm(conv_step((28, 28, 32), 64, (3, 3), groups=4)) \
         == "grouped-im2col-gemm"
-    assert choose_algorithm(simple_layer("relu", (2, 2, 2))) == "elementwise"
+    assert choose_algorithm(simple_step("relu", (2, 2, 2))) == "elementwise"
     with pytest.raises(ValueError, match="cannot run"):
-        prepare_layer(conv_layer((5, 5, 2), 2, (3, 3), (2, 2)), F64, np.random.default_rng(0),
-                      "shifted-gemm")
+        prepare_step(conv_step((5, 5, 2), 2, (3, 3), (2, 2)), F64, np.random.default_rng(0),
+                     algorithm="shifted-gemm")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -401,32 +421,32 @@ DECONV_CASES = [
 @pytest.mark.parametrize("case", DECONV_CASES, ids=[str(i) for i in range(len(DECONV_CASES))])
 def test_deconv_matches_reference(case: tuple[Any, ...]) -> None:
     shape, cout, kernel, stride, pad, dilation, groups = case
-    layer = deconv_layer(shape, cout, kernel, stride, pad, dilation, groups)
+    step = deconv_step(shape, cout, kernel, stride, pad, dilation, groups)
     x = rand(2, *shape)
-    y, prepared = run(layer, x)
+    y, prepared = run(step, x)
     assert prepared.algorithm == "scatter-gemm"
     p = prepared.params
-    np.testing.assert_allclose(y, ref_deconv(x, p["weight"], p["bias"], layer), rtol=1e-12,
+    np.testing.assert_allclose(y, ref_deconv(x, p["weight"], p["bias"], step), rtol=1e-12,
                                atol=1e-12)
 
 
 def test_deconv_negative_crop_appends_zeros() -> None:
-    layer = deconv_layer((2, 2, 1), 1, (1, 1), (3, 3), "same", bias=False)
-    assert layer.padding == (0, -2, 0, -2)
-    y, _ = run(layer, rand(1, 2, 2, 1))
+    step = deconv_step((2, 2, 1), 1, (1, 1), (3, 3), "same", bias=False)
+    assert step.padding == (0, -2, 0, -2)
+    y, _ = run(step, rand(1, 2, 2, 1))
     assert y.shape == (1, 6, 6, 1)
     assert np.all(y[0, 1:3, :, 0] == 0) and np.all(y[0, 4:, :, 0] == 0)
 
 
 def test_deconv_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     for pixels in (3, 4, 16, 64):
-        monkeypatch.setattr(kernels, "CHUNK_ROWS", pixels)
+        monkeypatch.setattr(base, "CHUNK_ROWS", pixels)
         for groups in (1, 2):
-            layer = deconv_layer((3, 4, 4), 4, (3, 3), (2, 2), 1, groups=groups)
+            step = deconv_step((3, 4, 4), 4, (3, 3), (2, 2), 1, groups=groups)
             x = rand(3, 3, 4, 4)
-            y, prepared = run(layer, x)
+            y, prepared = run(step, x)
             p = prepared.params
-            np.testing.assert_allclose(y, ref_deconv(x, p["weight"], p["bias"], layer),
+            np.testing.assert_allclose(y, ref_deconv(x, p["weight"], p["bias"], step),
                                        rtol=1e-12, atol=1e-12)
 
 
@@ -435,18 +455,18 @@ def test_deconv_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_fc_matches_reference() -> None:
-    layer = simple_layer("fc", (3, 2, 4), units=5, bias=True)
+    step = simple_step("fc", (3, 2, 4), units=5)
     x = rand(2, 3, 2, 4)
-    y, prepared = run(layer, x)
+    y, prepared = run(step, x)
     p = prepared.params
     np.testing.assert_allclose(y, ref_fc(x, p["weight"], p["bias"]), rtol=1e-12)
 
 
 def test_1x1_conv_and_fc_agree_on_a_1x1_map() -> None:
-    conv = conv_layer((1, 1, 6), 4, (1, 1))
-    fc = simple_layer("fc", (1, 1, 6), units=4, bias=True)
-    p_conv = prepare_layer(conv, F64, np.random.default_rng(0))
-    p_fc = prepare_layer(fc, F64, np.random.default_rng(1))
+    conv = conv_step((1, 1, 6), 4, (1, 1))
+    fc = simple_step("fc", (1, 1, 6), units=4)
+    p_conv = prepare_step(conv, F64, np.random.default_rng(0))
+    p_fc = prepare_step(fc, F64, np.random.default_rng(1))
     weights = p_conv.params
     p_fc.set_params(weight=weights["weight"].reshape(6, 4), bias=weights["bias"])
     x = rand(3, 1, 1, 6)
@@ -480,26 +500,26 @@ POOL_CASES = [
 @pytest.mark.parametrize("case", POOL_CASES, ids=[str(i) for i in range(len(POOL_CASES))])
 def test_pool_matches_reference(case: tuple[Any, ...]) -> None:
     kind, shape, kernel, stride, pad, ceil = case
-    layer = pool_layer(kind, shape, kernel, stride, pad, ceil)
+    step = pool_step(kind, shape, kernel, stride, pad, ceil)
     x = rand(2, *shape)
-    y, prepared = run(layer, x)
+    y, prepared = run(step, x)
     assert prepared.algorithm == "window"
-    np.testing.assert_allclose(y, ref_pool(x, layer), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(y, ref_pool(x, step), rtol=1e-12, atol=1e-12)
 
 
 def test_avgpool_divisors_by_hand() -> None:
     ones = np.ones((1, 3, 3, 1))
     # PyTorch AvgPool2d(2, stride=2, padding=1, count_include_pad=True) on ones: corners see
     # one real pixel of four.
-    y, _ = run(pool_layer("avgpool", (3, 3, 1), (2, 2), (2, 2), 1), ones)
+    y, _ = run(pool_step("avgpool", (3, 3, 1), (2, 2), (2, 2), 1), ones)
     np.testing.assert_allclose(y[0, :, :, 0], [[0.25, 0.5], [0.5, 1.0]])
     # ceil_mode: the last window runs past the padded input and is clipped to it (divisor 2).
-    layer = pool_layer("avgpool", (3, 3, 1), (2, 2), (2, 2), "valid", ceil=True)
-    assert layer.output.h == 2
-    y, _ = run(layer, ones)
+    step = pool_step("avgpool", (3, 3, 1), (2, 2), (2, 2), "valid", ceil=True)
+    assert step.output.h == 2
+    y, _ = run(step, ones)
     np.testing.assert_allclose(y[0, :, :, 0], np.ones((2, 2)))
     # TensorFlow 'same' excludes padding: averages of ones are ones.
-    y, _ = run(pool_layer("avgpool", (3, 3, 1), (2, 2), (2, 2), "same"), ones)
+    y, _ = run(pool_step("avgpool", (3, 3, 1), (2, 2), (2, 2), "same"), ones)
     np.testing.assert_allclose(y, np.ones_like(y))
 
 
@@ -509,7 +529,7 @@ def test_avgpool_divisors_by_hand() -> None:
 
 def test_gap() -> None:
     x = rand(2, 3, 4, 5)
-    y, _ = run(simple_layer("gap", (3, 4, 5)), x)
+    y, _ = run(simple_step("gap", (3, 4, 5)), x)
     for i in range(2):
         for c in range(5):
             assert y[i, 0, 0, c] == pytest.approx(sum(x[i, a, b, c] for a in range(3)
@@ -518,7 +538,7 @@ def test_gap() -> None:
 
 def test_up() -> None:
     x = rand(2, 2, 3, 2)
-    y, prepared = run(simple_layer("up", (2, 3, 2), factor=3), x)
+    y, _ = run(simple_step("up", (2, 3, 2), units=3), x)
     for oy in range(6):
         for ox in range(9):
             np.testing.assert_array_equal(y[:, oy, ox], x[:, oy // 3, ox // 3])
@@ -526,7 +546,7 @@ def test_up() -> None:
 
 def test_bn() -> None:
     x = rand(2, 3, 3, 4)
-    y, prepared = run(simple_layer("bn", (3, 3, 4)), x)
+    y, prepared = run(simple_step("bn", (3, 3, 4)), x)
     p = prepared.params
     for c in range(4):
         np.testing.assert_allclose(y[..., c], x[..., c] * p["scale"][c] + p["shift"][c],
@@ -554,14 +574,14 @@ ACTIVATIONS = {
 def test_activation(kind: str) -> None:
     x = 4 * rand(2, 3, 2, 5)
     x[0, 0, 0, :] = [-50.0, 50.0, 7.0, -7.0, 0.0]  # saturation and relu6's clip
-    y, _ = run(simple_layer(kind, (3, 2, 5)), x)
+    y, _ = run(simple_step(kind, (3, 2, 5)), x)
     np.testing.assert_allclose(y, ACTIVATIONS[kind](x), rtol=1e-12, atol=1e-15)
 
 
 def test_softmax_over_channels() -> None:
     x = 10 * rand(2, 3, 2, 4)
     x[0, 0, 0, 0] = 800.0  # would overflow a naive exp
-    y, _ = run(simple_layer("softmax", (3, 2, 4)), x)
+    y, _ = run(simple_step("softmax", (3, 2, 4)), x)
     for i in range(2):
         for a in range(3):
             for b in range(2):
@@ -572,21 +592,22 @@ def test_softmax_over_channels() -> None:
 
 def test_concat_and_add() -> None:
     a, b = rand(2, 3, 3, 2, seed=1), rand(2, 3, 3, 5, seed=2)
-    concat = Layer(index=1, path="1.concat", kind="concat", text="concat",
-                   input=Shape(3, 3, 1), output=Shape(3, 3, 7),
-                   operands=(Shape(3, 3, 2), Shape(3, 3, 5)))
+    concat = Step(index=1, path="1.concat", kind="concat", text="concat",
+                  input=Shape(3, 3, 1), output=Shape(3, 3, 7), inputs=(1, 2), out=3,
+                  operands=(Shape(3, 3, 2), Shape(3, 3, 5)))
     y, _ = run(concat, a, b)
     np.testing.assert_array_equal(y[..., :2], a)
     np.testing.assert_array_equal(y[..., 2:], b)
-    add = Layer(index=1, path="1.add", kind="add", text="add", input=Shape(3, 3, 2),
-                output=Shape(3, 3, 2), operands=(Shape(3, 3, 2), Shape(3, 3, 2)))
+    add = Step(index=1, path="1.add", kind="add", text="add", input=Shape(3, 3, 2),
+               output=Shape(3, 3, 2), inputs=(1, 2), out=3,
+               operands=(Shape(3, 3, 2), Shape(3, 3, 2)))
     c = rand(2, 3, 3, 2, seed=3)
     y, _ = run(add, a, c)
     np.testing.assert_allclose(y, a + c)
 
 
 def test_wrong_inputs_are_rejected() -> None:
-    prepared = prepare_layer(simple_layer("relu", (2, 2, 3)), F64, np.random.default_rng(0))
+    prepared = prepare_step(simple_step("relu", (2, 2, 3)), F64, np.random.default_rng(0))
     with pytest.raises(ValueError, match="expects NHWC"):
         prepared(np.zeros((1, 2, 3, 3)))
     with pytest.raises(ValueError, match="float64"):
@@ -608,19 +629,19 @@ def test_numpy_dtype() -> None:
             numpy_dtype(name)
     with pytest.raises(UnsupportedDtype, match="unknown"):
         numpy_dtype("complex64")
-    assert issubclass(UnsupportedDtype, ValueError)
+    assert issubclass(UnsupportedDtype, BenchError)
 
 
 @pytest.mark.parametrize("name", ["float32", "float16"])
 def test_lower_precision_runs(name: str) -> None:
     dtype = numpy_dtype(name)
-    layers = [conv_layer((6, 6, 4), 4, (3, 3)), conv_layer((6, 6, 4), 4, (3, 3), groups=4),
-              deconv_layer((6, 6, 4), 2, (2, 2), (2, 2)), simple_layer("gelu", (6, 6, 4))]
+    layers = [conv_step((6, 6, 4), 4, (3, 3)), conv_step((6, 6, 4), 4, (3, 3), groups=4),
+              deconv_step((6, 6, 4), 2, (2, 2), (2, 2)), simple_step("gelu", (6, 6, 4))]
     x = make_input(Shape(6, 6, 4), 2, dtype, np.random.default_rng(0))
     assert x.shape == (2, 6, 6, 4) and x.dtype == dtype
-    for layer in layers:
-        low = prepare_layer(layer, dtype, np.random.default_rng(3))
-        high = prepare_layer(layer, F64, np.random.default_rng(3))
+    for step in layers:
+        low = prepare_step(step, dtype, np.random.default_rng(3))
+        high = prepare_step(step, F64, np.random.default_rng(3))
         high.set_params(**{k: v.astype(np.float64) for k, v in low.params.items()})
         y = low(x)
         assert y.dtype == dtype
@@ -628,78 +649,47 @@ def test_lower_precision_runs(name: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Networks
+# Registry, planning and weights
 
 
-def small_network() -> Network:
-    """8x8x3 -> 3x3(8) -> [1x1(4) | 3x3(4, s=1) -> relu | id] -> res[3x3(11) -> bn] ->
-    res[3x3(6, s=2) | 1x1(6, s=2)] -> gap -> fc(5)."""
-    index = iter(range(1, 100))
-
-    def mk(layer: Layer, path: str) -> Layer:
-        return with_fields(layer, index=next(index), path=path)
-
-    stem = mk(conv_layer((8, 8, 3), 8, (3, 3)), "1")
-    b1 = mk(conv_layer((8, 8, 8), 4, (1, 1)), "2.b1.1")
-    b2 = mk(conv_layer((8, 8, 8), 4, (3, 3)), "2.b2.1")
-    b2r = mk(simple_layer("relu", (8, 8, 4)), "2.b2.2")
-    b3 = mk(simple_layer("id", (8, 8, 8)), "2.b3.1")
-    concat = Layer(index=next(index), path="2.concat", kind="concat", text="concat",
-                   input=Shape(8, 8, 8), output=Shape(8, 8, 16),
-                   operands=(Shape(8, 8, 4), Shape(8, 8, 4), Shape(8, 8, 8)))
-    r1 = mk(conv_layer((8, 8, 16), 16, (3, 3)), "3.body.1")
-    r1bn = mk(simple_layer("bn", (8, 8, 16)), "3.body.2")
-    add1 = Layer(index=next(index), path="3.add", kind="add", text="add", input=Shape(8, 8, 16),
-                 output=Shape(8, 8, 16), operands=(Shape(8, 8, 16), Shape(8, 8, 16)))
-    r2 = mk(conv_layer((8, 8, 16), 6, (3, 3), (2, 2)), "4.body.1")
-    r2s = mk(conv_layer((8, 8, 16), 6, (1, 1), (2, 2), pad="valid"), "4.short.1")
-    add2 = Layer(index=next(index), path="4.add", kind="add", text="add", input=Shape(4, 4, 6),
-                 output=Shape(4, 4, 6), operands=(Shape(4, 4, 6), Shape(4, 4, 6)))
-    gap = mk(simple_layer("gap", (4, 4, 6)), "5")
-    fc = mk(simple_layer("fc", (1, 1, 6), units=5, bias=True), "6")
-    nodes = (stem, Branches(((b1,), (b2, b2r), (b3,)), concat),
-             Residual((r1, r1bn), (), add1), Residual((r2,), (r2s,), add2), gap, fc)
-    return Network("small", Shape(8, 8, 3), nodes)
+def test_every_op_kind_has_a_kernel() -> None:
+    assert set(KERNELS) == OP_KINDS
 
 
-def test_network_runs_the_execution_tree() -> None:
-    net = small_network()
-    prepared = prepare_network(net, F64, np.random.default_rng(0))
-    assert [p.layer for p in prepared.layers] == list(net.layers())
-    x = rand(2, 8, 8, 3)
-    y = prepared(x)
-    assert y.shape == (2, 1, 1, 5)
-    # The same computation by hand, layer by layer.
-    p = {layer.layer.path: layer for layer in prepared.layers}
-    s = p["1"](x)
-    cat = p["2.concat"](p["2.b1.1"](s), p["2.b2.2"](p["2.b2.1"](s)), p["2.b3.1"](s))
-    r = p["3.add"](p["3.body.2"](p["3.body.1"](cat)), cat)
-    r = p["4.add"](p["4.body.1"](r), p["4.short.1"](r))
-    expected = p["6"](p["5"](r))
-    np.testing.assert_allclose(y, expected, rtol=1e-12)
+@pytest.mark.parametrize("kind", ["id", "dropout"])
+def test_aliases_return_their_input(kind: str) -> None:
+    x = rand(2, 3, 3, 2)
+    y, prepared = run(simple_step(kind, (3, 3, 2)), x)
+    assert y is x and prepared.algorithm == "alias"
 
 
-def test_network_shape_mismatch() -> None:
-    wrong = conv_layer((8, 8, 3), 4, (3, 3), pad="valid")
-    wrong = with_fields(wrong, output=Shape(8, 8, 4), text="3x3(4, p=valid)")
-    relu = simple_layer("relu", (8, 8, 4))
-    net = Network("bad", Shape(8, 8, 3), (wrong, relu))
-    prepared = prepare_network(net, F64, np.random.default_rng(0))
-    with pytest.raises(ShapeMismatchError) as info:
-        prepared(rand(1, 8, 8, 3))
-    message = str(info.value)
-    assert "1" in message and "3x3(4, p=valid)" in message
-    assert "8x8x4" in message and "6x6x4" in message
-    with pytest.raises(ValueError, match="expects NHWC"):
-        prepared(rand(1, 8, 8, 2))
+def test_zero_init_draws_nothing() -> None:
+    step = conv_step((5, 5, 2), 3, (3, 3))
+    prepared = prepare_step(step, F64, None)
+    assert all(not value.any() for value in prepared.params.values())
+    assert not prepared(rand(1, 5, 5, 2)).any()
 
 
-def test_estimate_peak_bytes() -> None:
-    net = small_network()
-    params = sum(p.param_bytes for p in prepare_network(net, F64, np.random.default_rng(0)).layers)
-    one = estimate_peak_bytes(net, 1, 8)
-    four = estimate_peak_bytes(net, 4, 8)
-    largest = max(layer.input.elements + layer.output.elements for layer in net.layers())
-    assert one >= params + 8 * largest
-    assert four > one
-    assert estimate_peak_bytes(net, 1, 4) * 2 == one
+@pytest.mark.parametrize("case", CONV_CASES[:20:3], ids=str)
+def test_kernels_take_no_more_workspace_than_planned(case: tuple[Any, ...]) -> None:
+    from convcost.bench.kernels import workspace_bytes
+
+    step = conv_step(*case)
+    for algorithm in algorithms_for(step):
+        _, prepared = run(step, rand(3, *case[0]), algorithm=algorithm)
+        assert prepared._workspace.nbytes <= workspace_bytes(step, algorithm, 3, 8)
+
+
+def test_a_forced_algorithm_must_fit_the_step() -> None:
+    with pytest.raises(ValueError, match="cannot run"):
+        prepare_step(conv_step((5, 5, 4), 4, (3, 3), groups=2), F64, np.random.default_rng(0),
+                     algorithm="direct")
+    with pytest.raises(ValueError, match="cannot run"):
+        prepare_step(simple_step("relu", (2, 2, 2)), F64, np.random.default_rng(0),
+                     algorithm="gemm")
+
+
+def test_unsupported_dtype_is_located_and_typed() -> None:
+    with pytest.raises(UnsupportedDtype) as info:
+        prepare_step(simple_step("relu", (2, 2, 2)), "int8", None)
+    assert info.value.kind == "dtype" and info.value.source == "<dtype>"

@@ -1,314 +1,216 @@
-"""Benchmark a resolved network for real with the NumPy kernels.
+"""Running a :class:`~convcost.model.program.Program` with the NumPy kernels, and what that
+costs in memory.
 
-Two measurements per model, both honest about their noise:
+:class:`Executor` prepares every step (weights allocated, algorithm fixed, one scratch
+workspace shared by all steps and sized up front) and runs the steps in program order over a
+table of values. A value is dropped right after the last step that reads its storage, as a
+framework would (the liveness of :mod:`convcost.cost.memory`: ``id`` and ``dropout`` return
+their input, so an alias and its source share one buffer and are freed together); the result
+is returned.
 
-- the **chain**: the whole forward pass timed with :func:`convcost.bench.measure` (warm-up,
-  calibrated loops, >= 5 repeats, median and IQR, stability flag);
-- the **layers**: every step timed *in place* during instrumented forward passes (so each layer
-  sees the caches it would see in a real run), median over the passes.
-
-Before anything is allocated the benchmark's peak memory is estimated and a model above the
-limit is refused with a clear message. Executed shapes are checked against the analysis; a
-mismatch is a bug and is reported as such.
+:func:`estimate` says, before anything is allocated, what running a program really takes:
+the weights (with the copies kernels derive from them), the workspace, the activations held
+at once by that liveness (the caller's input kept all along), and what preparation allocates
+for a moment (float16 weights are drawn in float32, some weights are regrouped through an
+intermediate copy).
 """
 
 from __future__ import annotations
 
-import math
-import statistics
 import time
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
-from convcost.bench.timing import Measurement, TimingPolicy, measure
-from convcost.model.program import Branches, Layer, Network, Node
-from convcost.cost.report import ModelReport
-from convcost.units import nbytes
+import numpy as np
 
-if TYPE_CHECKING:
-    import numpy as np
+from convcost.bench.kernels import (
+    Array,
+    PreparedStep,
+    Workspace,
+    choose_algorithm,
+    kernel_class,
+    make_input,
+    numpy_dtype,
+    prepare_step,
+    prepare_transient_bytes,
+    weight_bytes,
+    workspace_bytes,
+)
+from convcost.cost.memory import live_profile, storage
+from convcost.errors import InternalError, Span
+from convcost.model.program import Program, Step
 
-    from convcost.bench.kernels.legacy import PreparedLayer
-
-#: Seconds of instrumented forward passes used for per-layer times (at least 5 passes).
-LAYER_SAMPLE_S = 0.25
-#: Most instrumented passes, for chains that take microseconds.
-MAX_LAYER_PASSES = 2000
-
-
-class BenchRefused(Exception):
-    """A model that cannot or may not be benchmarked (too large, unsupported dtype, a bug)."""
-
-
-class LayerBench(NamedTuple):
-    """One layer's measured time (seconds per batch) and what it achieved."""
-
-    median_s: float
-    iqr_s: float
-    gflops: float
-    efficiency: float | None
-    algorithm: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {"median_s": self.median_s, "iqr_s": self.iqr_s, "gflops": self.gflops,
-                "efficiency": self.efficiency, "algorithm": self.algorithm}
+__all__ = ["Executor", "MemoryEstimate", "estimate", "estimate_bytes"]
 
 
-class ModelBench(NamedTuple):
-    """The whole chain's measurement, and its layers' in-place times in execution order."""
-
-    chain: Measurement
-    gflops: float
-    layers: tuple[LayerBench, ...]
-    estimate_bytes: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {"median_s": self.chain.median_s, "iqr_s": self.chain.iqr_s,
-                "repeats": self.chain.repeats, "loops": self.chain.loops,
-                "gflops": self.gflops, "stable": self.chain.stable,
-                "warnings": list(self.chain.warnings)}
-
-
-class _Step(NamedTuple):
-    """One call of the program: ``outputs[out] = layer(*(values[i] for i in inputs))``."""
-
-    layer: Layer
-    inputs: tuple[int, ...]
-    out: int
+def _frees(program: Program) -> list[tuple[int, ...]]:
+    """Position -> the value ids to drop after that step: every value whose storage is read
+    for the last time there (a value never read is dropped at once); never the result's."""
+    owner = storage(program)
+    last: dict[int, int] = {}
+    for position, step in enumerate(program.steps):
+        for value in step.inputs:
+            last[owner[value]] = position
+    created = {step.out: position for position, step in enumerate(program.steps)}
+    keep = owner[program.result]
+    frees: list[list[int]] = [[] for _ in program.steps]
+    for value in (0, *created):
+        buffer = owner[value]
+        if buffer == keep:
+            continue
+        position = last.get(buffer, created.get(buffer, -1))
+        if position >= 0:
+            frees[position].append(value)
+    return [tuple(values) for values in frees]
 
 
-def schedule(network: Network) -> tuple[list[_Step], int]:
-    """The execution tree as a flat program over value slots (slot 0 is the input).
+class Executor:
+    """A program prepared for NumPy at ``dtype`` and ``batch``: ``run(x)`` is a forward pass.
 
-    Steps come in execution order (branch by branch, body before shortcut), the same order as
-    :meth:`Network.layers`; returns the steps and the slot of the result.
+    Weights are random from ``rng`` (or ``numpy.random.default_rng(seed)``), or zeros with
+    ``init="zeros"`` (nothing drawn: for shape checks of large models). Raises
+    :class:`~convcost.errors.UnsupportedDtype` for a dtype NumPy cannot execute. Not
+    thread-safe.
     """
-    steps: list[_Step] = []
-    slots = [1]
 
-    def new_slot() -> int:
-        slots[0] += 1
-        return slots[0] - 1
-
-    def run(nodes: tuple[Node, ...], current: int) -> int:
-        for node in nodes:
-            if isinstance(node, Layer):
-                out = new_slot()
-                steps.append(_Step(node, (current,), out))
-                current = out
-            elif isinstance(node, Branches):
-                outputs = tuple(run(branch, current) for branch in node.branches)
-                out = new_slot()
-                steps.append(_Step(node.concat, outputs, out))
-                current = out
-            else:
-                body = run(node.body, current)
-                shortcut = run(node.shortcut, current)
-                out = new_slot()
-                steps.append(_Step(node.add, (body, shortcut), out))
-                current = out
-        return current
-
-    result = run(network.nodes, 0)
-    return steps, result
-
-
-class Program:
-    """A prepared network that can run plainly or with a clock around every step."""
-
-    def __init__(self, network: Network, prepared: list[PreparedLayer], batch: int) -> None:
-        self.network = network
-        self.steps, self.result = schedule(network)
-        self.kernels = prepared
+    def __init__(self, program: Program, dtype: str = "float32", batch: int = 1, *,
+                 seed: int = 0, rng: np.random.Generator | None = None,
+                 init: str = "random") -> None:
+        if batch < 1:
+            raise ValueError(f"batch must be at least 1, got {batch}")
+        if init not in ("random", "zeros"):
+            raise ValueError(f"init must be 'random' or 'zeros', got {init!r}")
+        self.program = program
+        self.dtype = numpy_dtype(dtype)
         self.batch = batch
-        # Free every value after its last use, as a framework would.
-        last_use: dict[int, int] = {}
-        for number, step in enumerate(self.steps):
-            for slot in step.inputs:
-                last_use[slot] = number
-        self.frees = [tuple(slot for slot in set(step.inputs) if last_use[slot] == number
-                            and slot != self.result)
-                      for number, step in enumerate(self.steps)]
+        self.rng = rng if rng is not None else np.random.default_rng(seed)
+        self.workspace = Workspace()
+        weights = None if init == "zeros" else self.rng
+        self.kernels: tuple[PreparedStep, ...] = tuple(
+            prepare_step(step, self.dtype, weights, self.workspace) for step in program.steps)
+        # Sized once for the batch: no call grows it, and the estimate counts exactly this.
+        self.workspace.reserve(max((workspace_bytes(k.step, k.algorithm, batch,
+                                                    self.dtype.itemsize)
+                                    for k in self.kernels), default=0))
+        self._frees = _frees(program)
+        self._calls = tuple((kernel.run, step.inputs, step.out, frees)
+                            for kernel, step, frees in zip(self.kernels, program.steps,
+                                                           self._frees))
 
-    def run(self, x: np.ndarray[Any, Any], times: list[float] | None = None,
-            clock: Callable[[], float] = time.perf_counter) -> np.ndarray[Any, Any]:
-        """Forward pass; with ``times``, each step's seconds are written into it."""
+    def make_input(self) -> Array:
+        """A standard-normal input batch for the program, from the executor's generator."""
+        return make_input(self.program.input, self.batch, self.dtype, self.rng)
+
+    def _check_input(self, x: Array) -> None:
+        want = (self.batch, *self.program.input)
+        if tuple(x.shape) != want or x.dtype != self.dtype:
+            raise ValueError(f"program {self.program.name!r} runs on {self.dtype} inputs of "
+                             f"shape {want}, got {x.dtype} {tuple(x.shape)}")
+
+    def run(self, x: Array, times: list[float] | None = None,
+            clock: Callable[[], float] = time.perf_counter) -> Array:
+        """Forward pass on ``x``; with ``times`` (one slot per step), each step's seconds by
+        ``clock`` are written into it."""
         values: dict[int, Any] = {0: x}
-        for number, (step, kernel) in enumerate(zip(self.steps, self.kernels)):
-            args = [values[slot] for slot in step.inputs]
-            if times is None:
-                values[step.out] = kernel(*args)
-            else:
+        if times is None:
+            for run, inputs, out, frees in self._calls:
+                values[out] = run(*[values[value] for value in inputs])
+                for value in frees:
+                    del values[value]
+        else:
+            for number, (run, inputs, out, frees) in enumerate(self._calls):
+                args = [values[value] for value in inputs]
                 start = clock()
-                values[step.out] = kernel(*args)
+                values[out] = run(*args)
                 times[number] = clock() - start
-            for slot in self.frees[number]:
-                del values[slot]
-        result: np.ndarray[Any, Any] = values[self.result]
+                del args
+                for value in frees:
+                    del values[value]
+        result: Array = values[self.program.result]
         return result
 
-    def check_shapes(self, x: np.ndarray[Any, Any]) -> None:
-        """Run once and compare every step's output with the analysed shape."""
-        from convcost.bench.kernels.legacy import ShapeMismatchError
-
+    def check_shapes(self, x: Array) -> Array:
+        """Run once, comparing every step's output with the analysed shape and dtype;
+        :class:`~convcost.errors.InternalError` (located at the step) on any difference.
+        Returns the result."""
+        self._check_input(x)
         values: dict[int, Any] = {0: x}
-        for step, kernel in zip(self.steps, self.kernels):
-            out = kernel(*(values[slot] for slot in step.inputs))
-            layer = step.layer
-            expected = (self.batch, layer.output.h, layer.output.w, layer.output.c)
-            if tuple(out.shape) != expected:
-                raise ShapeMismatchError(
-                    f"layer {layer.path} '{layer.text}' produced {tuple(out.shape)}, but the "
-                    f"analysis says {expected}; this is a bug in convcost")
-            values[step.out] = out
-
-
-def bench_network(network: Network, report: ModelReport, *, dtype: str, batch: int,
-                  policy: TimingPolicy, peak_gflops: float | None, max_memory: int | None,
-                  seed: int = 0, on_step: Callable[[str], None] | None = None) -> ModelBench:
-    """Benchmark ``network`` (whose analysis is ``report``) with NumPy.
-
-    Raises :class:`BenchRefused` when the estimated memory exceeds ``max_memory`` bytes, the
-    dtype cannot be benchmarked, or executed shapes differ from the analysis.
-    """
-    import numpy as np
-
-    from convcost import kernels
-
-    say = on_step or (lambda _: None)
-    try:
-        np_dtype = kernels.numpy_dtype(dtype)
-    except kernels.UnsupportedDtype as error:
-        raise BenchRefused(str(error)) from None
-    estimate = kernels.estimate_peak_bytes(network, batch, np_dtype.itemsize)
-    if max_memory is not None and estimate > max_memory:
-        raise BenchRefused(
-            f"benchmark needs an estimated {nbytes(estimate)} (weights, activations and "
-            f"work buffers at batch {batch}), above the limit of {nbytes(max_memory)}; "
-            f"raise --max-memory or lower --size/--batch")
-    say("preparing weights")
-    rng = np.random.default_rng(seed)
-    prepared = kernels.prepare_network(network, np_dtype, rng)
-    program = Program(network, prepared.layers, batch)
-    x = kernels.make_input(network.input, batch, np_dtype, rng)
-    try:
-        program.check_shapes(x)
-    except kernels.ShapeMismatchError as error:
-        raise BenchRefused(str(error)) from None
-
-    say("timing the chain")
-    chain = measure(lambda: program.run(x), policy)
-    say("timing each layer")
-    layer_times = _in_place_times(program, x, chain.median_s, policy.budget_s)
-    flops = report.totals.flops
-    layers = []
-    for step, kernel, samples, costed in zip(program.steps, program.kernels, layer_times,
-                                             report.layers):
-        median = statistics.median(samples)
-        quartiles = statistics.quantiles(samples, n=4, method="inclusive")
-        gflops = costed.flops / median / 1e9 if median > 0 else 0.0
-        efficiency = gflops / peak_gflops if peak_gflops and costed.macs else None
-        layers.append(LayerBench(median, quartiles[2] - quartiles[0], gflops, efficiency,
-                                 kernel.algorithm))
-    gflops = flops / chain.median_s / 1e9 if chain.median_s > 0 else 0.0
-    return ModelBench(chain, gflops, tuple(layers), estimate)
-
-
-def _in_place_times(program: Program, x: np.ndarray[Any, Any], chain_s: float,
-                    budget_s: float | None) -> list[list[float]]:
-    """Per-step seconds over enough instrumented passes (>= 5) to fill the sample time."""
-    sample_s = LAYER_SAMPLE_S if budget_s is None else min(LAYER_SAMPLE_S, budget_s / 2)
-    passes = max(5, min(MAX_LAYER_PASSES, math.ceil(sample_s / max(chain_s, 1e-9))))
-    samples: list[list[float]] = [[] for _ in program.steps]
-    times = [0.0] * len(program.steps)
-    for _ in range(passes):
-        program.run(x, times)
-        for number, seconds in enumerate(times):
-            samples[number].append(seconds)
-    return samples
-
-
-def attach(report: ModelReport, bench: ModelBench) -> ModelReport:
-    """``report`` with the measured figures in its ``bench`` fields (model and layers)."""
-    layers = tuple(layer._replace(bench=timing.to_json())
-                   for layer, timing in zip(report.layers, bench.layers))
-    return report._replace(layers=layers, extra={**(report.extra or {}),
-                                                 "bench": bench.to_json()})
-
-
-class BenchSettings(NamedTuple):
-    """How ``--bench`` runs: BLAS threads (None: as configured), memory limit in bytes (None:
-    half the available RAM), time budget in seconds per model's chain timing (None: none)."""
-
-    dtype: str = "float32"
-    batch: int = 1
-    threads: int | None = None
-    max_memory: int | None = None
-    budget_s: float | None = None
-    seed: int = 0
-
-
-def available_memory() -> int:
-    """Bytes of RAM available to new allocations (MemAvailable on Linux)."""
-    import os
-
-    try:
-        with open("/proc/meminfo", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return 8 * 2**30
-
-
-Progress = Callable[[int, int, str, str], None]
-"""Called as ``progress(model_number, model_count, model_name, what)``."""
-
-
-def bench_models(models: list[ModelReport], networks: list[Network], settings: BenchSettings,
-                 progress: Progress | None = None
-                 ) -> tuple[list[ModelReport], dict[str, Any], list[tuple[ModelReport, str]]]:
-    """Benchmark every model; returns the reports with ``bench`` data, the ``machine`` JSON
-    object, and the models refused with their reasons (the others are still measured)."""
-    from convcost import bench
-
-    report = progress or (lambda *_: None)
-    limit = settings.max_memory if settings.max_memory is not None else available_memory() // 2
-    policy = TimingPolicy(budget_s=settings.budget_s)
-    measured: list[ModelReport] = []
-    refused: list[tuple[ModelReport, str]] = []
-    with bench.blas_threads(settings.threads):
-        report(0, len(models), "", "calibrating the matrix-multiply peak")
-        peak = _peak(settings.dtype)
-        info = bench.machine_info()
-        for number, (model, network) in enumerate(zip(models, networks), start=1):
-            def step(what: str, number: int = number, name: str = model.name) -> None:
-                report(number, len(models), name, what)
+        for step, (run, inputs, out, frees) in zip(self.program.steps, self._calls):
             try:
-                timing = bench_network(network, model, dtype=settings.dtype,
-                                       batch=settings.batch, policy=policy, peak_gflops=peak,
-                                       max_memory=limit, seed=settings.seed, on_step=step)
-            except BenchRefused as error:
-                refused.append((model, str(error)))
-                measured.append(model)
-                continue
-            measured.append(attach(model, timing))
-    machine = {"blas": info.blas, "blas_arch": info.blas_arch, "threads": info.threads,
-               "cpu_count": info.cpu_count, "gemm_peak_gflops": peak or 0.0,
-               "dtype": settings.dtype}
-    return measured, machine, refused
+                y = run(*[values[value] for value in inputs])
+            except (ValueError, IndexError, TypeError) as error:
+                raise self._mismatch(step, f"step {step.path} '{step.text}' failed on its "
+                                           f"analysed geometry ({step.input} -> {step.output}): "
+                                           f"{error}; this is a bug in convcost") from error
+            expected = (self.batch, *step.output)
+            if tuple(y.shape) != expected or y.dtype != self.dtype:
+                raise self._mismatch(step, f"step {step.path} '{step.text}' produced "
+                                           f"{y.dtype} {tuple(y.shape)}, but the analysis says "
+                                           f"{self.dtype} {expected}; this is a bug in convcost")
+            values[out] = y
+            del y
+            for value in frees:
+                del values[value]
+        result: Array = values[self.program.result]
+        return result
+
+    def _mismatch(self, step: Step, message: str) -> InternalError:
+        source = self.program.source
+        if source is not None and step.line:
+            return InternalError.at(source, Span(step.line, max(step.column, 1),
+                                                 len(step.text)), message)
+        return InternalError(message, source.name if source is not None else self.program.name,
+                             step.line, step.column)
 
 
-def _peak(dtype: str) -> float | None:
-    """This machine's matrix-multiply peak for ``dtype`` (GFLOP/s), None if not measurable."""
-    from convcost import bench
+class MemoryEstimate(NamedTuple):
+    """Bytes an :class:`Executor` run takes, by what holds them."""
 
-    # The full calibration policy and its default sizes: a quick, small-matrix peak can read
-    # low on a noisy machine and would report efficiencies above 100%.
-    try:
-        return bench.gemm_peak_gflops(dtype, bench.CALIBRATION_POLICY)
-    except ValueError:
-        return None
+    #: Weights held by the prepared steps, derived copies included.
+    weights: int
+    #: The largest allocation preparing one step makes for a moment (before any activation).
+    prepare_transient: int
+    #: The shared scratch workspace (its largest step's need).
+    workspace: int
+    #: The most activation bytes alive at once: liveness over the steps, the caller's input
+    #: held throughout, plus the step's own short-lived temporaries.
+    activations: int
+    #: Making the input: float16 inputs are drawn in float32 first.
+    input_transient: int
+
+    @property
+    def total(self) -> int:
+        """Peak bytes: weights, plus the worst of preparing and running."""
+        running = self.workspace + max(self.activations, self.input_transient)
+        return self.weights + max(self.prepare_transient, running)
+
+
+def estimate(program: Program, batch: int, dtype: str) -> MemoryEstimate:
+    """What running ``program`` at ``batch`` and ``dtype`` with an :class:`Executor` allocates,
+    computed without allocating anything (see :class:`MemoryEstimate`)."""
+    itemsize = numpy_dtype(dtype).itemsize
+    steps = program.steps
+    weights = sum(weight_bytes(step, itemsize) for step in steps)
+    transient = max((prepare_transient_bytes(step, itemsize) for step in steps), default=0)
+    workspace = max((workspace_bytes(step, choose_algorithm(step), batch, itemsize)
+                     for step in steps), default=0)
+    input_elements = program.input.elements * batch
+    profile = live_profile(program, lambda step: step.output.elements * batch, input_elements)
+    owner = storage(program)
+    input_last = max((position for position, step in enumerate(steps)
+                      if any(owner[value] == 0 for value in step.inputs)), default=-1)
+    if owner[program.result] == 0:
+        input_last = len(steps)  # the result aliases the input: counted all along already
+    peak = input_elements
+    for position, (step, live) in enumerate(zip(steps, profile.live)):
+        held = input_elements if position > input_last else 0  # freed by liveness, not by us
+        peak = max(peak, live + held + kernel_class(step).temporary_elements(step, batch))
+    draw = 4 * input_elements if itemsize == 2 else 0
+    return MemoryEstimate(weights=weights, prepare_transient=transient, workspace=workspace,
+                          activations=peak * itemsize,
+                          input_transient=draw + input_elements * itemsize)
+
+
+def estimate_bytes(program: Program, batch: int, dtype: str) -> int:
+    """Peak bytes of running ``program`` at ``batch`` and ``dtype`` (see :func:`estimate`)."""
+    return estimate(program, batch, dtype).total

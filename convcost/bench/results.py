@@ -42,6 +42,8 @@ class ModelBench:
     stable: bool
     warnings: tuple[str, ...]
     layers: tuple[LayerBench, ...]
+    #: The memory estimate the run was admitted with (bytes; not in JSON).
+    estimate_bytes: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {"median_s": self.median_s, "iqr_s": self.iqr_s, "repeats": self.repeats,

@@ -1,4 +1,4 @@
-"""Timing protocol, BLAS thread control, machine description and roofline calibration.
+"""The timing protocol: how one function is timed, deterministic given its clock.
 
 The protocol follows CPython's ``timeit.Timer.autorange`` and pyperf:
 
@@ -15,8 +15,9 @@ The protocol follows CPython's ``timeit.Timer.autorange`` and pyperf:
 Unlike pyperf, everything runs in the calling process (no worker processes, no system tuning),
 so results carry that process's memory layout and whatever else the machine is doing.
 
-NumPy and threadpoolctl are imported lazily inside functions: convcost's analysis paths must
-work, and import fast, without NumPy.
+This module imports neither NumPy nor threadpoolctl (machine description and calibration are
+in :mod:`convcost.bench.machine`): convcost's analysis paths must work, and import fast,
+without NumPy.
 """
 
 from __future__ import annotations
@@ -24,32 +25,19 @@ from __future__ import annotations
 import gc
 import itertools
 import math
-import os
 import statistics
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any
 
 __all__ = [
-    "CALIBRATION_POLICY",
     "DEFAULT_POLICY",
     "MIN_REPEATS",
-    "QUICK_CALIBRATION_POLICY",
-    "Calibration",
-    "MachineInfo",
     "Measurement",
     "Timer",
     "TimingPolicy",
-    "blas_threads",
-    "calibrate",
-    "clear_calibration_cache",
-    "gemm_peak_gflops",
-    "machine_info",
+    "format_seconds",
     "measure",
-    "memory_bandwidth_gbs",
 ]
 
 #: A clock returning seconds as a float; only differences between calls are used.
@@ -91,7 +79,7 @@ class TimingPolicy:
                 f"repeats must be at least {MIN_REPEATS} (median and IQR need that many blocks), "
                 f"got {self.repeats}"
             )
-        if self.budget_s is not None and not self.budget_s > 0:
+        if self.budget_s is not None and not (self.budget_s > 0 and math.isfinite(self.budget_s)):
             raise ValueError(f"budget_s must be positive seconds or None, got {self.budget_s}")
         if not self.unstable_iqr_ratio > 0:
             raise ValueError(f"unstable_iqr_ratio must be positive, got {self.unstable_iqr_ratio}")
@@ -149,7 +137,7 @@ def _time_block(fn: Callable[[], object], loops: int, timer: Timer) -> float:
             gc.enable()
 
 
-def _fmt_s(seconds: float) -> str:
+def format_seconds(seconds: float) -> str:
     """Seconds in a readable unit."""
     for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
         if abs(seconds) >= scale:
@@ -215,11 +203,11 @@ def measure(
                 if not fitting_loops:
                     over_budget = True
             if repeats < policy.repeats:
-                notes.append(f"budget {_fmt_s(budget)}: repeats cut from {policy.repeats} to {repeats}")
+                notes.append(f"budget {format_seconds(budget)}: repeats cut from {policy.repeats} to {repeats}")
     if loops * per_call_est < policy.min_block_s and per_call_est > 0:
         notes.append(
-            f"blocks of ~{_fmt_s(loops * per_call_est)} are shorter than min_block_s "
-            f"{_fmt_s(policy.min_block_s)} ({loops} loops)"
+            f"blocks of ~{format_seconds(loops * per_call_est)} are shorter than min_block_s "
+            f"{format_seconds(policy.min_block_s)} ({loops} loops)"
         )
 
     # --- timed blocks ---------------------------------------------------------------------
@@ -232,8 +220,8 @@ def measure(
         over_budget = True
     if over_budget and budget is not None:
         notes.append(
-            f"over budget: took {_fmt_s(spent)} (warm-up and calibration included) "
-            f"for a budget of {_fmt_s(budget)}; ran {repeats} x {loops}"
+            f"over budget: took {format_seconds(spent)} (warm-up and calibration included) "
+            f"for a budget of {format_seconds(budget)}; ran {repeats} x {loops}"
         )
 
     # --- statistics -----------------------------------------------------------------------
@@ -270,234 +258,3 @@ def measure(
         over_budget=over_budget,
         values_s=tuple(values),
     )
-
-
-# --------------------------------------------------------------------------------------------
-# BLAS threads and machine description
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MachineInfo:
-    """What the benchmarks ran on."""
-
-    #: ``"<internal_api> <version>"`` from threadpoolctl, e.g. ``"openblas 0.3.31.188.0"``.
-    blas: str
-    #: threadpoolctl's ``architecture`` (OpenBLAS kernel family, e.g. ``"Haswell"``), or ``"unknown"``.
-    blas_arch: str
-    #: BLAS threads in effect now.
-    threads: int
-    #: CPUs this process may run on (its affinity mask when the OS exposes one).
-    cpu_count: int
-
-
-def _numpy_blas() -> dict[str, Any] | None:
-    """threadpoolctl's record of the BLAS NumPy uses, or None."""
-    import numpy  # noqa: F401  -- loads the BLAS shared library so threadpoolctl can find it
-    from threadpoolctl import threadpool_info  # type: ignore[import-untyped]
-
-    blas = [info for info in threadpool_info() if info.get("user_api") == "blas"]
-    # SciPy or others may load a second BLAS; NumPy wheels vendor theirs under numpy.libs/.
-    for info in blas:
-        if "numpy" in str(info.get("filepath", "")).lower():
-            return dict(info)
-    return dict(blas[0]) if blas else None
-
-
-def _cpu_count() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        # Containers and taskset restrict the usable CPUs below os.cpu_count().
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def machine_info() -> MachineInfo:
-    """Describe the BLAS NumPy uses, its current thread count and the usable CPUs."""
-    info = _numpy_blas()
-    if info is None:
-        return MachineInfo(blas="none", blas_arch="unknown", threads=1, cpu_count=_cpu_count())
-    return MachineInfo(
-        blas=f"{info.get('internal_api', 'unknown')} {info.get('version') or 'unknown'}",
-        blas_arch=str(info.get("architecture") or "unknown"),
-        threads=int(info.get("num_threads") or 1),
-        cpu_count=_cpu_count(),
-    )
-
-
-@contextmanager
-def blas_threads(n: int | None) -> Iterator[None]:
-    """Limit BLAS to ``n`` threads inside the block and restore afterwards; None leaves it as is."""
-    if n is None:
-        yield
-        return
-    if n < 1:
-        raise ValueError(f"BLAS thread count must be >= 1, got {n}")
-    import numpy  # noqa: F401  -- the BLAS must be loaded before threadpoolctl can limit it
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=n, user_api="blas"):
-        yield
-
-
-# --------------------------------------------------------------------------------------------
-# Calibration: GEMM peak and memory bandwidth
-# --------------------------------------------------------------------------------------------
-
-#: Matmuls and copies are long, steady operations: 20 ms blocks are far above clock resolution.
-#: The 1.5 s budget caps each measured function, e.g. the n=1536 float64 GEMM on one thread
-#: (~0.14 s per call, 7 calls with warm-up and calibration).
-CALIBRATION_POLICY = TimingPolicy(warmup=1, min_block_s=0.02, repeats=5, budget_s=1.5)
-#: For ``calibrate(quick=True)``: 10 ms blocks, 0.5 s per measured function at most.
-QUICK_CALIBRATION_POLICY = TimingPolicy(warmup=1, min_block_s=0.01, repeats=5, budget_s=0.5)
-
-#: Square sizes per dtype. float32/float64 go through BLAS and reach their plateau by n ~ 1000
-#: (on the 2-core dev VM n=2048 gained nothing over 1536 and cost ~1 s per dtype);
-#: NumPy's float16 matmul is a scalar loop (~0.5 GFLOP/s), so it gets one small size.
-_GEMM_SIZES: dict[str, tuple[int, ...]] = {
-    "float32": (512, 1024, 1536),
-    "float64": (512, 1024, 1536),
-    "float16": (128,),
-}
-_GEMM_SIZES_QUICK: dict[str, tuple[int, ...]] = {
-    "float32": (512, 1024),
-    "float64": (512, 1024),
-    "float16": (128,),
-}
-
-#: Source array size for the copy benchmark; 8x a 32 MiB L3, so the copy streams from DRAM.
-_BANDWIDTH_BYTES = 256 * 2**20
-_BANDWIDTH_BYTES_QUICK = 64 * 2**20
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """Measured ceilings of this machine, for roofline comparisons."""
-
-    machine: MachineInfo
-    #: Best median GFLOP/s (1e9 flop/s, 2 n^3 flop per n x n matmul) per dtype name.
-    gemm_peak_gflops: dict[str, float]
-    #: Single-thread streaming copy, read + write bytes, GB/s (1e9 bytes/s).
-    memory_bandwidth_gbs: float
-    #: Notes from the underlying measurements (instability, budget cuts).
-    warnings: tuple[str, ...] = ()
-
-
-def _check_dtype(dtype: str) -> None:
-    if dtype not in _GEMM_SIZES:
-        raise ValueError(f"unsupported dtype {dtype!r}; expected one of {sorted(_GEMM_SIZES)}")
-
-
-def _blas_thread_key() -> int:
-    """Current BLAS thread count: part of every cache key, since results depend on it."""
-    return machine_info().threads
-
-
-@lru_cache(maxsize=None)
-def _gemm_peak_cached(
-    dtype: str, policy: TimingPolicy, sizes: tuple[int, ...], threads: int
-) -> tuple[float, tuple[str, ...]]:
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    best = 0.0
-    notes: list[str] = []
-    for n in sizes:
-        # Normal data: no denormals, no zeros that a clever kernel could skip.
-        a = rng.standard_normal((n, n)).astype(dtype)
-        b = rng.standard_normal((n, n)).astype(dtype)
-        c = np.empty((n, n), dtype=dtype)  # preallocated: time the GEMM, not the allocator
-        m = measure(lambda: np.matmul(a, b, out=c), policy)
-        best = max(best, 2.0 * n**3 / m.median_s / 1e9)
-        notes.extend(f"gemm {dtype} n={n}: {w}" for w in m.warnings)
-        del a, b, c
-    return best, tuple(notes)
-
-
-def gemm_peak_gflops(
-    dtype: str,
-    policy: TimingPolicy = CALIBRATION_POLICY,
-    sizes: Sequence[int] | None = None,
-) -> float:
-    """Best median GFLOP/s of square ``np.matmul`` over ``sizes`` at the current BLAS threads.
-
-    Counts 2 n^3 flop per n x n product; 1 GFLOP/s = 1e9 flop/s. Cached per process.
-    """
-    _check_dtype(dtype)
-    chosen = tuple(sizes) if sizes is not None else _GEMM_SIZES[dtype]
-    if not chosen or min(chosen) < 1:
-        raise ValueError(f"sizes must be positive integers, got {chosen}")
-    return _gemm_peak_cached(dtype, policy, chosen, _blas_thread_key())[0]
-
-
-@lru_cache(maxsize=None)
-def _bandwidth_cached(policy: TimingPolicy, nbytes: int) -> tuple[float, tuple[str, ...]]:
-    import numpy as np
-
-    n = max(nbytes // 8, 1)
-    src = np.full(n, 1.0)
-    dst = np.empty(n)
-    dst.fill(0.0)  # fault the pages in now so no block pays for first-touch
-    m = measure(lambda: np.copyto(dst, src), policy)
-    # Counted as read + write. Large copies use non-temporal stores, so there is no extra
-    # read-for-ownership of the destination to count.
-    gbs = 2.0 * src.nbytes / m.median_s / 1e9
-    return gbs, tuple(f"bandwidth: {w}" for w in m.warnings)
-
-
-def memory_bandwidth_gbs(
-    policy: TimingPolicy = CALIBRATION_POLICY, nbytes: int = _BANDWIDTH_BYTES
-) -> float:
-    """Streaming copy bandwidth in GB/s (1e9 bytes/s, read + write) of ``nbytes``-byte arrays.
-
-    ``np.copyto`` is single-threaded, so this is one core's bandwidth, which is what NumPy's
-    element-wise kernels can reach. Cached per process.
-    """
-    if nbytes < 1:
-        raise ValueError(f"nbytes must be positive, got {nbytes}")
-    return _bandwidth_cached(policy, nbytes)[0]
-
-
-@lru_cache(maxsize=None)
-def _calibrate_cached(
-    dtypes: tuple[str, ...], policy: TimingPolicy, quick: bool, threads: int
-) -> tuple[MachineInfo, tuple[tuple[str, float], ...], float, tuple[str, ...]]:
-    sizes = _GEMM_SIZES_QUICK if quick else _GEMM_SIZES
-    peaks: list[tuple[str, float]] = []
-    notes: list[str] = []
-    for dtype in dtypes:
-        gflops, gemm_notes = _gemm_peak_cached(dtype, policy, sizes[dtype], threads)
-        peaks.append((dtype, gflops))
-        notes.extend(gemm_notes)
-    nbytes = _BANDWIDTH_BYTES_QUICK if quick else _BANDWIDTH_BYTES
-    gbs, bw_notes = _bandwidth_cached(policy, nbytes)
-    notes.extend(bw_notes)
-    return machine_info(), tuple(peaks), gbs, tuple(notes)
-
-
-def calibrate(
-    dtypes: Sequence[str] = ("float32", "float64"),
-    policy: TimingPolicy | None = None,
-    quick: bool = False,
-) -> Calibration:
-    """Measure GEMM peak (GFLOP/s) per dtype and memory bandwidth (GB/s) at the current BLAS threads.
-
-    Takes about 2-3 s for float32 + float64 (under 1 s with ``quick``, which uses smaller
-    matrices and copies; float16 adds ~0.2 s);
-    ``policy`` defaults to :data:`CALIBRATION_POLICY` or :data:`QUICK_CALIBRATION_POLICY`.
-    Cached per process and per BLAS thread count.
-    """
-    chosen = tuple(dict.fromkeys(dtypes))  # de-duplicate, keep order
-    for dtype in chosen:
-        _check_dtype(dtype)
-    if policy is None:
-        policy = QUICK_CALIBRATION_POLICY if quick else CALIBRATION_POLICY
-    machine, peaks, gbs, notes = _calibrate_cached(chosen, policy, quick, _blas_thread_key())
-    # A fresh dict each call, so a caller mutating it cannot corrupt the cache.
-    return Calibration(machine=machine, gemm_peak_gflops=dict(peaks), memory_bandwidth_gbs=gbs, warnings=notes)
-
-
-def clear_calibration_cache() -> None:
-    """Forget cached calibration results (e.g. after the machine's load has changed)."""
-    _gemm_peak_cached.cache_clear()
-    _bandwidth_cached.cache_clear()
-    _calibrate_cached.cache_clear()

@@ -1,0 +1,316 @@
+"""What a benchmark runs on: BLAS threads, the machine's description, and its roofs.
+
+- :func:`machine_info` describes the BLAS NumPy uses (via threadpoolctl), its thread count and
+  the usable CPUs; :func:`blas_threads` limits the BLAS threads inside a block.
+- :func:`calibrate` measures the roofs efficiencies are relative to: the matrix-multiply peak
+  per dtype (:func:`gemm_peak_gflops`) and the streaming copy bandwidth
+  (:func:`memory_bandwidth_gbs`), with the protocol of :mod:`convcost.bench.timing`.
+
+Results measured with the real clock are cached per process (and per BLAS thread count); a
+call with an injected ``timer`` is never cached, so a test's fake clock cannot leak into a
+later real measurement.
+
+NumPy and threadpoolctl are imported lazily inside functions: importing this module must not
+import NumPy.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from convcost.bench.results import MachineRecord
+from convcost.bench.timing import Timer, TimingPolicy, measure
+
+__all__ = [
+    "CALIBRATION_POLICY",
+    "QUICK_CALIBRATION_POLICY",
+    "Calibration",
+    "MachineInfo",
+    "available_memory",
+    "blas_threads",
+    "calibrate",
+    "cpu_count",
+    "gemm_peak_gflops",
+    "machine_info",
+    "machine_record",
+    "memory_bandwidth_gbs",
+]
+
+
+@dataclass(frozen=True)
+class MachineInfo:
+    """What the benchmarks ran on."""
+
+    #: ``"<internal_api> <version>"`` from threadpoolctl, e.g. ``"openblas 0.3.31.188.0"``.
+    blas: str
+    #: threadpoolctl's ``architecture`` (OpenBLAS kernel family, e.g. ``"Haswell"``), or
+    #: ``"unknown"``.
+    blas_arch: str
+    #: BLAS threads in effect now.
+    threads: int
+    #: CPUs this process may run on (its affinity mask when the OS exposes one).
+    cpu_count: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"blas": self.blas, "blas_arch": self.blas_arch, "threads": self.threads,
+                "cpu_count": self.cpu_count}
+
+
+def _numpy_blas() -> dict[str, Any] | None:
+    """threadpoolctl's record of the BLAS NumPy uses, or None."""
+    import numpy  # noqa: F401  -- loads the BLAS shared library so threadpoolctl can find it
+    from threadpoolctl import threadpool_info  # type: ignore[import-untyped]
+
+    blas = [info for info in threadpool_info() if info.get("user_api") == "blas"]
+    # SciPy or others may load a second BLAS; NumPy wheels vendor theirs under numpy.libs/.
+    for info in blas:
+        if "numpy" in str(info.get("filepath", "")).lower():
+            return dict(info)
+    return dict(blas[0]) if blas else None
+
+
+def cpu_count() -> int:
+    """CPUs this process may run on (containers and taskset restrict them below
+    ``os.cpu_count()``)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def machine_info() -> MachineInfo:
+    """Describe the BLAS NumPy uses, its current thread count and the usable CPUs."""
+    info = _numpy_blas()
+    if info is None:
+        return MachineInfo(blas="none", blas_arch="unknown", threads=1, cpu_count=cpu_count())
+    return MachineInfo(
+        blas=f"{info.get('internal_api', 'unknown')} {info.get('version') or 'unknown'}",
+        blas_arch=str(info.get("architecture") or "unknown"),
+        threads=int(info.get("num_threads") or 1),
+        cpu_count=cpu_count(),
+    )
+
+
+def machine_record(dtype: str, gemm_peak: float) -> MachineRecord:
+    """The typed ``machine`` record of a benchmark run at ``dtype`` (BLAS threads as now)."""
+    info = machine_info()
+    return MachineRecord(blas=info.blas, blas_arch=info.blas_arch, threads=info.threads,
+                         cpu_count=info.cpu_count, gemm_peak_gflops=gemm_peak, dtype=dtype)
+
+
+@contextmanager
+def blas_threads(n: int | None) -> Iterator[None]:
+    """Limit BLAS to ``n`` threads inside the block and restore afterwards (also on an
+    exception or Ctrl-C); None leaves it as is."""
+    if n is None:
+        yield
+        return
+    if n < 1:
+        raise ValueError(f"BLAS thread count must be >= 1, got {n}")
+    import numpy  # noqa: F401  -- the BLAS must be loaded before threadpoolctl can limit it
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=n, user_api="blas"):
+        yield
+
+
+def available_memory() -> int:
+    """Bytes of RAM available to new allocations (MemAvailable on Linux)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 8 * 2**30
+
+
+# --------------------------------------------------------------------------------------------
+# Calibration: GEMM peak and memory bandwidth
+
+#: Matmuls and copies are long, steady operations: 20 ms blocks are far above clock resolution.
+#: The 1.5 s budget caps each measured function, e.g. the n=1536 float64 GEMM on one thread
+#: (~0.14 s per call, 7 calls with warm-up and calibration).
+CALIBRATION_POLICY = TimingPolicy(warmup=1, min_block_s=0.02, repeats=5, budget_s=1.5)
+#: For ``calibrate(quick=True)``: 10 ms blocks, 0.5 s per measured function at most.
+QUICK_CALIBRATION_POLICY = TimingPolicy(warmup=1, min_block_s=0.01, repeats=5, budget_s=0.5)
+
+#: Square sizes per dtype. float32/float64 go through BLAS and reach their plateau by n ~ 1000
+#: (on the 2-core dev VM n=2048 gained nothing over 1536 and cost ~1 s per dtype);
+#: NumPy's float16 matmul is a scalar loop (~0.5 GFLOP/s), so it gets one small size.
+GEMM_SIZES: dict[str, tuple[int, ...]] = {
+    "float32": (512, 1024, 1536),
+    "float64": (512, 1024, 1536),
+    "float16": (128,),
+}
+GEMM_SIZES_QUICK: dict[str, tuple[int, ...]] = {
+    "float32": (512, 1024),
+    "float64": (512, 1024),
+    "float16": (128,),
+}
+
+#: Source array size for the copy benchmark; 8x a 32 MiB L3, so the copy streams from DRAM.
+BANDWIDTH_BYTES = 256 * 2**20
+BANDWIDTH_BYTES_QUICK = 64 * 2**20
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Measured ceilings of this machine, for roofline comparisons."""
+
+    machine: MachineInfo
+    #: Best median GFLOP/s (1e9 flop/s, 2 n^3 flop per n x n matmul) per dtype name.
+    gemm_peak_gflops: dict[str, float]
+    #: Single-thread streaming copy, read + write bytes, GB/s (1e9 bytes/s).
+    memory_bandwidth_gbs: float
+    #: Notes from the underlying measurements (instability, budget cuts).
+    warnings: tuple[str, ...] = field(default=())
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``machine`` and ``calibration`` members of a ``convcost/1`` document (the
+        machine's ``gemm_peak_gflops`` is float32's, else the first dtype's)."""
+        peaks = dict(self.gemm_peak_gflops)
+        first = next(iter(peaks.values()), 0.0)
+        return {"machine": {**self.machine.to_json(),
+                            "gemm_peak_gflops": peaks.get("float32", first)},
+                "calibration": {"gemm_peak_gflops": peaks,
+                                "memory_bandwidth_gbs": self.memory_bandwidth_gbs,
+                                "warnings": list(self.warnings)}}
+
+
+def _check_dtype(dtype: str) -> None:
+    if dtype not in GEMM_SIZES:
+        raise ValueError(f"unsupported dtype {dtype!r}; expected one of {sorted(GEMM_SIZES)}")
+
+
+#: Real-clock results: (what, arguments..., BLAS threads) -> (value, notes).
+_CACHE: dict[tuple[Any, ...], tuple[float, tuple[str, ...]]] = {}
+
+
+def _cached(key: tuple[Any, ...], timer: Timer | None,
+            compute: Callable[[Timer], tuple[float, tuple[str, ...]]]
+            ) -> tuple[float, tuple[str, ...]]:
+    """``compute(clock)``, cached under ``key`` + the BLAS thread count unless ``timer`` is
+    injected."""
+    if timer is not None:
+        return compute(timer)
+    full = (*key, machine_info().threads)
+    found = _CACHE.get(full)
+    if found is None:
+        found = _CACHE[full] = compute(time.perf_counter)
+    return found
+
+
+def _gemm_peak(dtype: str, policy: TimingPolicy, sizes: tuple[int, ...],
+               timer: Timer) -> tuple[float, tuple[str, ...]]:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    best = 0.0
+    notes: list[str] = []
+    for n in sizes:
+        # Normal data: no denormals, no zeros that a clever kernel could skip.
+        a = rng.standard_normal((n, n), dtype=np.float32).astype(dtype)
+        b = rng.standard_normal((n, n), dtype=np.float32).astype(dtype)
+        c = np.empty((n, n), dtype=dtype)  # preallocated: time the GEMM, not the allocator
+        m = measure(partial(np.matmul, a, b, out=c), policy, timer)
+        if m.median_s > 0:
+            best = max(best, 2.0 * n**3 / m.median_s / 1e9)
+        notes.extend(f"gemm {dtype} n={n}: {w}" for w in m.warnings)
+    return best, tuple(notes)
+
+
+def _bind_gemm(dtype: str, policy: TimingPolicy, sizes: tuple[int, ...]
+               ) -> Callable[[Timer], tuple[float, tuple[str, ...]]]:
+    return lambda clock: _gemm_peak(dtype, policy, sizes, clock)
+
+
+def gemm_peak_gflops(dtype: str, policy: TimingPolicy = CALIBRATION_POLICY,
+                     sizes: Sequence[int] | None = None, timer: Timer | None = None) -> float:
+    """Best median GFLOP/s of square ``np.matmul`` over ``sizes`` at the current BLAS threads.
+
+    Counts 2 n^3 flop per n x n product; 1 GFLOP/s = 1e9 flop/s. Cached per process unless
+    ``timer`` is given.
+    """
+    _check_dtype(dtype)
+    chosen = tuple(sizes) if sizes is not None else GEMM_SIZES[dtype]
+    if not chosen or min(chosen) < 1:
+        raise ValueError(f"sizes must be positive integers, got {chosen}")
+    return _cached(("gemm", dtype, policy, chosen), timer,
+                   lambda clock: _gemm_peak(dtype, policy, chosen, clock))[0]
+
+
+def _bandwidth(policy: TimingPolicy, nbytes: int, timer: Timer) -> tuple[float, tuple[str, ...]]:
+    import numpy as np
+
+    n = max(nbytes // 8, 1)
+    src = np.full(n, 1.0)
+    dst = np.empty(n)
+    dst.fill(0.0)  # fault the pages in now so no block pays for first-touch
+    m = measure(lambda: np.copyto(dst, src), policy, timer)
+    # Counted as read + write. Large copies use non-temporal stores, so there is no extra
+    # read-for-ownership of the destination to count.
+    gbs = 2.0 * src.nbytes / m.median_s / 1e9 if m.median_s > 0 else 0.0
+    return gbs, tuple(f"bandwidth: {w}" for w in m.warnings)
+
+
+def memory_bandwidth_gbs(policy: TimingPolicy = CALIBRATION_POLICY,
+                         nbytes: int = BANDWIDTH_BYTES, timer: Timer | None = None) -> float:
+    """Streaming copy bandwidth in GB/s (1e9 bytes/s, read + write) of ``nbytes``-byte arrays.
+
+    ``np.copyto`` is single-threaded, so this is one core's bandwidth, which is what NumPy's
+    element-wise kernels can reach. Cached per process unless ``timer`` is given.
+    """
+    if nbytes < 1:
+        raise ValueError(f"nbytes must be positive, got {nbytes}")
+    return _cached(("bandwidth", policy, nbytes), timer,
+                   lambda clock: _bandwidth(policy, nbytes, clock))[0]
+
+
+def calibrate(dtypes: Sequence[str] = ("float32", "float64"), policy: TimingPolicy | None = None,
+              quick: bool = False, *, gemm_sizes: Mapping[str, Sequence[int]] | None = None,
+              bandwidth_bytes: int | None = None, timer: Timer | None = None) -> Calibration:
+    """Measure GEMM peak (GFLOP/s) per dtype and memory bandwidth (GB/s) at the current BLAS
+    threads.
+
+    Takes about 2-3 s for float32 + float64 (under 1 s with ``quick``, which uses smaller
+    matrices and copies; float16 adds ~0.2 s). ``policy`` defaults to
+    :data:`CALIBRATION_POLICY` or :data:`QUICK_CALIBRATION_POLICY`; ``gemm_sizes`` and
+    ``bandwidth_bytes`` override the sizes measured. Cached per process and BLAS thread count
+    unless ``timer`` is given.
+    """
+    chosen = tuple(dict.fromkeys(dtypes))  # de-duplicate, keep order
+    for dtype in chosen:
+        _check_dtype(dtype)
+    if policy is None:
+        policy = QUICK_CALIBRATION_POLICY if quick else CALIBRATION_POLICY
+    default_sizes = GEMM_SIZES_QUICK if quick else GEMM_SIZES
+    peaks: dict[str, float] = {}
+    notes: list[str] = []
+    for dtype in chosen:
+        sizes = tuple(gemm_sizes[dtype]) if gemm_sizes and dtype in gemm_sizes \
+            else default_sizes[dtype]
+        if not sizes or min(sizes) < 1:
+            raise ValueError(f"sizes must be positive integers, got {sizes}")
+        peaks[dtype], found = _cached(("gemm", dtype, policy, sizes), timer,
+                                      _bind_gemm(dtype, policy, sizes))
+        notes.extend(found)
+    nbytes = bandwidth_bytes if bandwidth_bytes is not None else (
+        BANDWIDTH_BYTES_QUICK if quick else BANDWIDTH_BYTES)
+    if nbytes < 1:
+        raise ValueError(f"bandwidth_bytes must be positive, got {nbytes}")
+    gbs, found = _cached(("bandwidth", policy, nbytes), timer,
+                         lambda clock: _bandwidth(policy, nbytes, clock))
+    notes.extend(found)
+    # A fresh dict each call, so a caller mutating it cannot corrupt the cache.
+    return Calibration(machine=machine_info(), gemm_peak_gflops=peaks,
+                       memory_bandwidth_gbs=gbs, warnings=tuple(notes))
