@@ -262,10 +262,14 @@ def _benchmark(analysis: Analysis, enabled: bool, dtype: str, batch: int, thread
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from convcost.bench.run import BenchSettings, bench_models
+    from convcost.bench import BenchSettings, bench_models
+    from convcost.errors import UsageError
 
-    settings = BenchSettings(dtype=dtype.lower(), batch=batch, threads=threads,
-                             max_memory=max_memory, budget_s=budget)
+    try:
+        settings = BenchSettings(dtype=dtype.lower(), batch=batch, threads=threads,
+                                 max_memory=max_memory, budget_s=budget)
+    except UsageError as error:
+        raise click.BadParameter(error.message, param_hint=error.source) from None
     console = Console(stderr=True)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                   console=console, transient=True) as progress:
@@ -277,6 +281,8 @@ def _benchmark(analysis: Analysis, enabled: bool, dtype: str, batch: int, thread
                             description=f"benchmarking {label}{what}")
 
         result = bench_models(analysis.models, settings, show)
+    for warning in result.warnings:
+        click.echo(f"convcost: note: {warning}", err=True)
     analysis.models = list(result.models)
     analysis.errors.extend(result.errors)
     return result.machine
@@ -373,11 +379,12 @@ def calibrate(dtypes: tuple[str, ...], threads: int | None, quick: bool, fmt: st
 
     These are the roofs --bench compares achieved GFLOP/s against. Takes a few seconds.
     """
-    from convcost.bench import machine
+    from convcost.bench import blas_threads
+    from convcost.bench import calibrate as measure_machine
 
-    with machine.blas_threads(threads):
+    with blas_threads(threads):
         click.echo("convcost: calibrating (a few seconds)...", err=True)
-        result = machine.calibrate(tuple(dict.fromkeys(dtypes)), quick=quick)
+        result = measure_machine(tuple(dict.fromkeys(dtypes)), quick=quick)
     if fmt.lower() == "json":
         from convcost.cost.report import document
         _emit_json(document([], [], **result.to_json()))

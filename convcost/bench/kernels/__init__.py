@@ -8,7 +8,10 @@ maps NHWC batches to the step's output. The families:
   grouped-im2col-gemm, direct), ``deconv`` (scatter-gemm), ``fc`` (gemm);
 - :mod:`~convcost.bench.kernels.pool`: ``maxpool``/``avgpool`` (window), ``gap`` (reduce);
 - :mod:`~convcost.bench.kernels.elementwise`: activations and ``bn`` (elementwise), ``up``
-  and ``concat`` (copy), ``add`` (elementwise), ``id``/``dropout`` (alias).
+  and ``concat`` (copy), ``add`` (elementwise), ``id``/``dropout``/``droppath`` (alias);
+- :mod:`~convcost.bench.kernels.modern`: hardswish, hardsigmoid, leakyrelu, elu, mish,
+  prelu, ``scale``, ``ln``/``gn``/``instancenorm``, the gate ``mul``, ``slice`` (a view)
+  and ``shuffle``.
 
 Every size comes from the step (``step.output``, ``step.padding``); the tests hold the
 independent cross-check of output sizes. A prepared step is not thread-safe.
@@ -38,6 +41,14 @@ from convcost.bench.kernels.elementwise import (
     Concat,
     Up,
 )
+from convcost.bench.kernels.modern import (
+    ModernActivation,
+    Mul,
+    Norm,
+    PerChannel,
+    Shuffle,
+    Slice,
+)
 from convcost.bench.kernels.pool import Gap, Pool
 from convcost.errors import InternalError
 from convcost.lang.vocab import OP_KINDS
@@ -60,7 +71,8 @@ __all__ = [
 ]
 
 _CLASSES: tuple[type[PreparedStep], ...] = (
-    Conv, Deconv, Fc, Pool, Gap, Activation, BatchNorm, Up, Concat, Add, Alias)
+    Conv, Deconv, Fc, Pool, Gap, Activation, BatchNorm, Up, Concat, Add, Alias,
+    ModernActivation, PerChannel, Norm, Mul, Slice, Shuffle)
 
 #: Step kind -> the class that runs it.
 KERNELS: dict[str, type[PreparedStep]] = {

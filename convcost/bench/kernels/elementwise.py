@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 
 from convcost.bench.kernels.base import Array, PreparedStep
-from convcost.lang.vocab import ACTIVATION_KINDS, ALIAS_KINDS
+from convcost.lang.vocab import ALIAS_KINDS
 from convcost.model.program import Step
 
 
@@ -74,13 +74,14 @@ ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
     "relu": _relu, "relu6": _relu6, "tanh": _tanh, "sigmoid": _sigmoid, "silu": _silu,
     "gelu": _gelu, "softmax": _softmax,
 }
-assert set(ACTIVATIONS) == ACTIVATION_KINDS
+#: The newer activations (and prelu, which has params) run in kernels/modern.py.
+assert set(ACTIVATIONS) == {"relu", "relu6", "tanh", "sigmoid", "silu", "gelu", "softmax"}
 
 
 class Activation(PreparedStep):
     """An element-wise activation (softmax: over channels)."""
 
-    kinds = ACTIVATION_KINDS
+    kinds = frozenset(ACTIVATIONS)
 
     def _derive(self) -> None:
         self._fn = ACTIVATIONS[self.step.kind]
@@ -154,7 +155,7 @@ class Add(PreparedStep):
 class Alias(PreparedStep):
     """``id`` and inference ``dropout``: the input itself, no allocation."""
 
-    kinds = ALIAS_KINDS
+    kinds = ALIAS_KINDS - {"slice"}  # a slice is a view of some channels: kernels/modern.py
 
     @classmethod
     def choose(cls, step: Step) -> str:
