@@ -31,8 +31,15 @@ from typing import TYPE_CHECKING, Union
 from convcost.analysis import Analysis, Analyzed, Options, analyze_arguments
 from convcost.cost.report import LayerReport, ModelReport, Totals
 from convcost.errors import (
-    BaselineError, BenchError, BenchRefused, ConvcostError, InputError, ReadError, SpecError,
-    UnsupportedDtype, UsageError,
+    BaselineError,
+    BenchError,
+    BenchRefused,
+    ConvcostError,
+    InputError,
+    ReadError,
+    SpecError,
+    UnsupportedDtype,
+    UsageError,
 )
 from convcost.model.program import Program, Shape, Step
 

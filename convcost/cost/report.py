@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from convcost.cost.handlers import step_cost
-from convcost.errors import ConvcostError
 from convcost.cost.memory import peak_activation_elements, traffic_elements
+from convcost.errors import ConvcostError
 from convcost.model.program import Program, Shape
 
 if TYPE_CHECKING:

@@ -36,8 +36,8 @@ class RooflineTime:
     bound: Bound
 
     def to_json(self) -> dict[str, Any]:
-        return {"device": self.device, "name": self.name, "time_s": self.time_s,
-                "bound": self.bound}
+        # The display name is in the model's entry only: layers repeat it thousands of times.
+        return {"device": self.device, "time_s": self.time_s, "bound": self.bound}
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,8 @@ class ModelRooflineTime(RooflineTime):
     peak_flops: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
-        return {**super().to_json(), "attainable_flops": self.attainable_flops}
+        return {"device": self.device, "name": self.name, "time_s": self.time_s,
+                "bound": self.bound, "attainable_flops": self.attainable_flops}
 
 
 def resolve_devices(specs: Iterable[DeviceLike]) -> tuple[Device, ...]:
