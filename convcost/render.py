@@ -286,7 +286,8 @@ def to_rich(grid: Grid) -> RenderableType:
 def to_markdown(grid: Grid) -> str:
     """A GitHub-flavoured Markdown table with a heading and notes (for pull-request comments)."""
     def line(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+        # Stripped: padding that aligns rich columns (' 0.0%', '5 us ') is noise here.
+        return "| " + " | ".join(cell.strip().replace("|", "\\|") for cell in cells) + " |"
 
     lines = [f"### {grid.title}", "", line([column.name for column in grid.columns]),
              line(["---:" if column.numeric else "---" for column in grid.columns])]
@@ -294,7 +295,7 @@ def to_markdown(grid: Grid) -> str:
         lines.append(line([_cell(value, column.kind, bars=False)
                            for value, column in zip(row, grid.columns)]))
     if grid.footer is not None:
-        lines.append(line([f"**{_cell(value, column.kind, bars=False)}**" if value not in
+        lines.append(line([f"**{_cell(value, column.kind, bars=False).strip()}**" if value not in
                            ("", None) else "" for value, column in zip(grid.footer,
                                                                        grid.columns)]))
     lines.extend(["", *(f"{note}  " for note in grid.notes)] if grid.notes else [])
