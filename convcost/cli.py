@@ -487,30 +487,14 @@ def calibrate(ctx: click.Context, dtypes: tuple[str, ...], threads: int | None, 
 
 
 def _save_profile(ctx: click.Context, calibration: Any, target: str) -> None:
-    """Write the measured profile to ``target`` ('' = the local profile path); exit 2 with
-    a message when it cannot be built or written."""
-    from pathlib import Path
+    """Write the measured profile to ``target`` ('' = the local profile path), or exit 2."""
+    from convcost.roofline.devices import DeviceError, local_profile_path
+    from convcost.roofline.local import profile_from_calibration, save_profile
 
-    from convcost.roofline.devices import (
-        DeviceError,
-        device_to_toml,
-        local_profile_path,
-    )
-    from convcost.roofline.local import profile_from_calibration
-
-    path = Path(target).expanduser() if target else local_profile_path()
     try:
-        text = device_to_toml(profile_from_calibration(calibration))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Write beside the target and rename: a failed write never leaves half a profile.
-        partial = path.with_name(path.name + ".partial")
-        partial.write_text(text, encoding="utf-8")
-        partial.replace(path)
+        path = save_profile(profile_from_calibration(calibration), target or None)
     except DeviceError as error:
         click.echo(f"convcost: error: cannot save the profile: {error.message}", err=True)
-        ctx.exit(EXIT_BAD_INPUT)
-    except OSError as error:
-        click.echo(f"convcost: error: cannot write {path}: {error.strerror or error}", err=True)
         ctx.exit(EXIT_BAD_INPUT)
     use = "--device local" if path == local_profile_path() else f"--device {path}"
     click.echo(f"convcost: saved this machine's profile to {path} (use it with {use})",

@@ -40,10 +40,11 @@ class Comparison(NamedTuple):
         return base / mine if mine and base else None
 
     def roofline_speedup(self, model: ModelReport) -> dict[str, float | None]:
-        """Baseline time / model time per device id (``--device``); None when the model's
-        predicted time is 0."""
+        """Baseline time / model time per device id (``--device``); None when either
+        predicted time is 0 (a model with no ops and no traffic has no meaningful ratio)."""
         base = {time.device: time.time_s for time in self.baseline.roofline}
-        return {time.device: base[time.device] / time.time_s if time.time_s else None
+        return {time.device: base[time.device] / time.time_s
+                if time.time_s and base[time.device] else None
                 for time in model.roofline if time.device in base}
 
     def to_json(self) -> dict[str, Any]:

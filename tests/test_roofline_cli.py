@@ -230,6 +230,11 @@ def test_compare_zero_time_is_null_not_infinity(run: Run, validate: Validate) ->
     validate(document)
     assert document["comparison"]["models"][1]["roofline_speedup"] == {"t4": None}
     assert document["models"][1]["roofline"][0]["attainable_flops"] is None
+    reverse = run("compare", "b: 8 -> id", "a: 8 -> 1x1(8)", "--device", "t4", "--format",
+                  "json")
+    validate(_json(reverse))
+    assert _json(reverse)["comparison"]["models"][1]["roofline_speedup"] == {"t4": None}
+    assert run("compare", "b: 8 -> id", "a: 8 -> 1x1(8)", "--device", "t4").exit_code == 0
 
 
 def test_compare_table_fits_80_columns(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -437,3 +442,35 @@ def test_help_documents_the_options(run: Run) -> None:
     assert "--max-time DEVICE=SECONDS" in run("check", "--help").stdout
     assert "--save [FILE]" in run("calibrate", "--help").stdout
     assert "devices" in run("--help").stdout
+
+
+@dataclass(frozen=True)
+class _Measured:
+    """Stands in for a ModelBench: the comparison reads only the median."""
+
+    median_s: float
+
+
+def test_compare_grid_with_bench_shows_the_measured_speedup_too() -> None:
+    from convcost.compare import compare
+    from convcost.render import to_markdown
+    from convcost.roofline.tables import compare_grid
+
+    reports = convcost.analyze(*SEED, devices=["t4"]).reports
+    measured = [reports[0]._replace(bench=_Measured(0.004)),  # type: ignore[arg-type]
+                reports[1]._replace(bench=_Measured(0.001))]  # type: ignore[arg-type]
+    grid = compare_grid(compare(measured))
+    assert grid is not None
+    text = to_markdown(grid)
+    assert "| model | MAC speedup | t@t4 | measured |" in text
+    assert "| 4.00 ms  base |" in text and "| 1.00 ms 4.00x |" in text
+    assert "3.76x by MACs; predicted 3.75x on t4; measured 4.00x" in text
+
+
+def test_calibrate_save_to_an_unwritable_place(run: Run, tmp_path: Path,
+                                               fake_calibration: FakeCalibration) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("", encoding="utf-8")
+    result = run("calibrate", "--save", str(blocker / "sub" / "local.toml"))
+    assert result.exit_code == 2
+    assert "cannot save the profile: cannot write" in result.stderr

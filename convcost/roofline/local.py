@@ -1,17 +1,27 @@
 """This machine's device profile from a ``convcost calibrate`` measurement.
 
-Pure: the measurement comes in (anything shaped like :class:`convcost.bench.machine`'s
-``Calibration``), a :class:`Device` goes out; writing it is the CLI's job.
+:func:`profile_from_calibration` is pure: the measurement comes in (anything shaped like
+:class:`convcost.bench.machine`'s ``Calibration``), a :class:`Device` goes out;
+:func:`save_profile` writes it where ``--device local`` reads it.
 """
 
 from __future__ import annotations
 
 import datetime
 import math
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Protocol
 
-from convcost.roofline.devices import DTYPES, LOCAL_ID, Device, DeviceError
+from convcost.roofline.devices import (
+    DTYPES,
+    LOCAL_ID,
+    Device,
+    DeviceError,
+    device_to_toml,
+    local_profile_path,
+)
 
 
 class MachineLike(Protocol):
@@ -67,3 +77,18 @@ def profile_from_calibration(calibration: CalibrationLike,
         memory_bytes=None,
         source=f"convcost calibrate on {date}",
     )
+
+
+def save_profile(device: Device, path: str | os.PathLike[str] | None = None) -> Path:
+    """Write ``device`` as a device file (default: :func:`local_profile_path`), creating
+    parent directories; returns the path. DeviceError when it cannot be written."""
+    target = Path(path).expanduser() if path is not None else local_profile_path()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Write beside the target and rename: a failed write never leaves half a profile.
+        partial = target.with_name(target.name + ".partial")
+        partial.write_text(device_to_toml(device), encoding="utf-8")
+        partial.replace(target)
+    except OSError as error:
+        raise DeviceError(f"cannot write {target}: {error.strerror or error}") from None
+    return target
