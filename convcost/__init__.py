@@ -12,20 +12,39 @@ The library API::
 :class:`Analysis`: typed :class:`ModelReport` values (``.reports``), each paired with the
 :class:`Program` it was costed from (``.models``), and located :class:`ConvcostError` values
 for everything that could not be analysed (``.errors``). Nothing is printed.
+
+With ``devices`` (shipped ids such as ``"t4"``, ``"local"``, paths to device files, or
+:class:`convcost.roofline.Device` values), every layer and model also carries its roofline
+time on each device (``report.roofline``, ``layer.roofline``)::
+
+    >>> report = convcost.analyze("56x56x64 -> 3x3(64)", devices=["t4"]).reports[0]
+    >>> report.roofline[0].device, report.roofline[0].bound
+    ('t4', 'compute')
 """
 
 from __future__ import annotations
 
 import os
-from typing import Union
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Union
 
 from convcost.analysis import Analysis, Analyzed, Options, analyze_arguments
 from convcost.cost.report import LayerReport, ModelReport, Totals
 from convcost.errors import (
-    BaselineError, BenchError, BenchRefused, ConvcostError, InputError, ReadError, SpecError,
-    UnsupportedDtype, UsageError,
+    BaselineError,
+    BenchError,
+    BenchRefused,
+    ConvcostError,
+    InputError,
+    ReadError,
+    SpecError,
+    UnsupportedDtype,
+    UsageError,
 )
 from convcost.model.program import Program, Shape, Step
+
+if TYPE_CHECKING:
+    from convcost.roofline.apply import DeviceLike
 
 __version__ = "0.2.0"
 
@@ -39,15 +58,18 @@ SpecLike = Union[str, "os.PathLike[str]"]
 
 
 def analyze(*specs: SpecLike, size: tuple[int, int] | int | None = None, batch: int = 1,
-            dtype: str = "float32") -> Analysis:
+            dtype: str = "float32", devices: Iterable[DeviceLike] = ()) -> Analysis:
     """Analyse chains, spec files, directories or glob patterns, in order.
 
     ``size`` replaces every input's spatial size (``(224, 224)`` or ``224``); ``batch``
     multiplies MACs, other ops and activation memory; ``dtype`` is one of float32, float16,
     bfloat16, int8, float64. Bad inputs become ``.errors``; the others are still analysed.
-    Raises :class:`ValueError` for an impossible option (batch < 1, unknown dtype).
+    Raises :class:`ValueError` for an impossible option (batch < 1, unknown dtype), and
+    :class:`convcost.roofline.DeviceError` (a ValueError too) for a device that cannot be
+    found or read, or that has no peak for ``dtype`` -- before anything is analysed.
     """
     from convcost.cost.report import DTYPE_BYTES
+    from convcost.roofline.apply import apply_to_analysis, check_dtype, resolve_devices
 
     if isinstance(size, int):
         size = (size, size)
@@ -57,5 +79,9 @@ def analyze(*specs: SpecLike, size: tuple[int, int] | int | None = None, batch: 
         raise ValueError(f"batch must be at least 1, not {batch}")
     if dtype.lower() not in DTYPE_BYTES:
         raise ValueError(f"unknown dtype {dtype!r}; expected one of {', '.join(DTYPE_BYTES)}")
-    return analyze_arguments([os.fspath(spec) for spec in specs],
-                             Options(size=size, batch=batch, dtype=dtype.lower()))
+    profiles = resolve_devices(devices)
+    check_dtype(profiles, dtype.lower())
+    analysis = analyze_arguments([os.fspath(spec) for spec in specs],
+                                 Options(size=size, batch=batch, dtype=dtype.lower()))
+    apply_to_analysis(analysis, profiles)
+    return analysis

@@ -3,19 +3,32 @@
 A *budget* is an absolute limit applied to every model (``--max-macs 4.2G``). A *baseline* is
 an earlier ``convcost analyze --format json`` document; a model fails when a metric grew beyond
 ``baseline * (1 + tolerance)``. Models are matched to the baseline by source and name, or by
-name alone when that is unambiguous.
+name alone when that is unambiguous. A *time budget* limits a model's roofline time on a
+device (``--max-time t4=5ms``); its metric key is ``time@<device id>``.
 """
 
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from convcost.cost.report import BYTE_METRICS, METRIC_NAMES, METRICS, SCHEMA, ModelReport
+from convcost.cost.report import (
+    BYTE_METRICS,
+    METRIC_NAMES,
+    METRICS,
+    SCHEMA,
+    ModelReport,
+)
 from convcost.errors import BaselineError
 
-__all__ = ["BYTE_METRICS", "METRICS", "METRIC_NAMES", "BaselineError", "Result", "Verdict",
-           "load_baseline", "parse_tolerance", "run_check"]
+__all__ = ["BYTE_METRICS", "METRICS", "METRIC_NAMES", "TIME_METRIC_PREFIX", "BaselineError",
+           "Result", "Verdict", "load_baseline", "metric_kind", "metric_name",
+           "parse_time_budget", "parse_tolerance", "run_check", "time_metric"]
+
+#: Metric keys of time budgets: ``time@t4``.
+TIME_METRIC_PREFIX = "time@"
 
 
 class Result(NamedTuple):
@@ -25,9 +38,10 @@ class Result(NamedTuple):
     source: str
     line: int
     metric: str
-    now: int
+    #: Exact integers for counts and bytes; seconds (float) for ``time@`` metrics.
+    now: int | float
     baseline: int | None
-    limit: int | None
+    limit: int | float | None
     passed: bool
     reason: str
 
@@ -67,6 +81,46 @@ class Verdict(NamedTuple):
                 "added": list(self.added), "removed": list(self.removed)}
 
 
+def time_metric(device: str) -> str:
+    """The metric key of a time budget on the device with id ``device``."""
+    return TIME_METRIC_PREFIX + device
+
+
+def metric_name(metric: str) -> str:
+    """The noun of a metric key in tables: 'MACs', 'time on t4'."""
+    if metric.startswith(TIME_METRIC_PREFIX):
+        return "time on " + metric[len(TIME_METRIC_PREFIX):]
+    return METRIC_NAMES[metric]
+
+
+def metric_kind(metric: str) -> str:
+    """How a metric's values read: 'count', 'bytes' or 'seconds'."""
+    if metric.startswith(TIME_METRIC_PREFIX):
+        return "seconds"
+    return "bytes" if metric in BYTE_METRICS else "count"
+
+
+def parse_time_budget(text: str) -> tuple[str, float]:
+    """'t4=0.005' -> ('t4', 0.005); also '5ms', '250us', '2s' (ValueError if malformed,
+    not finite or not positive). The device part is returned as written."""
+    device, sep, amount = text.rpartition("=")
+    if not sep or not device.strip() or not amount.strip():
+        raise ValueError(f"'{text}' is not DEVICE=SECONDS (e.g. t4=0.005 or t4=5ms)")
+    number = amount.strip().lower()
+    scale = 1.0
+    for suffix, factor in (("ms", 1e-3), ("us", 1e-6), ("µs", 1e-6), ("ns", 1e-9), ("s", 1.0)):
+        if number.endswith(suffix):
+            number, scale = number[: -len(suffix)].strip(), factor
+            break
+    try:
+        seconds = float(number) * scale
+    except ValueError:
+        raise ValueError(f"'{amount}' in '{text}' is not a number of seconds") from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"the time in '{text}' must be a finite number of seconds above 0")
+    return device.strip(), seconds
+
+
 def load_baseline(path: str) -> list[dict[str, Any]]:
     """The models of a baseline document written by ``convcost analyze --format json``."""
     try:
@@ -100,8 +154,11 @@ def parse_tolerance(text: str) -> float:
 
 def run_check(models: list[ModelReport], budgets: dict[str, int],
               baseline: list[dict[str, Any]] | None = None, *, baseline_name: str | None = None,
-              tolerance: float = 0.0) -> Verdict:
-    """Check ``models`` against ``budgets`` (metric key -> limit) and ``baseline`` models."""
+              tolerance: float = 0.0,
+              time_budgets: Mapping[str, float] | None = None) -> Verdict:
+    """Check ``models`` against ``budgets`` (metric key -> limit), ``baseline`` models and
+    ``time_budgets`` (device id -> seconds; the models must carry roofline times for those
+    devices, see :func:`convcost.roofline.with_roofline`, else ValueError)."""
     results: list[Result] = []
     matched: set[int] = set()
     by_key = {(entry.get("source"), entry["name"]): number
@@ -137,6 +194,26 @@ def run_check(models: list[ModelReport], budgets: dict[str, int],
             results.append(Result(model.name, model.source, model.line, key, now,
                                   before if isinstance(before, int) else None, limit,
                                   not reasons, "; ".join(reasons)))
+        results.extend(_time_results(model, time_budgets or {}))
     removed = [entry["name"] for number, entry in enumerate(baseline or [])
                if number not in matched]
     return Verdict(tuple(results), tuple(added), tuple(removed), baseline_name, tolerance)
+
+
+def _time_results(model: ModelReport, budgets: Mapping[str, float]) -> list[Result]:
+    """One result per time budget: the model's predicted time on that device."""
+    from convcost.units import seconds
+
+    predicted = {time.device: time for time in model.roofline}
+    results = []
+    for device, limit in budgets.items():
+        time = predicted.get(device)
+        if time is None:
+            raise ValueError(f"model '{model.name}' has no predicted time on '{device}'; "
+                             f"analyse it with that device first")
+        passed = time.time_s <= limit
+        reason = "" if passed else (f"predicted time on {time.name} {seconds(time.time_s)} "
+                                    f"over the budget of {seconds(limit)}")
+        results.append(Result(model.name, model.source, model.line, time_metric(device),
+                              time.time_s, None, limit, passed, reason))
+    return results

@@ -21,6 +21,7 @@ from convcost.errors import ConvcostError
 
 if TYPE_CHECKING:
     from convcost.bench.results import MachineRecord
+    from convcost.roofline.devices import Device
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -99,6 +100,46 @@ def bench_options(function: F) -> F:
     return function
 
 
+def _resolve_devices(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+                     ) -> tuple[Device, ...]:
+    """--device values as profiles, resolved once, before anything is analysed."""
+    from convcost.roofline.apply import resolve_devices
+    from convcost.roofline.devices import DeviceError
+
+    try:
+        return resolve_devices(value)
+    except DeviceError as error:
+        raise click.BadParameter(error.message) from None
+
+
+def device_option(function: F) -> F:
+    """--device ID|FILE (repeatable): roofline time predictions per layer and model."""
+    return click.option(
+        "--device", "devices", multiple=True, callback=_resolve_devices, metavar="ID|FILE",
+        help="Also predict every layer's and model's time on a device (roofline: per layer "
+             "max(ops / peak, bytes / bandwidth)): a shipped id such as t4 or h100-sxm (list "
+             "them with 'convcost devices'), 'local' (this machine, saved by 'convcost "
+             "calibrate --save'), or a device .toml file. Repeatable.")(function)
+
+
+def _with_devices(analysis: Analysis, devices: tuple[Device, ...]) -> None:
+    """Attach roofline times to every analysed model (after --bench, which rebuilds them)."""
+    from convcost.roofline.apply import apply_to_analysis
+
+    apply_to_analysis(analysis, devices)
+
+
+def _check_device_dtype(devices: tuple[Device, ...], dtype: str) -> None:
+    """Usage error (exit 2) naming the device and its dtypes when one lacks --dtype's peak."""
+    from convcost.roofline.apply import check_dtype
+    from convcost.roofline.devices import DeviceError
+
+    try:
+        check_dtype(devices, dtype.lower())
+    except DeviceError as error:
+        raise click.UsageError(f"{error.message}; choose another --dtype or device") from None
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="convcost")
 def cli() -> None:
@@ -144,7 +185,8 @@ def _emit_json(document: dict[str, Any]) -> None:
     import json
 
     indent = 2 if sys.stdout.isatty() else None
-    click.echo(json.dumps(document, indent=indent, ensure_ascii=False))
+    # allow_nan=False: NaN and Infinity are not JSON; a ratio without meaning is null instead.
+    click.echo(json.dumps(document, indent=indent, ensure_ascii=False, allow_nan=False))
 
 
 def _emit_grids(grids: list[Any], fmt: str, machine: MachineRecord | None) -> None:
@@ -174,18 +216,21 @@ def _print_rich(renderables: list[Any]) -> None:
 @cli.command(epilog=CONVENTIONS)
 @click.argument("specs", nargs=-1, required=True, metavar="SPEC_OR_FILE...")
 @analysis_options()
+@device_option
 @bench_options
 @click.pass_context
 def analyze(ctx: click.Context, specs: tuple[str, ...], size: tuple[int, int] | None,
-            batch: int, dtype: str, fmt: str, bench: bool, threads: int | None,
-            max_memory: int | None, bench_budget: float | None) -> None:
+            batch: int, dtype: str, fmt: str, devices: tuple[Device, ...], bench: bool,
+            threads: int | None, max_memory: int | None, bench_budget: float | None) -> None:
     """Per-layer costs of every model in SPEC_OR_FILE...
 
     Each argument is a chain ("56x56x64 -> 3x3(64)"), a spec file, a directory (searched for
     *.convcost), a glob pattern, or - for standard input.
     """
+    _check_device_dtype(devices, dtype)
     analysis = _analyze(specs, size, batch, dtype)
     machine = _benchmark(analysis, bench, dtype, batch, threads, max_memory, bench_budget)
+    _with_devices(analysis, devices)
     fmt = fmt.lower()
     if fmt == "json":
         from convcost.cost.report import document
@@ -196,7 +241,11 @@ def analyze(ctx: click.Context, specs: tuple[str, ...], size: tuple[int, int] | 
         click.echo(analyze_csv(analysis.reports), nl=False)
     else:
         from convcost import render
-        _emit_grids([render.analyze_grid(model) for model in analysis.reports], fmt, machine)
+        from convcost.roofline.tables import extend_analyze_grid
+        grids = [render.analyze_grid(model) for model in analysis.reports]
+        for grid, model in zip(grids, analysis.reports):
+            extend_analyze_grid(grid, model)
+        _emit_grids(grids, fmt, machine)
     _report_errors(analysis)
     ctx.exit(EXIT_BAD_INPUT if analysis.errors else EXIT_OK)
 
@@ -206,11 +255,13 @@ def analyze(ctx: click.Context, specs: tuple[str, ...], size: tuple[int, int] | 
 @click.option("--baseline", metavar="NAME",
               help="Model to compare against (default: the first one).")
 @analysis_options()
+@device_option
 @bench_options
 @click.pass_context
 def compare(ctx: click.Context, specs: tuple[str, ...], baseline: str | None,
-            size: tuple[int, int] | None, batch: int, dtype: str, fmt: str, bench: bool,
-            threads: int | None, max_memory: int | None, bench_budget: float | None) -> None:
+            size: tuple[int, int] | None, batch: int, dtype: str, fmt: str,
+            devices: tuple[Device, ...], bench: bool, threads: int | None,
+            max_memory: int | None, bench_budget: float | None) -> None:
     """Compare models side by side against a baseline.
 
     Arguments are chains or spec files (a file's models are all compared), e.g.
@@ -220,6 +271,7 @@ def compare(ctx: click.Context, specs: tuple[str, ...], baseline: str | None,
     from convcost.compare import compare as compare_models
     from convcost.errors import UsageError
 
+    _check_device_dtype(devices, dtype)
     analysis = _analyze(specs, size, batch, dtype)
     if len(analysis.models) + len(analysis.errors) < 2:
         _report_errors(analysis)
@@ -232,6 +284,7 @@ def compare(ctx: click.Context, specs: tuple[str, ...], baseline: str | None,
             _report_errors(analysis)
             raise click.UsageError(error.message) from None
     machine = _benchmark(analysis, bench, dtype, batch, threads, max_memory, bench_budget)
+    _with_devices(analysis, devices)
     # Once, on the final reports (with their measurements when benchmarked).
     comparison = compare_models(analysis.reports, baseline) if analysis.models else None
     fmt = fmt.lower()
@@ -246,7 +299,10 @@ def compare(ctx: click.Context, specs: tuple[str, ...], baseline: str | None,
         if fmt == "csv":
             click.echo(render.compare_csv(comparison), nl=False)
         else:
-            _emit_grids([render.compare_grid(comparison)], fmt, machine)
+            from convcost.roofline.tables import compare_grid as roofline_grid
+            predicted = roofline_grid(comparison)
+            _emit_grids([render.compare_grid(comparison),
+                         *([predicted] if predicted is not None else [])], fmt, machine)
     _report_errors(analysis)
     ctx.exit(EXIT_BAD_INPUT if analysis.errors else EXIT_OK)
 
@@ -288,6 +344,26 @@ def _benchmark(analysis: Analysis, enabled: bool, dtype: str, batch: int, thread
     return result.machine
 
 
+def _time_budgets(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+                  ) -> tuple[tuple[Device, float], ...]:
+    """--max-time DEVICE=SECONDS values as (profile, seconds); a later one for the same
+    device wins."""
+    from convcost.check import parse_time_budget
+    from convcost.roofline.devices import DeviceError, resolve_device
+
+    budgets: dict[str, tuple[Device, float]] = {}
+    for text in value:
+        try:
+            spec, seconds = parse_time_budget(text)
+            device = resolve_device(spec)
+        except DeviceError as error:
+            raise click.BadParameter(error.message) from None
+        except ValueError as error:
+            raise click.BadParameter(str(error)) from None
+        budgets[device.id] = (device, seconds)
+    return tuple(budgets.values())
+
+
 @cli.command(epilog=CONVENTIONS)
 @click.argument("specs", nargs=-1, required=True, metavar="SPEC_OR_FILE...")
 @click.option("--max-macs", callback=_quantity(False), metavar="N",
@@ -303,14 +379,21 @@ def _benchmark(analysis: Analysis, enabled: bool, dtype: str, batch: int, thread
                    "grew beyond the tolerance.")
 @click.option("--tolerance", default="0%", show_default=True, metavar="PCT",
               help="Growth allowed against --baseline, e.g. 1% or 0.01.")
+@click.option("--max-time", "max_times", multiple=True, callback=_time_budgets,
+              metavar="DEVICE=SECONDS",
+              help="Fail when a model's predicted (roofline) time on DEVICE is longer, e.g. "
+                   "t4=5ms or local=0.02 (repeatable; DEVICE as for --device).")
 @click.option("--all", "show_all", is_flag=True, help="List passing checks too in tables.")
 @analysis_options(CHECK_FORMATS, "Verdict as a table, JSON, Markdown, or GitHub workflow "
                                  "annotations.")
+@device_option
 @click.pass_context
 def check(ctx: click.Context, specs: tuple[str, ...], max_macs: int | None,
           max_params: int | None, max_peak_memory: int | None, max_param_memory: int | None,
-          baseline_path: str | None, tolerance: str, show_all: bool,
-          size: tuple[int, int] | None, batch: int, dtype: str, fmt: str) -> None:
+          baseline_path: str | None, tolerance: str,
+          max_times: tuple[tuple[Device, float], ...], show_all: bool,
+          size: tuple[int, int] | None, batch: int, dtype: str, fmt: str,
+          devices: tuple[Device, ...]) -> None:
     """Check models against budgets and a baseline, for CI.
 
     \b
@@ -321,6 +404,7 @@ def check(ctx: click.Context, specs: tuple[str, ...], max_macs: int | None,
       convcost check specs/ --max-macs 4.2G --max-params 26M --max-peak-memory 120MB
       convcost analyze specs/ --format json > convcost-baseline.json
       convcost check specs/ --baseline convcost-baseline.json --tolerance 1%
+      convcost check specs/ --max-time t4=5ms --max-time xeon-8480=20ms
     """
     from convcost import check as checks
 
@@ -332,9 +416,16 @@ def check(ctx: click.Context, specs: tuple[str, ...], max_macs: int | None,
     except ValueError:
         raise click.BadParameter(f"'{tolerance}' is not a tolerance like 1% or 0.01",
                                  param_hint="--tolerance") from None
-    if not budgets and baseline_path is None:
+    if not budgets and not max_times and baseline_path is None:
         raise click.UsageError("nothing to check: give budgets (--max-macs, --max-params, "
-                               "--max-peak-memory, --max-param-memory) or --baseline FILE")
+                               "--max-peak-memory, --max-param-memory, --max-time) or "
+                               "--baseline FILE")
+    from convcost.roofline.apply import resolve_devices
+    try:  # both resolved already; this only merges them (and refuses clashing ids)
+        devices = resolve_devices([*devices, *(device for device, _ in max_times)])
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--max-time") from None
+    _check_device_dtype(devices, dtype)
     baseline = None
     if baseline_path is not None:
         try:
@@ -343,8 +434,10 @@ def check(ctx: click.Context, specs: tuple[str, ...], max_macs: int | None,
             click.echo(f"convcost: error: {error.message}", err=True)
             ctx.exit(EXIT_BAD_INPUT)
     analysis = _analyze(specs, size, batch, dtype)
+    _with_devices(analysis, devices)
     verdict = checks.run_check(analysis.reports, budgets, baseline, baseline_name=baseline_path,
-                               tolerance=allowed)
+                               tolerance=allowed,
+                               time_budgets={device.id: limit for device, limit in max_times})
     fmt = fmt.lower()
     if fmt == "json":
         from convcost.cost.report import document
@@ -374,23 +467,69 @@ def check(ctx: click.Context, specs: tuple[str, ...], max_macs: int | None,
 @click.option("--quick", is_flag=True, help="Smaller, faster measurements (less accurate).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"], case_sensitive=False),
               default="table", show_default=True, help="Output format.")
-def calibrate(dtypes: tuple[str, ...], threads: int | None, quick: bool, fmt: str) -> None:
+@click.option("--save", "save", is_flag=False, flag_value="", default=None, metavar="[FILE]",
+              help="Also write this machine's device profile (measured peaks and bandwidth) "
+                   "for '--device local'; default FILE: $CONVCOST_LOCAL_PROFILE or "
+                   "~/.config/convcost/local.toml.")
+@click.pass_context
+def calibrate(ctx: click.Context, dtypes: tuple[str, ...], threads: int | None, quick: bool,
+              fmt: str, save: str | None) -> None:
     """Measure this machine's matrix-multiply peak (GFLOP/s per dtype) and memory bandwidth.
 
     These are the roofs --bench compares achieved GFLOP/s against. Takes a few seconds.
+    With --save, they become the 'local' device of --device.
     """
-    from convcost.bench import blas_threads
-    from convcost.bench import calibrate as measure_machine
+    from convcost.bench import machine
 
-    with blas_threads(threads):
+    with machine.blas_threads(threads):
         click.echo("convcost: calibrating (a few seconds)...", err=True)
-        result = measure_machine(tuple(dict.fromkeys(dtypes)), quick=quick)
+        result = machine.calibrate(tuple(dict.fromkeys(dtypes)), quick=quick)
+    if save is not None:
+        _save_profile(ctx, result, save)
     if fmt.lower() == "json":
         from convcost.cost.report import document
         _emit_json(document([], [], **result.to_json()))
         return
     from convcost import render
     _print_rich([render.to_rich(render.calibration_grid(result))])
+
+
+def _save_profile(ctx: click.Context, calibration: Any, target: str) -> None:
+    """Write the measured profile to ``target`` ('' = the local profile path), or exit 2."""
+    from convcost.roofline.devices import DeviceError, local_profile_path
+    from convcost.roofline.local import profile_from_calibration, save_profile
+
+    try:
+        path = save_profile(profile_from_calibration(calibration), target or None)
+    except DeviceError as error:
+        click.echo(f"convcost: error: cannot save the profile: {error.message}", err=True)
+        ctx.exit(EXIT_BAD_INPUT)
+    use = "--device local" if path == local_profile_path() else f"--device {path}"
+    click.echo(f"convcost: saved this machine's profile to {path} (use it with {use})",
+               err=True)
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["table", "json"], case_sensitive=False),
+              default="table", show_default=True,
+              help="Output format (JSON: a convcost/1 document with a 'devices' array).")
+@click.option("--verbose", "-v", is_flag=True, help="Also print each profile's sources.")
+def devices(fmt: str, verbose: bool) -> None:
+    """List the device profiles shipped for --device: peak FLOP/s and memory bandwidth.
+
+    --device also takes 'local' (saved by 'convcost calibrate --save') or a .toml file with
+    the same keys (name, kind, bandwidth, memory_bytes, source, [peak] dtype = FLOP/s).
+    """
+    from convcost.roofline.devices import device_to_json, shipped_devices
+
+    if fmt.lower() == "json":
+        from convcost.cost.report import document
+        _emit_json(document([], [], devices=[device_to_json(device)
+                                             for device in shipped_devices()]))
+        return
+    from convcost import render
+    from convcost.roofline.tables import devices_grid
+    _print_rich([render.to_rich(devices_grid(shipped_devices(), verbose=verbose))])
 
 
 @cli.command()

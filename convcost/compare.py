@@ -39,6 +39,14 @@ class Comparison(NamedTuple):
         mine, base = bench_seconds(model), bench_seconds(self.baseline)
         return base / mine if mine and base else None
 
+    def roofline_speedup(self, model: ModelReport) -> dict[str, float | None]:
+        """Baseline time / model time per device id (``--device``); None when either
+        predicted time is 0 (a model with no ops and no traffic has no meaningful ratio)."""
+        base = {time.device: time.time_s for time in self.baseline.roofline}
+        return {time.device: base[time.device] / time.time_s
+                if time.time_s and base[time.device] else None
+                for time in model.roofline if time.device in base}
+
     def to_json(self) -> dict[str, Any]:
         models = []
         for model in self.models:
@@ -49,6 +57,8 @@ class Comparison(NamedTuple):
             }
             if bench_seconds(model) is not None:
                 entry["measured_speedup"] = self.measured_speedup(model)
+            if model.roofline:
+                entry["roofline_speedup"] = self.roofline_speedup(model)
             models.append(entry)
         return {"baseline": self.baseline.name, "models": models}
 

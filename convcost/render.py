@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from convcost import units
-from convcost.check import Verdict
+from convcost.check import Verdict, metric_kind, metric_name
 from convcost.compare import Comparison, bench_seconds
+from convcost.cost.report import ModelReport
 from convcost.errors import ConvcostError
-from convcost.cost.report import BYTE_METRICS, METRIC_NAMES, ModelReport
 
 if TYPE_CHECKING:  # rich is imported lazily: JSON output must not pay for it
     from rich.console import RenderableType
@@ -65,6 +66,15 @@ def _cell(value: Any, kind: str, *, bars: bool) -> str:
         return f"{value * 100:.0f}%"
     if kind == "seconds":
         return units.seconds(float(value))
+    if kind == "roofline":  # (seconds, bound): '*' marks memory-bound times
+        time_s, bound = value
+        return units.seconds(float(time_s)) + ("*" if bound == "memory" else " ")
+    if kind == "speedup":  # (seconds, baseline seconds / seconds; a word for the baseline)
+        time_s, ratio = value
+        if time_s is None:
+            return "-"
+        shown = ratio if isinstance(ratio, str) else _times(ratio)
+        return f"{units.seconds(float(time_s))} {shown:>5}"
     if kind == "count":
         return units.count(int(value))
     if kind == "bytes":
@@ -204,8 +214,8 @@ def check_grid(verdict: Verdict, *, show_all: bool = False) -> Grid:
                  Column("result")],
     )
     for result in shown:
-        kind = "bytes" if result.metric in BYTE_METRICS else "count"
-        grid.rows.append([result.model, METRIC_NAMES[result.metric],
+        kind = metric_kind(result.metric)
+        grid.rows.append([result.model, metric_name(result.metric),
                           (kind, result.baseline), (kind, result.now), result.change,
                           (kind, result.limit), "pass" if result.passed else "FAIL"])
     failed = len(verdict.failures)
@@ -276,7 +286,8 @@ def to_rich(grid: Grid) -> RenderableType:
 def to_markdown(grid: Grid) -> str:
     """A GitHub-flavoured Markdown table with a heading and notes (for pull-request comments)."""
     def line(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+        # Stripped: padding that aligns rich columns (' 0.0%', '5 us ') is noise here.
+        return "| " + " | ".join(cell.strip().replace("|", "\\|") for cell in cells) + " |"
 
     lines = [f"### {grid.title}", "", line([column.name for column in grid.columns]),
              line(["---:" if column.numeric else "---" for column in grid.columns])]
@@ -284,7 +295,7 @@ def to_markdown(grid: Grid) -> str:
         lines.append(line([_cell(value, column.kind, bars=False)
                            for value, column in zip(row, grid.columns)]))
     if grid.footer is not None:
-        lines.append(line([f"**{_cell(value, column.kind, bars=False)}**" if value not in
+        lines.append(line([f"**{_cell(value, column.kind, bars=False).strip()}**" if value not in
                            ("", None) else "" for value, column in zip(grid.footer,
                                                                        grid.columns)]))
     lines.extend(["", *(f"{note}  " for note in grid.notes)] if grid.notes else [])
@@ -310,6 +321,11 @@ def analyze_csv(models: list[ModelReport]) -> str:
              layer.buffers, layer.param_bytes, layer.output_bytes, layer.traffic_bytes,
              None if layer.intensity is None else round(layer.intensity, 4)]
             for model in models for layer in model.layers]
+    if any(model.roofline for model in models):  # --device: seconds and bound per device
+        from convcost.roofline.tables import layer_csv
+        extra_header, extra_rows = layer_csv(models)
+        header += extra_header
+        rows = [row + extra for row, extra in zip(rows, extra_rows)]
     return to_csv(header, rows)
 
 
@@ -325,4 +341,9 @@ def compare_csv(comparison: Comparison) -> str:
         rows.append([model.name, totals.macs, totals.flops, totals.other_ops, totals.params,
                      totals.buffers, totals.param_bytes, totals.peak_activation_bytes,
                      *(None if value is None else round(value, 6) for value in ratios)])
+    if comparison.baseline.roofline:  # --device: seconds and speedup per device
+        from convcost.roofline.tables import model_csv
+        extra_header, extra_rows = model_csv(comparison)
+        header += extra_header
+        rows = [row + extra for row, extra in zip(rows, extra_rows)]
     return to_csv(header, rows)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from convcost.cost.handlers import step_cost
-from convcost.errors import SpecError
 from convcost.cost.memory import peak_activation_elements, traffic_elements
+from convcost.errors import ConvcostError
 from convcost.model.program import Program, Shape
 
 if TYPE_CHECKING:
     from convcost.bench.results import LayerBench, ModelBench
+    from convcost.roofline.apply import ModelRooflineTime, RooflineTime
 
 SCHEMA = "convcost/1"
 
@@ -52,6 +54,8 @@ class LayerReport(NamedTuple):
     traffic_bytes: int
     #: Measured figures (``--bench``), in the JSON layer's ``bench`` object.
     bench: LayerBench | None = None
+    #: Predicted times per device (``--device``), in the JSON layer's ``roofline`` array.
+    roofline: tuple[RooflineTime, ...] = ()
 
     @property
     def flops(self) -> int:
@@ -74,6 +78,8 @@ class LayerReport(NamedTuple):
         }
         if self.bench is not None:
             data["bench"] = self.bench.to_json()
+        if self.roofline:
+            data["roofline"] = [time.to_json() for time in self.roofline]
         return data
 
 
@@ -116,6 +122,8 @@ class ModelReport(NamedTuple):
     line: int = 0
     #: The whole chain's measurement (``--bench``), in the JSON model's ``bench`` object.
     bench: ModelBench | None = None
+    #: Predicted whole-model times per device (``--device``), in the JSON ``roofline`` array.
+    roofline: tuple[ModelRooflineTime, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         data = {
@@ -126,6 +134,8 @@ class ModelReport(NamedTuple):
         }
         if self.bench is not None:
             data["bench"] = self.bench.to_json()
+        if self.roofline:
+            data["roofline"] = [time.to_json() for time in self.roofline]
         return data
 
 
@@ -163,7 +173,7 @@ def build_report(program: Program, *, source: str, spec: str, batch: int = 1,
                        layers=tuple(layers), line=line)
 
 
-def document(models: list[ModelReport], errors: list[SpecError],
+def document(models: Sequence[ModelReport], errors: Sequence[ConvcostError],
              **extra: Any) -> dict[str, Any]:
     """The ``convcost/1`` JSON document for ``models`` and ``errors``."""
     return {"schema": SCHEMA, "models": [model.to_json() for model in models],

@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+from convcost.roofline.apply import (
+    DeviceLike,
+    ModelRooflineTime,
+    RooflineTime,
+    apply_to_analysis,
+    check_dtype,
+    resolve_devices,
+    roofline_seconds,
+    with_roofline,
+)
 from convcost.roofline.devices import (
     DEFAULT_LOCAL_PROFILE,
     DTYPES,
@@ -34,8 +44,13 @@ __all__ = [
     "MAX_DEVICE_FILE_BYTES",
     "Device",
     "DeviceError",
+    "DeviceLike",
     "LayerTime",
+    "ModelRooflineTime",
     "ModelTime",
+    "RooflineTime",
+    "apply_to_analysis",
+    "check_dtype",
     "device_to_json",
     "device_to_toml",
     "layer_time",
@@ -43,7 +58,10 @@ __all__ = [
     "local_profile_path",
     "model_time",
     "resolve_device",
+    "resolve_devices",
     "ridge_point",
+    "roofline_seconds",
     "shipped_devices",
     "shipped_ids",
+    "with_roofline",
 ]
