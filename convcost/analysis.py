@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import BinaryIO, Iterable, NamedTuple
+from collections.abc import Iterable
+from typing import BinaryIO, NamedTuple
 
 from convcost.cost.report import ModelReport, build_report
-from convcost.errors import ConvcostError, SpecError, Source
+from convcost.errors import ConvcostError, Source, SpecError
 from convcost.inputs import Input, collect
 from convcost.lang import parse_source
 from convcost.model.program import Program

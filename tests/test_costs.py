@@ -73,7 +73,7 @@ def brute_conv(h: int, w: int, cin: int, cout: int, kernel: tuple[int, int],
                         y = y0 + ky * dilation[0] - top  # input row, may be in the padding
                         x = x0 + kx * dilation[1] - left
                         on_padding = not (0 <= y < h and 0 <= x < w)
-                        for ci in range(group * cin_g, (group + 1) * cin_g):
+                        for _ci in range(group * cin_g, (group + 1) * cin_g):
                             macs += 1
                             padding_taps += on_padding
     assert padding_taps <= macs

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from convcost.analysis import Analysis, Options, analyze_source, analyze_text
+from convcost.cost.report import ModelReport
 from convcost.errors import Source
 from convcost.model.program import Program
-from convcost.cost.report import ModelReport
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 DTYPES = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 1, "float64": 8}

@@ -8,9 +8,9 @@ import math
 from pathlib import Path
 
 from convcost.analysis import Analysis, Options, analyze_source, analyze_text
+from convcost.cost.report import ModelReport
 from convcost.inputs import collect
 from convcost.model.program import Shape
-from convcost.cost.report import ModelReport
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

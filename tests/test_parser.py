@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from convcost.errors import SpecError, Source
+from convcost.errors import Source, SpecError
 from convcost.lang import parse_chain, parse_source
 from convcost.lang.ast import (
-    BranchesSpec, FragmentSpec, LayerSpec, RepeatSpec, ResidualSpec, Sequence,
+    BranchesSpec,
+    FragmentSpec,
+    LayerSpec,
+    RepeatSpec,
+    ResidualSpec,
+    Sequence,
 )
 from convcost.lang.tokenizer import tokenize_line
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import itertools
 
 from convcost.analysis import Analysis, Options, analyze_text
-from convcost.model.program import Shape, Step as Layer
+from convcost.model.program import Shape
+from convcost.model.program import Step as Layer
 
 # -- helpers ----------------------------------------------------------------------------------
 

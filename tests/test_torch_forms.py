@@ -3,7 +3,8 @@ output shapes must agree exactly. Skipped when torch is not installed."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 

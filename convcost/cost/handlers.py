@@ -7,11 +7,11 @@ batch); each handler's docstring or code states its part. A kind without a handl
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 from convcost.lang.vocab import ACTIVATION_KINDS, ALIAS_KINDS, NORM_KINDS
 from convcost.model.program import Step
-
 
 #: The counting conventions, as ``--help`` prints them: the one statement of them in the code.
 CONVENTIONS = """\

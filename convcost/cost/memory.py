@@ -12,7 +12,8 @@ storage. The model's input counts towards the peak.
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 from convcost.lang.vocab import ALIAS_KINDS
 from convcost.model.program import Program, Step

@@ -10,15 +10,29 @@ import re
 from functools import lru_cache
 from typing import NamedTuple
 
-from convcost.errors import SpecError, Source, Span
+from convcost.errors import Source, Span, SpecError
 from convcost.lang.ast import (
-    BranchesSpec, Chain, FragmentSpec, GateSpec, InputSpec, Item, LayerSpec, ModelSpec,
-    RepeatSpec, ResidualSpec, Sequence, SplitSpec,
-)
-from convcost.lang.vocab import (
-    BLOCK_WORDS, Arg, build_layer, layer_word, unknown_layer_message,
+    BranchesSpec,
+    Chain,
+    FragmentSpec,
+    GateSpec,
+    InputSpec,
+    Item,
+    LayerSpec,
+    ModelSpec,
+    RepeatSpec,
+    ResidualSpec,
+    Sequence,
+    SplitSpec,
 )
 from convcost.lang.tokenizer import PHRASES, Token, strip_comment, tokenize_line
+from convcost.lang.vocab import (
+    BLOCK_WORDS,
+    Arg,
+    build_layer,
+    layer_word,
+    unknown_layer_message,
+)
 
 #: Deepest nesting of brackets and groups accepted (deeper input gets a clear error, not a
 #: RecursionError).
@@ -195,8 +209,8 @@ class _Parser:
         if kind in ("WORD", "DIMS"):
             return self._parse_layer()
         if kind == "END":
-            raise self.error(f"expected a layer after '->', found the end of the "
-                             f"statement")
+            raise self.error("expected a layer after '->', found the end of the "
+                             "statement")
         raise self.error(f"expected a layer, found {self.found()}")
 
     def _close(self, kind: str, opener: Token) -> Token:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from convcost.errors import SpecError, Source, Span
+from convcost.errors import Source, Span, SpecError
 
 #: Token kinds and their rules, tried in this order at each position.
 RULES: dict[str, str] = {

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from convcost.errors import SpecError, Source, Span
+from convcost.errors import Source, Span, SpecError
 from convcost.lang.ast import LayerSpec
 
 #: Kinds that change nothing and allocate nothing (their output aliases their input; a

@@ -8,16 +8,25 @@ bottom/right), explicit padding like PyTorch, ``ceil`` like PyTorch's ``ceil_mod
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
-from convcost.errors import SpecError, Source
-from convcost.model.geometry import ceil_out, deconv_out, explicit_out, same_padding
-from convcost.model.program import Program, Shape, Step
+from convcost.errors import Source, SpecError
 from convcost.lang.ast import (
-    BranchesSpec, FragmentSpec, GateSpec, Item, LayerSpec, ModelSpec, RepeatSpec, ResidualSpec,
-    Sequence, SplitSpec,
+    BranchesSpec,
+    FragmentSpec,
+    GateSpec,
+    Item,
+    LayerSpec,
+    ModelSpec,
+    RepeatSpec,
+    ResidualSpec,
+    Sequence,
+    SplitSpec,
 )
 from convcost.lang.vocab import NORM_KINDS
+from convcost.model.geometry import ceil_out, deconv_out, explicit_out, same_padding
+from convcost.model.program import Program, Shape, Step
 
 #: Most layers one model may expand to; beyond this a model is refused with a clear message
 #: rather than building millions of objects.
@@ -291,8 +300,8 @@ def _check_size(walk: _Walk, spec: LayerSpec, shape: Shape, oh: int, ow: int) ->
         return
     hint = ""
     if walk.per_position:
-        hint = (f"; the input has no spatial size (a chain on a channel count is costed per "
-                f"output position): give one with --size HxW or write an HxWxC input")
+        hint = ("; the input has no spatial size (a chain on a channel count is costed per "
+                "output position): give one with --size HxW or write an HxWxC input")
     raise SpecError.at(walk.source, spec.span,
                        f"output size below 1: {spec.text} on a {shape.h}x{shape.w} input gives "
                        f"{oh}x{ow}{hint}")

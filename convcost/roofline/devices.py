@@ -17,8 +17,6 @@ the same keys as a shipped profile, at top level::
 
 from __future__ import annotations
 
-from convcost.errors import InputError
-
 import difflib
 import math
 import os
@@ -30,6 +28,8 @@ from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
+
+from convcost.errors import InputError
 
 if sys.version_info >= (3, 11):
     import tomllib

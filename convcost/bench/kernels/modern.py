@@ -113,6 +113,7 @@ class Norm(PreparedStep):
         x = inputs[0]
         n, h, w, c = x.shape
         kind = self.step.kind
+        axes: tuple[int, ...]
         if kind == "ln":
             view, axes = x, (3,)
         elif kind == "instancenorm":
