@@ -270,6 +270,7 @@ def compare(ctx: click.Context, specs: tuple[str, ...], baseline: str | None,
     convcost compare examples/bottleneck.convcost.
     """
     from convcost.compare import compare as compare_models
+    from convcost.compare import find_baseline
     from convcost.errors import UsageError
 
     _check_device_dtype(devices, dtype)
@@ -280,7 +281,7 @@ def compare(ctx: click.Context, specs: tuple[str, ...], baseline: str | None,
                                "file with several models")
     if analysis.models:
         try:  # before a benchmark that may take a while
-            compare_models(analysis.reports, baseline)
+            find_baseline(analysis.reports, baseline)
         except UsageError as error:
             _report_errors(analysis)
             raise click.UsageError(error.message) from None

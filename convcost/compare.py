@@ -68,16 +68,21 @@ def bench_seconds(model: ModelReport) -> float | None:
     return model.bench.median_s if model.bench is not None else None
 
 
-def compare(models: list[ModelReport], baseline: str | None = None) -> Comparison:
-    """Compare ``models`` against the one named ``baseline`` (default: the first)."""
+def find_baseline(models: list[ModelReport], baseline: str | None = None) -> int:
+    """Position of the model named ``baseline`` (default: the first); raises
+    :class:`~convcost.errors.UsageError` when there is none."""
     if not models:
         raise UsageError("there are no models to compare", "<args>")
-    chosen = models[0]
-    if baseline is not None:
-        matches = [model for model in models if model.name == baseline]
-        if not matches:
-            names = ", ".join(repr(model.name) for model in models)
-            raise UsageError(f"--baseline '{baseline}' names no model; the models are "
-                             f"{names}", "--baseline")
-        chosen = matches[0]
-    return Comparison(chosen, tuple(models))
+    if baseline is None:
+        return 0
+    for position, model in enumerate(models):
+        if model.name == baseline:
+            return position
+    names = ", ".join(repr(model.name) for model in models)
+    raise UsageError(f"--baseline '{baseline}' names no model; the models are {names}",
+                     "--baseline")
+
+
+def compare(models: list[ModelReport], baseline: str | None = None) -> Comparison:
+    """Compare ``models`` against the one named ``baseline`` (default: the first)."""
+    return Comparison(models[find_baseline(models, baseline)], tuple(models))
