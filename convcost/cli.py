@@ -104,6 +104,8 @@ def bench_options(function: F) -> F:
 def _resolve_devices(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
                      ) -> tuple[Device, ...]:
     """--device values as profiles, resolved once, before anything is analysed."""
+    if not value:  # the roofline package (TOML, difflib) stays out of plain runs' start-up
+        return ()
     from convcost.roofline.apply import resolve_devices
     from convcost.roofline.devices import DeviceError
 
@@ -125,6 +127,8 @@ def device_option(function: F) -> F:
 
 def _with_devices(analysis: Analysis, devices: tuple[Device, ...]) -> None:
     """Attach roofline times to every analysed model (after --bench, which rebuilds them)."""
+    if not devices:
+        return
     from convcost.roofline.apply import apply_to_analysis
 
     apply_to_analysis(analysis, devices)
@@ -132,6 +136,8 @@ def _with_devices(analysis: Analysis, devices: tuple[Device, ...]) -> None:
 
 def _check_device_dtype(devices: tuple[Device, ...], dtype: str) -> None:
     """Usage error (exit 2) naming the device and its dtypes when one lacks --dtype's peak."""
+    if not devices:
+        return
     from convcost.roofline.apply import check_dtype
     from convcost.roofline.devices import DeviceError
 
@@ -242,11 +248,7 @@ def analyze(ctx: click.Context, specs: tuple[str, ...], size: tuple[int, int] | 
         click.echo(analyze_csv(analysis.reports), nl=False)
     else:
         from convcost import render
-        from convcost.roofline.tables import extend_analyze_grid
-        grids = [render.analyze_grid(model) for model in analysis.reports]
-        for grid, model in zip(grids, analysis.reports):
-            extend_analyze_grid(grid, model)
-        _emit_grids(grids, fmt, machine)
+        _emit_grids([render.analyze_grid(model) for model in analysis.reports], fmt, machine)
     _report_errors(analysis)
     ctx.exit(EXIT_BAD_INPUT if analysis.errors else EXIT_OK)
 
@@ -301,10 +303,7 @@ def compare(ctx: click.Context, specs: tuple[str, ...], baseline: str | None,
         if fmt == "csv":
             click.echo(render.compare_csv(comparison), nl=False)
         else:
-            from convcost.roofline.tables import compare_grid as roofline_grid
-            predicted = roofline_grid(comparison)
-            _emit_grids([render.compare_grid(comparison),
-                         *([predicted] if predicted is not None else [])], fmt, machine)
+            _emit_grids(render.compare_grids(comparison), fmt, machine)
     _report_errors(analysis)
     ctx.exit(EXIT_BAD_INPUT if analysis.errors else EXIT_OK)
 

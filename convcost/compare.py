@@ -8,9 +8,6 @@ from convcost.cost.report import COMPARED_METRICS, ModelReport
 from convcost.errors import UsageError
 from convcost.units import ratio_phrase
 
-#: Metrics compared, as (JSON key, noun in sentences).
-METRICS = COMPARED_METRICS
-
 
 class Comparison(NamedTuple):
     """Models side by side against ``baseline`` (one of ``models``)."""
@@ -28,7 +25,7 @@ class Comparison(NamedTuple):
         if model is self.baseline:
             return []
         return [ratio_phrase(getattr(model.totals, key), getattr(self.baseline.totals, key), noun)
-                for key, noun in METRICS]
+                for key, noun in COMPARED_METRICS]
 
     def predicted_speedup(self, model: ModelReport) -> float | None:
         """Baseline MACs / model MACs: how much faster the count says ``model`` should be."""
@@ -52,7 +49,7 @@ class Comparison(NamedTuple):
         for model in self.models:
             entry: dict[str, Any] = {
                 "name": model.name,
-                "ratios": {key: self.ratio(model, key) for key, _ in METRICS},
+                "ratios": {key: self.ratio(model, key) for key, _ in COMPARED_METRICS},
                 "predicted_speedup": self.predicted_speedup(model),
             }
             if bench_seconds(model) is not None:

@@ -73,7 +73,7 @@ def _cell(value: Any, kind: str, *, bars: bool) -> str:
         time_s, ratio = value
         if time_s is None:
             return "-"
-        shown = ratio if isinstance(ratio, str) else _times(ratio)
+        shown = ratio if isinstance(ratio, str) else units.times(ratio)
         return f"{units.seconds(float(time_s))} {shown:>5}"
     if kind == "count":
         return units.count(int(value))
@@ -128,7 +128,21 @@ def analyze_grid(model: ModelReport) -> Grid:
         f"MACs {totals.macs:,}  FLOPs {totals.flops:,}  other ops {totals.other_ops:,}  "
         f"params {totals.params:,} ({units.nbytes(totals.param_bytes)})  buffers "
         f"{totals.buffers:,}  peak activations {units.nbytes(totals.peak_activation_bytes)}")
+    if model.roofline:  # --device: a time column per device (imported only when predicted)
+        from convcost.roofline.tables import extend_analyze_grid
+        extend_analyze_grid(grid, model)
     return grid
+
+
+def compare_grids(comparison: Comparison) -> list[Grid]:
+    """The comparison table, and with ``--device`` the predicted-speedup table after it."""
+    grids = [compare_grid(comparison)]
+    if comparison.baseline.roofline:
+        from convcost.roofline.tables import compare_grid as predicted_grid
+        predicted = predicted_grid(comparison)
+        if predicted is not None:
+            grids.append(predicted)
+    return grids
 
 
 def compare_grid(comparison: Comparison) -> Grid:
@@ -153,7 +167,7 @@ def compare_grid(comparison: Comparison) -> Grid:
             measured = comparison.measured_speedup(model)
             row += [bench_seconds(model),
                     "baseline" if model is base else
-                    f"{_times(predicted)} / {_times(measured)}"]
+                    f"{units.times(predicted)} / {units.times(measured)}"]
         grid.rows.append(row)
     for model in comparison.models:
         if model is base:
@@ -166,13 +180,9 @@ def compare_grid(comparison: Comparison) -> Grid:
                           f"{', '.join(comparison.phrases(model))}{exact}")
         if benched:
             grid.notes.append(f"  speedup over {base.name}: predicted "
-                              f"{_times(comparison.predicted_speedup(model))} (from MACs), "
-                              f"measured {_times(comparison.measured_speedup(model))}")
+                              f"{units.times(comparison.predicted_speedup(model))} (from MACs), "
+                              f"measured {units.times(comparison.measured_speedup(model))}")
     return grid
-
-
-def _times(ratio: float | None) -> str:
-    return "-" if ratio is None else f"{ratio:.2f}x"
 
 
 def calibration_grid(result: Any) -> Grid:

@@ -41,6 +41,11 @@ def seconds(value: float) -> str:
     return f"{_three_digits(value / 1e-9)} ns"
 
 
+def times(ratio: float | None) -> str:
+    """A speedup or ratio as a factor: 3.7647 -> '3.76x'; None -> '-'."""
+    return "-" if ratio is None else f"{ratio:.2f}x"
+
+
 def ratio_words(value: int, baseline: int) -> str:
     """How ``value`` compares to ``baseline``: '3.76x fewer', '1.20x more', 'same'."""
     if value == baseline:

@@ -36,7 +36,7 @@ from convcost.bench.kernels import (
     weight_bytes,
     workspace_bytes,
 )
-from convcost.cost.memory import live_profile, storage
+from convcost.cost.memory import last_uses, live_profile, storage
 from convcost.errors import InternalError, Span
 from convcost.model.program import Program, Step
 
@@ -47,19 +47,11 @@ def _frees(program: Program) -> list[tuple[int, ...]]:
     """Position -> the value ids to drop after that step: every value whose storage is read
     for the last time there (a value never read is dropped at once); never the result's."""
     owner = storage(program)
-    last: dict[int, int] = {}
-    for position, step in enumerate(program.steps):
-        for value in step.inputs:
-            last[owner[value]] = position
-    created = {step.out: position for position, step in enumerate(program.steps)}
-    keep = owner[program.result]
+    last = last_uses(program, owner)
     frees: list[list[int]] = [[] for _ in program.steps]
-    for value in (0, *created):
-        buffer = owner[value]
-        if buffer == keep:
-            continue
-        position = last.get(buffer, created.get(buffer, -1))
-        if position >= 0:
+    for value in (0, *(step.out for step in program.steps)):
+        position = last.get(owner[value], len(program.steps))  # an unread input: kept
+        if position < len(program.steps):
             frees[position].append(value)
     return [tuple(values) for values in frees]
 

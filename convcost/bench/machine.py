@@ -20,15 +20,16 @@ import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any
 
-from convcost.bench.results import MachineRecord
+from convcost.bench.results import MachineInfo, MachineRecord
 from convcost.bench.timing import Timer, TimingPolicy, measure
 
 __all__ = [
     "CALIBRATION_POLICY",
+    "EXECUTABLE_DTYPES",
     "QUICK_CALIBRATION_POLICY",
     "Calibration",
     "MachineInfo",
@@ -43,23 +44,8 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class MachineInfo:
-    """What the benchmarks ran on."""
-
-    #: ``"<internal_api> <version>"`` from threadpoolctl, e.g. ``"openblas 0.3.31.188.0"``.
-    blas: str
-    #: threadpoolctl's ``architecture`` (OpenBLAS kernel family, e.g. ``"Haswell"``), or
-    #: ``"unknown"``.
-    blas_arch: str
-    #: BLAS threads in effect now.
-    threads: int
-    #: CPUs this process may run on (its affinity mask when the OS exposes one).
-    cpu_count: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {"blas": self.blas, "blas_arch": self.blas_arch, "threads": self.threads,
-                "cpu_count": self.cpu_count}
+#: dtypes NumPy can execute: float32 and float64 use BLAS, float16 NumPy's own loops.
+EXECUTABLE_DTYPES = ("float32", "float64", "float16")
 
 
 def _numpy_blas() -> dict[str, Any] | None:
@@ -98,9 +84,7 @@ def machine_info() -> MachineInfo:
 
 def machine_record(dtype: str, gemm_peak: float) -> MachineRecord:
     """The typed ``machine`` record of a benchmark run at ``dtype`` (BLAS threads as now)."""
-    info = machine_info()
-    return MachineRecord(blas=info.blas, blas_arch=info.blas_arch, threads=info.threads,
-                         cpu_count=info.cpu_count, gemm_peak_gflops=gemm_peak, dtype=dtype)
+    return MachineRecord(**asdict(machine_info()), gemm_peak_gflops=gemm_peak, dtype=dtype)
 
 
 @contextmanager
@@ -188,8 +172,9 @@ class Calibration:
 
 
 def _check_dtype(dtype: str) -> None:
-    if dtype not in GEMM_SIZES:
-        raise ValueError(f"unsupported dtype {dtype!r}; expected one of {sorted(GEMM_SIZES)}")
+    if dtype not in EXECUTABLE_DTYPES:
+        raise ValueError(f"unsupported dtype {dtype!r}; expected one of "
+                         f"{sorted(EXECUTABLE_DTYPES)}")
 
 
 #: Real-clock results: (what, arguments..., BLAS threads) -> (value, notes).
@@ -229,9 +214,14 @@ def _gemm_peak(dtype: str, policy: TimingPolicy, sizes: tuple[int, ...],
     return best, tuple(notes)
 
 
-def _bind_gemm(dtype: str, policy: TimingPolicy, sizes: tuple[int, ...]
-               ) -> Callable[[Timer], tuple[float, tuple[str, ...]]]:
-    return lambda clock: _gemm_peak(dtype, policy, sizes, clock)
+def _gemm_cached(dtype: str, policy: TimingPolicy, sizes: tuple[int, ...],
+                 timer: Timer | None) -> tuple[float, tuple[str, ...]]:
+    """The GEMM peak of ``dtype`` over ``sizes`` and its notes, through the cache."""
+    _check_dtype(dtype)
+    if not sizes or min(sizes) < 1:
+        raise ValueError(f"sizes must be positive integers, got {sizes}")
+    return _cached(("gemm", dtype, policy, sizes), timer,
+                   lambda clock: _gemm_peak(dtype, policy, sizes, clock))
 
 
 def gemm_peak_gflops(dtype: str, policy: TimingPolicy = CALIBRATION_POLICY,
@@ -243,10 +233,7 @@ def gemm_peak_gflops(dtype: str, policy: TimingPolicy = CALIBRATION_POLICY,
     """
     _check_dtype(dtype)
     chosen = tuple(sizes) if sizes is not None else GEMM_SIZES[dtype]
-    if not chosen or min(chosen) < 1:
-        raise ValueError(f"sizes must be positive integers, got {chosen}")
-    return _cached(("gemm", dtype, policy, chosen), timer,
-                   lambda clock: _gemm_peak(dtype, policy, chosen, clock))[0]
+    return _gemm_cached(dtype, policy, chosen, timer)[0]
 
 
 def _bandwidth(policy: TimingPolicy, nbytes: int, timer: Timer) -> tuple[float, tuple[str, ...]]:
@@ -263,6 +250,16 @@ def _bandwidth(policy: TimingPolicy, nbytes: int, timer: Timer) -> tuple[float, 
     return gbs, tuple(f"bandwidth: {w}" for w in m.warnings)
 
 
+def _bandwidth_cached(policy: TimingPolicy, nbytes: int, timer: Timer | None,
+                      name: str) -> tuple[float, tuple[str, ...]]:
+    """The copy bandwidth of ``nbytes``-byte arrays and its notes, through the cache
+    (``name``: the argument named in the error for a size below 1)."""
+    if nbytes < 1:
+        raise ValueError(f"{name} must be positive, got {nbytes}")
+    return _cached(("bandwidth", policy, nbytes), timer,
+                   lambda clock: _bandwidth(policy, nbytes, clock))
+
+
 def memory_bandwidth_gbs(policy: TimingPolicy = CALIBRATION_POLICY,
                          nbytes: int = BANDWIDTH_BYTES, timer: Timer | None = None) -> float:
     """Streaming copy bandwidth in GB/s (1e9 bytes/s, read + write) of ``nbytes``-byte arrays.
@@ -270,10 +267,7 @@ def memory_bandwidth_gbs(policy: TimingPolicy = CALIBRATION_POLICY,
     ``np.copyto`` is single-threaded, so this is one core's bandwidth, which is what NumPy's
     element-wise kernels can reach. Cached per process unless ``timer`` is given.
     """
-    if nbytes < 1:
-        raise ValueError(f"nbytes must be positive, got {nbytes}")
-    return _cached(("bandwidth", policy, nbytes), timer,
-                   lambda clock: _bandwidth(policy, nbytes, clock))[0]
+    return _bandwidth_cached(policy, nbytes, timer, "nbytes")[0]
 
 
 def calibrate(dtypes: Sequence[str] = ("float32", "float64"), policy: TimingPolicy | None = None,
@@ -299,17 +293,11 @@ def calibrate(dtypes: Sequence[str] = ("float32", "float64"), policy: TimingPoli
     for dtype in chosen:
         sizes = tuple(gemm_sizes[dtype]) if gemm_sizes and dtype in gemm_sizes \
             else default_sizes[dtype]
-        if not sizes or min(sizes) < 1:
-            raise ValueError(f"sizes must be positive integers, got {sizes}")
-        peaks[dtype], found = _cached(("gemm", dtype, policy, sizes), timer,
-                                      _bind_gemm(dtype, policy, sizes))
+        peaks[dtype], found = _gemm_cached(dtype, policy, sizes, timer)
         notes.extend(found)
     nbytes = bandwidth_bytes if bandwidth_bytes is not None else (
         BANDWIDTH_BYTES_QUICK if quick else BANDWIDTH_BYTES)
-    if nbytes < 1:
-        raise ValueError(f"bandwidth_bytes must be positive, got {nbytes}")
-    gbs, found = _cached(("bandwidth", policy, nbytes), timer,
-                         lambda clock: _bandwidth(policy, nbytes, clock))
+    gbs, found = _bandwidth_cached(policy, nbytes, timer, "bandwidth_bytes")
     notes.extend(found)
     # A fresh dict each call, so a caller mutating it cannot corrupt the cache.
     return Calibration(machine=machine_info(), gemm_peak_gflops=peaks,

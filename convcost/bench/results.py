@@ -52,18 +52,33 @@ class ModelBench:
 
 
 @dataclass(frozen=True, slots=True)
-class MachineRecord:
-    """What a benchmark ran on: the BLAS, its threads, the CPUs and the GEMM peak used."""
+class MachineInfo:
+    """What the benchmarks ran on."""
 
+    #: ``"<internal_api> <version>"`` from threadpoolctl, e.g. ``"openblas 0.3.31.188.0"``.
     blas: str
+    #: threadpoolctl's ``architecture`` (OpenBLAS kernel family, e.g. ``"Haswell"``), or
+    #: ``"unknown"``.
     blas_arch: str
+    #: BLAS threads in effect now.
     threads: int
+    #: CPUs this process may run on (its affinity mask when the OS exposes one).
     cpu_count: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"blas": self.blas, "blas_arch": self.blas_arch, "threads": self.threads,
+                "cpu_count": self.cpu_count}
+
+
+@dataclass(frozen=True, slots=True)
+class MachineRecord(MachineInfo):
+    """A benchmark run's machine: what it ran on, and the GEMM peak its efficiencies use."""
+
     #: Matrix-multiply peak of ``dtype`` in GFLOP/s (0.0 when it could not be measured).
     gemm_peak_gflops: float
     dtype: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"blas": self.blas, "blas_arch": self.blas_arch, "threads": self.threads,
-                "cpu_count": self.cpu_count, "gemm_peak_gflops": self.gemm_peak_gflops,
+        # MachineInfo named explicitly: zero-argument super() fails in slotted dataclasses.
+        return {**MachineInfo.to_json(self), "gemm_peak_gflops": self.gemm_peak_gflops,
                 "dtype": self.dtype}

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from convcost.analysis import Analyzed
 from convcost.bench.machine import (
     CALIBRATION_POLICY,
+    EXECUTABLE_DTYPES,
     available_memory,
     blas_threads,
     cpu_count,
@@ -47,9 +48,6 @@ __all__ = ["BenchRun", "BenchSettings", "Progress", "bench_model", "bench_models
 LAYER_SAMPLE_S = 0.25
 #: Most instrumented passes, for chains that take microseconds.
 MAX_LAYER_PASSES = 2000
-#: Supported by the kernels (see :data:`convcost.bench.kernels.SUPPORTED_DTYPES`; repeated
-#: here so that validating settings does not import NumPy).
-_EXECUTABLE = ("float32", "float64", "float16")
 
 Progress = Callable[[int, int, str, str], None]
 """Called as ``progress(model_number, model_count, model_name, what)``; number 0 is the
@@ -144,7 +142,7 @@ def bench_models(models: Sequence[Analyzed], settings: BenchSettings,
             say(0, len(models), "", "calibrating the matrix-multiply peak")
             # The full policy and default sizes: a quick, small-matrix peak can read low on a
             # noisy machine and would report efficiencies above 100%.
-            peak = gemm_peak_gflops(dtype, CALIBRATION_POLICY) if dtype in _EXECUTABLE else 0.0
+            peak = gemm_peak_gflops(dtype, CALIBRATION_POLICY) if dtype in EXECUTABLE_DTYPES else 0.0
         machine = machine_record(dtype, peak)
         for number, model in enumerate(models, start=1):
             def step(what: str, number: int = number, name: str = model.report.name) -> None:

@@ -56,17 +56,29 @@ def storage(program: Program) -> list[int]:
     return owner
 
 
+def last_uses(program: Program, owner: list[int] | None = None) -> dict[int, int]:
+    """Buffer (see :func:`storage`) -> position of the last step that reads it through any
+    alias; a buffer nobody reads dies at the step that writes it, and the result's buffer
+    lives past the end (``len(program.steps)``). The one liveness rule: the memory model and
+    the executor both free by it."""
+    owner = owner if owner is not None else storage(program)
+    last: dict[int, int] = {}
+    for position, step in enumerate(program.steps):
+        if step.kind not in ALIAS_KINDS:
+            last[step.out] = position  # written here: dead at once unless read later
+        for value in step.inputs:
+            last[owner[value]] = position
+    last[owner[program.result]] = len(program.steps)  # the result is never freed
+    return last
+
+
 def live_profile(program: Program,
                  size: Callable[[Step], int] = lambda step: step.output.elements,
                  input_size: int | None = None) -> LiveProfile:
     """Liveness over ``program``'s steps (see the module docstring); ``size`` gives the
     elements a step's output holds (per sample by default)."""
     owner = storage(program)
-    last_use: dict[int, int] = {}
-    for position, step in enumerate(program.steps):
-        for value in step.inputs:
-            last_use[owner[value]] = position
-    last_use[owner[program.result]] = len(program.steps)  # the result is never freed
+    last_use = last_uses(program, owner)
     sizes = {0: program.input.elements if input_size is None else input_size}
     total = sizes[0]
     live: list[int] = []
@@ -74,8 +86,6 @@ def live_profile(program: Program,
         if step.kind not in ALIAS_KINDS:
             sizes[step.out] = size(step)
             total += sizes[step.out]
-            if last_use.get(step.out) is None:  # never read, never the result: dead at once
-                last_use[step.out] = position
         live.append(total)
         for buffer in {owner[value] for value in step.inputs}:
             if last_use[buffer] == position:

@@ -224,13 +224,18 @@ class _Parser:
         """branches := '[' sequence ('|' sequence)* ']'"""
         opener = self.advance()
         self.enter(opener)
-        branches = [self._parse_branch()]
-        while self.check("PIPE"):
-            self.advance()
-            branches.append(self._parse_branch())
+        branches = self._parse_parts()
         self._close("RBRACKET", opener)
         self.depth -= 1
-        return BranchesSpec(tuple(branches), opener.span)
+        return BranchesSpec(branches, opener.span)
+
+    def _parse_parts(self) -> tuple[Sequence, ...]:
+        """parts := sequence ('|' sequence)*   (inside '[' ... ']', each part non-empty)"""
+        parts = [self._parse_branch()]
+        while self.check("PIPE"):
+            self.advance()
+            parts.append(self._parse_branch())
+        return tuple(parts)
 
     def _parse_branch(self) -> Sequence:
         if self.token.kind in ("PIPE", "RBRACKET"):
@@ -276,15 +281,12 @@ class _Parser:
         word = self.advance()
         opener = self.advance()
         self.enter(opener)
-        branches = [self._parse_branch()]
-        while self.check("PIPE"):
-            self.advance()
-            branches.append(self._parse_branch())
-        if len(branches) < 2:
+        parts = self._parse_parts()
+        if len(parts) < 2:
             raise self.error("a split needs at least two parts, e.g. split[id | 3x3(32)]")
         self._close("RBRACKET", opener)
         self.depth -= 1
-        return SplitSpec(tuple(branches), self.span_between(word, opener))
+        return SplitSpec(parts, self.span_between(word, opener))
 
     def _parse_ref(self) -> FragmentSpec:
         """ref := '$' NAME   (a fragment defined earlier with ``let``)"""

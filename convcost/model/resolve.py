@@ -24,7 +24,6 @@ from convcost.lang.ast import (
     Sequence,
     SplitSpec,
 )
-from convcost.lang.vocab import NORM_KINDS
 from convcost.model.geometry import ceil_out, deconv_out, explicit_out, same_padding
 from convcost.model.program import Program, Shape, Step
 
@@ -223,16 +222,12 @@ def _layer(walk: _Walk, spec: LayerSpec, value: _Value, path: str) -> _Value:
     elif kind == "up":
         step = make(output=Shape(shape.h * spec.factor, shape.w * spec.factor, shape.c),
                     factor=spec.factor)
-    elif kind in ("gn", "shuffle"):
+    else:  # shape-preserving; groups and affine are those of gn, shuffle and the norms
         if shape.c % spec.groups:
             raise SpecError.at(walk.source, spec.span,
                                f"{shape.c} channels do not divide into {spec.groups} groups "
                                f"for {kind}")
         step = make(output=shape, groups=spec.groups, affine=spec.affine)
-    elif kind in NORM_KINDS:
-        step = make(output=shape, affine=spec.affine)
-    else:
-        step = make(output=shape)
     return _Value(step.out, step.output)
 
 

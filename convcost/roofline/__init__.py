@@ -9,7 +9,6 @@ from convcost.roofline.apply import (
     apply_to_analysis,
     check_dtype,
     resolve_devices,
-    roofline_seconds,
     with_roofline,
 )
 from convcost.roofline.devices import (
@@ -60,7 +59,6 @@ __all__ = [
     "resolve_device",
     "resolve_devices",
     "ridge_point",
-    "roofline_seconds",
     "shipped_devices",
     "shipped_ids",
     "with_roofline",

@@ -105,10 +105,3 @@ def apply_to_analysis(analysis: Analysis, devices: Sequence[Device]) -> None:
     analysis.models = [Analyzed(model.program, with_roofline(model.report, devices))
                        for model in analysis.models]
 
-
-def roofline_seconds(report: ModelReport, device: str) -> float | None:
-    """``report``'s predicted seconds on the device with id ``device`` (None if not predicted)."""
-    for entry in report.roofline:
-        if entry.device == device:
-            return entry.time_s
-    return None

@@ -29,6 +29,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from convcost.cost.report import DTYPE_BYTES
 from convcost.errors import InputError
 
 if sys.version_info >= (3, 11):
@@ -36,8 +37,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-#: dtypes a profile may give a peak for, in display order (the names of ``--dtype``).
-DTYPES: tuple[str, ...] = ("float32", "float16", "bfloat16", "int8", "float64")
+#: dtypes a profile may give a peak for, in display order: the names of ``--dtype``.
+DTYPES: tuple[str, ...] = tuple(DTYPE_BYTES)
 
 #: Device files larger than this (bytes) are refused: a profile is a few hundred bytes, so a
 #: big file is a wrong path, and refusing avoids reading e.g. a dataset into memory.

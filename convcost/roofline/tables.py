@@ -62,7 +62,7 @@ def compare_grid(comparison: Comparison) -> Grid | None:
         grid.columns.append(Column("measured", "speedup"))
     for model in comparison.models:
         is_base = model is base
-        mac = "baseline" if is_base else _times(comparison.predicted_speedup(model))
+        mac = "baseline" if is_base else units.times(comparison.predicted_speedup(model))
         speedups = comparison.roofline_speedup(model)
         row: list[Any] = [model.name, mac]
         row += [(time.time_s, "base" if is_base else speedups.get(time.device))
@@ -75,11 +75,11 @@ def compare_grid(comparison: Comparison) -> Grid | None:
         if model is base:
             continue
         speedups = comparison.roofline_speedup(model)
-        per_device = ", ".join(f"{_times(ratio)} on {device}" for device, ratio in
+        per_device = ", ".join(f"{units.times(ratio)} on {device}" for device, ratio in
                                speedups.items())
-        measured = (f"; measured {_times(comparison.measured_speedup(model))}"
+        measured = (f"; measured {units.times(comparison.measured_speedup(model))}"
                     if benched else "")
-        grid.notes.append(f"{model.name} vs {base.name}: {_times(comparison.predicted_speedup(model))}"
+        grid.notes.append(f"{model.name} vs {base.name}: {units.times(comparison.predicted_speedup(model))}"
                           f" by MACs; predicted {per_device}{measured}")
     names = "; ".join(f"{header(time.device)} = {time.name}" for time in base.roofline)
     grid.notes += [names, METHOD]
@@ -139,10 +139,6 @@ def _devices(models: Sequence[ModelReport]) -> list[str]:
 
 def _rounded(ratio: float | None) -> float | None:
     return None if ratio is None else round(ratio, 6)
-
-
-def _times(ratio: float | None) -> str:
-    return "-" if ratio is None else f"{ratio:.2f}x"
 
 
 def _flops(value: float) -> str:

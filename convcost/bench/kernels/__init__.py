@@ -8,9 +8,9 @@ maps NHWC batches to the step's output. The families:
   grouped-im2col-gemm, direct), ``deconv`` (scatter-gemm), ``fc`` (gemm);
 - :mod:`~convcost.bench.kernels.pool`: ``maxpool``/``avgpool`` (window), ``gap`` (reduce);
 - :mod:`~convcost.bench.kernels.elementwise`: activations and ``bn`` (elementwise), ``up``
-  and ``concat`` (copy), ``add`` (elementwise), ``id``/``dropout``/``droppath`` (alias);
-- :mod:`~convcost.bench.kernels.modern`: hardswish, hardsigmoid, leakyrelu, elu, mish,
-  prelu, ``scale``, ``ln``/``gn``/``instancenorm``, the gate ``mul``, ``slice`` (a view)
+  and ``concat`` (copy), ``add`` and the gate ``mul`` (elementwise),
+  ``id``/``dropout``/``droppath`` and ``slice`` views (alias);
+- :mod:`~convcost.bench.kernels.modern`: prelu, ``scale``, ``ln``/``gn``/``instancenorm``
   and ``shuffle``.
 
 Every size comes from the step (``step.output``, ``step.padding``); the tests hold the
@@ -35,20 +35,13 @@ from convcost.bench.kernels.base import (
 from convcost.bench.kernels.conv import Conv, Deconv, Fc
 from convcost.bench.kernels.elementwise import (
     Activation,
-    Add,
     Alias,
     BatchNorm,
+    Binary,
     Concat,
     Up,
 )
-from convcost.bench.kernels.modern import (
-    ModernActivation,
-    Mul,
-    Norm,
-    PerChannel,
-    Shuffle,
-    Slice,
-)
+from convcost.bench.kernels.modern import Norm, PerChannel, Shuffle
 from convcost.bench.kernels.pool import Gap, Pool
 from convcost.errors import InternalError
 from convcost.lang.vocab import OP_KINDS
@@ -71,8 +64,8 @@ __all__ = [
 ]
 
 _CLASSES: tuple[type[PreparedStep], ...] = (
-    Conv, Deconv, Fc, Pool, Gap, Activation, BatchNorm, Up, Concat, Add, Alias,
-    ModernActivation, PerChannel, Norm, Mul, Slice, Shuffle)
+    Conv, Deconv, Fc, Pool, Gap, Activation, BatchNorm, Up, Concat, Binary, Alias,
+    PerChannel, Norm, Shuffle)
 
 #: Step kind -> the class that runs it.
 KERNELS: dict[str, type[PreparedStep]] = {

@@ -23,6 +23,7 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from convcost.bench.machine import EXECUTABLE_DTYPES
 from convcost.errors import UnsupportedDtype
 from convcost.model.program import Shape, Step
 
@@ -32,8 +33,8 @@ Shapes = list[tuple[int, ...]]
 #: ``(n0, n1, h0, h1)``: samples ``[n0, n1)``, rows ``[h0, h1)`` of one block.
 Block = tuple[int, int, int, int]
 
-#: dtypes NumPy can execute; float32 and float64 use BLAS, float16 uses NumPy's own loops.
-SUPPORTED_DTYPES = ("float32", "float64", "float16")
+#: dtypes NumPy can execute (float32 and float64 use BLAS, float16 NumPy's own loops).
+SUPPORTED_DTYPES = EXECUTABLE_DTYPES
 
 #: Output pixels per kernel block (GEMM rows): OpenBLAS runs near peak from ~1k rows, and
 #: much taller GEMMs spill their operands out of cache.
@@ -216,6 +217,8 @@ class PreparedStep:
 
     #: The step kinds a class runs (the registry in :mod:`convcost.bench.kernels` reads this).
     kinds: ClassVar[frozenset[str]] = frozenset()
+    #: The algorithm of a class with only one (classes with several override :meth:`choose`).
+    algorithm_name: ClassVar[str] = "elementwise"
 
     def __init__(self, step: Step, algorithm: str, dtype: np.dtype[Any],
                  workspace: Workspace) -> None:
@@ -233,7 +236,7 @@ class PreparedStep:
     @classmethod
     def choose(cls, step: Step) -> str:
         """The algorithm this class runs ``step`` with (never depends on the batch)."""
-        return "elementwise"
+        return cls.algorithm_name
 
     @classmethod
     def check_algorithm(cls, step: Step, algorithm: str) -> bool:

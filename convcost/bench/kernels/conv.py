@@ -364,9 +364,7 @@ class Deconv(PreparedStep):
 
     kinds = frozenset({"deconv"})
 
-    @classmethod
-    def choose(cls, step: Step) -> str:
-        return "scatter-gemm"
+    algorithm_name = "scatter-gemm"
 
     @classmethod
     def param_shapes(cls, step: Step) -> dict[str, tuple[int, ...]]:
@@ -506,9 +504,7 @@ class Fc(PreparedStep):
 
     kinds = frozenset({"fc"})
 
-    @classmethod
-    def choose(cls, step: Step) -> str:
-        return "gemm"
+    algorithm_name = "gemm"
 
     @classmethod
     def param_shapes(cls, step: Step) -> dict[str, tuple[int, ...]]:

@@ -1,9 +1,10 @@
 """Steps without geometry: activations, inference batch norm, nearest upsampling, concat,
-add, and the aliasing kinds.
+the residual add and gate multiply, and the aliasing kinds.
 
 Each kernel writes into one fresh output and works in place on it, so no call allocates more
-than its output (softmax adds two per-pixel reductions). ``id`` and ``dropout`` (inference:
-identity) return their input itself, as the memory model says: they allocate nothing.
+than its output (softmax adds two per-pixel reductions). ``id``, ``dropout`` and ``droppath``
+(inference: identity) return their input itself, and a split's ``slice`` a view of its
+channels (as ``torch.chunk`` gives), as the memory model says: they allocate nothing.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 
 from convcost.bench.kernels.base import Array, PreparedStep
-from convcost.lang.vocab import ALIAS_KINDS
+from convcost.lang.vocab import ACTIVATION_KINDS, ALIAS_KINDS
 from convcost.model.program import Step
 
 
@@ -70,12 +71,49 @@ def _softmax(x: Array) -> Array:
     return out
 
 
+def _hardsigmoid(x: Array) -> Array:
+    # relu6(x + 3) / 6
+    out: Array = np.add(x, 3.0)
+    np.clip(out, 0.0, 6.0, out=out)
+    out *= 1.0 / 6.0
+    return out
+
+
+def _hardswish(x: Array) -> Array:
+    out = _hardsigmoid(x)
+    out *= x
+    return out
+
+
+def _leakyrelu(x: Array) -> Array:
+    # PyTorch's default negative slope; the written slope changes no count.
+    out: Array = np.multiply(x, 0.01)
+    np.maximum(out, x, out=out)
+    return out
+
+
+def _elu(x: Array) -> Array:
+    out: Array = np.minimum(x, 0.0)
+    np.expm1(out, out=out)
+    np.maximum(out, x, out=out)  # x > 0: x; else expm1(x) (which is > x there)
+    return out
+
+
+def _mish(x: Array) -> Array:
+    # x * tanh(softplus(x)); softplus via logaddexp(0, x) does not overflow.
+    out: Array = np.logaddexp(0.0, x)
+    np.tanh(out, out=out)
+    out *= x
+    return out
+
+
 ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
     "relu": _relu, "relu6": _relu6, "tanh": _tanh, "sigmoid": _sigmoid, "silu": _silu,
-    "gelu": _gelu, "softmax": _softmax,
+    "gelu": _gelu, "softmax": _softmax, "hardsigmoid": _hardsigmoid, "hardswish": _hardswish,
+    "leakyrelu": _leakyrelu, "elu": _elu, "mish": _mish,
 }
-#: The newer activations (and prelu, which has params) run in kernels/modern.py.
-assert set(ACTIVATIONS) == {"relu", "relu6", "tanh", "sigmoid", "silu", "gelu", "softmax"}
+#: prelu has a learnable slope per channel: kernels/modern.py.
+assert set(ACTIVATIONS) == ACTIVATION_KINDS - {"prelu"}
 
 
 class Activation(PreparedStep):
@@ -115,9 +153,7 @@ class Up(PreparedStep):
 
     kinds = frozenset({"up"})
 
-    @classmethod
-    def choose(cls, step: Step) -> str:
-        return "copy"
+    algorithm_name = "copy"
 
     def run(self, *inputs: Array) -> Array:
         x = inputs[0]
@@ -133,33 +169,45 @@ class Concat(PreparedStep):
 
     kinds = frozenset({"concat"})
 
-    @classmethod
-    def choose(cls, step: Step) -> str:
-        return "copy"
+    algorithm_name = "copy"
 
     def run(self, *inputs: Array) -> Array:
         out: Array = np.concatenate(inputs, axis=3)
         return out
 
 
-class Add(PreparedStep):
-    """Residual add of the body and the shortcut."""
+#: The two-input element-wise steps.
+_BINARY = {"add": np.add, "mul": np.multiply}
 
-    kinds = frozenset({"add"})
+
+class Binary(PreparedStep):
+    """The residual add of body and shortcut, and the gate multiply ``x * g`` (``g`` is
+    1x1xC, broadcast over H and W, or x's own shape)."""
+
+    kinds = frozenset(_BINARY)
+
+    def _derive(self) -> None:
+        self._ufunc = _BINARY[self.step.kind]
 
     def run(self, *inputs: Array) -> Array:
-        out: Array = np.add(inputs[0], inputs[1])
+        out: Array = self._ufunc(inputs[0], inputs[1])
         return out
 
 
 class Alias(PreparedStep):
-    """``id`` and inference ``dropout``: the input itself, no allocation."""
+    """``id``, inference ``dropout`` and ``droppath``: the input itself; a split's ``slice``:
+    a view of its channels. No allocation."""
 
-    kinds = ALIAS_KINDS - {"slice"}  # a slice is a view of some channels: kernels/modern.py
+    kinds = ALIAS_KINDS
 
-    @classmethod
-    def choose(cls, step: Step) -> str:
-        return "alias"
+    algorithm_name = "alias"
+
+    def _derive(self) -> None:
+        start, stop = self.step.channels
+        self._part = slice(start, stop) if self.step.kind == "slice" else None
 
     def run(self, *inputs: Array) -> Array:
-        return inputs[0]
+        if self._part is None:
+            return inputs[0]
+        out: Array = inputs[0][..., self._part]
+        return out

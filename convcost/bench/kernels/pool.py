@@ -39,9 +39,7 @@ class Pool(PreparedStep):
 
     kinds = frozenset({"maxpool", "avgpool"})
 
-    @classmethod
-    def choose(cls, step: Step) -> str:
-        return "window"
+    algorithm_name = "window"
 
     @classmethod
     def weight_elements(cls, step: Step, algorithm: str) -> int:
@@ -101,9 +99,7 @@ class Gap(PreparedStep):
 
     kinds = frozenset({"gap"})
 
-    @classmethod
-    def choose(cls, step: Step) -> str:
-        return "reduce"
+    algorithm_name = "reduce"
 
     @classmethod
     def temporary_elements(cls, step: Step, batch: int) -> int:
