@@ -1,0 +1,218 @@
+"""What every convcost command shares: the click group, common options and their parsing,
+and the output helpers (JSON, rich tables, errors to standard error)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from convcost import __version__
+from convcost.analysis import Analysis, Options, analyze_arguments
+from convcost.cost.handlers import CONVENTIONS as COUNTING_CONVENTIONS
+from convcost.cost.report import DTYPE_BYTES
+from convcost.errors import ConvcostError
+
+if TYPE_CHECKING:
+    from convcost.bench.results import MachineRecord
+    from convcost.roofline.devices import Device
+
+F = TypeVar("F", bound=Callable[..., Any])
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+FORMATS = ("table", "json", "markdown", "csv")
+CHECK_FORMATS = ("table", "json", "markdown", "github")
+
+CONVENTIONS = "\b\n" + COUNTING_CONVENTIONS
+
+
+def parse_size(ctx: click.Context, param: click.Parameter, value: str | None
+                ) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    parts = value.lower().replace("×", "x").split("x")
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) != 2 or not all(part.isdigit() and int(part) >= 1 for part in parts):
+        raise click.BadParameter(f"'{value}' is not a size like 224x224 (or 224)")
+    return int(parts[0]), int(parts[1])
+
+
+def quantity(byte_units: bool) -> Callable[[click.Context, click.Parameter, str | None],
+                                          int | None]:
+    """A click callback parsing '4.2G' (counts) or '120MB' (bytes) into an exact integer."""
+    def parse(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+        if value is None:
+            return None
+        from convcost.units import parse_quantity
+        try:
+            return parse_quantity(value, byte_units=byte_units)
+        except ValueError as error:
+            raise click.BadParameter(str(error)) from None
+    return parse
+
+
+def analysis_options(formats: tuple[str, ...] = FORMATS,
+                     format_help: str = "Output format: rich table, JSON (schema convcost/1), "
+                                        "Markdown, CSV.") -> Callable[[F], F]:
+    """The options every analysing command shares: --size, --batch, --dtype, --format."""
+    options = [
+        click.option("--size", callback=parse_size, metavar="HxW",
+                     help="Replace the spatial size of every input (e.g. 224x224)."),
+        click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="Batch size: multiplies MACs, other ops and activation memory."),
+        click.option("--dtype", type=click.Choice(sorted(DTYPE_BYTES), case_sensitive=False),
+                     default="float32", show_default=True,
+                     help="Element type for memory figures."),
+        click.option("--format", "fmt", type=click.Choice(formats, case_sensitive=False),
+                     default="table", show_default=True, help=format_help),
+    ]
+
+    def decorate(function: F) -> F:
+        for option in reversed(options):
+            function = option(function)
+        return function
+    return decorate
+
+
+def bench_options(function: F) -> F:
+    """The options of --bench runs: measuring every model for real with NumPy."""
+    options = [
+        click.option("--bench", is_flag=True,
+                     help="Also run every model with NumPy and report measured times, GFLOP/s "
+                          "and efficiency against this machine's matrix-multiply peak."),
+        click.option("--threads", type=click.IntRange(min=1), metavar="N",
+                     help="BLAS threads for --bench (default: as configured)."),
+        click.option("--max-memory", callback=quantity(True), metavar="BYTES",
+                     help="Refuse to benchmark a model estimated to need more memory "
+                          "(default: half the available RAM), e.g. 4GiB."),
+        click.option("--bench-budget", type=click.FloatRange(min=0.01), metavar="SECONDS",
+                     help="Time budget for timing each model's chain (repeats and loops are "
+                          "cut to fit; at least 5 repeats are always run)."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _resolve_devices(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+                     ) -> tuple[Device, ...]:
+    """--device values as profiles, resolved once, before anything is analysed."""
+    if not value:  # the roofline package (TOML, difflib) stays out of plain runs' start-up
+        return ()
+    from convcost.roofline.apply import resolve_devices
+    from convcost.roofline.devices import DeviceError
+
+    try:
+        return resolve_devices(value)
+    except DeviceError as error:
+        raise click.BadParameter(error.message) from None
+
+
+def device_option(function: F) -> F:
+    """--device ID|FILE (repeatable): roofline time predictions per layer and model."""
+    return click.option(
+        "--device", "devices", multiple=True, callback=_resolve_devices, metavar="ID|FILE",
+        help="Also predict every layer's and model's time on a device (roofline: per layer "
+             "max(ops / peak, bytes / bandwidth)): a shipped id such as t4 or h100-sxm (list "
+             "them with 'convcost devices'), 'local' (this machine, saved by 'convcost "
+             "calibrate --save'), or a device .toml file. Repeatable.")(function)
+
+
+def with_devices(analysis: Analysis, devices: tuple[Device, ...]) -> None:
+    """Attach roofline times to every analysed model (after --bench, which rebuilds them)."""
+    if not devices:
+        return
+    from convcost.roofline.apply import apply_to_analysis
+
+    apply_to_analysis(analysis, devices)
+
+
+def check_device_dtype(devices: tuple[Device, ...], dtype: str) -> None:
+    """Usage error (exit 2) naming the device and its dtypes when one lacks --dtype's peak."""
+    if not devices:
+        return
+    from convcost.roofline.apply import check_dtype
+    from convcost.roofline.devices import DeviceError
+
+    try:
+        check_dtype(devices, dtype.lower())
+    except DeviceError as error:
+        raise click.UsageError(f"{error.message}; choose another --dtype or device") from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="convcost")
+def cli() -> None:
+    """Exact MACs, FLOPs, parameters and memory of convolutional layer chains.
+
+    \b
+    Examples:
+      convcost compare "256 -> 4x4(256)" "256 -> 1x1(64) -> 4x4(256)"
+      convcost analyze examples/resnet50.convcost
+      convcost analyze "56x56x256 -> 1x1(64) -> 3x3(64) -> 1x1(256)" --format json
+    """
+
+
+def analyze_specs(specs: tuple[str, ...], size: tuple[int, int] | None, batch: int,
+             dtype: str) -> Analysis:
+    return analyze_arguments(specs, Options(size=size, batch=batch, dtype=dtype.lower()))
+
+
+def report_errors(analysis: Analysis) -> None:
+    """Every error to standard error, then a one-line summary when files were read or
+    anything failed (chains typed on the command line need no summary)."""
+    for error in analysis.errors:
+        click.echo(_styled_error(error), err=True)
+    if analysis.batch_input or analysis.errors:
+        count, sources, bad = len(analysis.models), analysis.sources, len(analysis.errors)
+        click.echo(f"convcost: {count} model{'s' if count != 1 else ''} analysed from "
+                   f"{sources} source{'s' if sources != 1 else ''}; {bad} with errors",
+                   err=True)
+
+
+def _styled_error(error: ConvcostError) -> str:
+    text = str(error)
+    if os.environ.get("NO_COLOR"):
+        return text
+    head, _, rest = text.partition(": error: ")
+    if not rest:
+        return text
+    return f"{head}: {click.style('error:', fg='red', bold=True)} {rest}"
+
+
+def emit_json(document: dict[str, Any]) -> None:
+    """Indented JSON on a terminal; compact when piped (the C encoder is ~10x faster)."""
+    import json
+
+    indent = 2 if sys.stdout.isatty() else None
+    # allow_nan=False: NaN and Infinity are not JSON; a ratio without meaning is null instead.
+    click.echo(json.dumps(document, indent=indent, ensure_ascii=False, allow_nan=False))
+
+
+def emit_grids(grids: list[Any], fmt: str, machine: MachineRecord | None) -> None:
+    """Grids as Markdown or rich tables, then the benchmark machine's line (with --bench)."""
+    from convcost import render
+
+    notes = [render.machine_note(machine)] if machine is not None else []
+    if fmt == "markdown":
+        text = "\n".join(render.to_markdown(grid) for grid in grids)
+        click.echo(text + "".join(f"\n{note}\n" for note in notes), nl=False)
+    else:
+        from rich.text import Text
+        print_rich([*(render.to_rich(grid) for grid in grids), *map(Text, notes)])
+
+
+def print_rich(renderables: list[Any]) -> None:
+    from rich.console import Console
+
+    # Without a terminal rich assumes 80 columns, too narrow for per-layer tables; COLUMNS
+    # still wins when set.
+    wide = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+    console = Console(file=sys.stdout, width=150 if wide else None)
+    for renderable in renderables:
+        console.print(renderable)
+
+
