@@ -18,8 +18,8 @@ from convcost.cli.base import (
     check_device_dtype,
     cli,
     device_option,
+    emit_document,
     emit_grids,
-    emit_json,
     report_errors,
     with_devices,
 )
@@ -48,9 +48,8 @@ def analyze(ctx: click.Context, specs: tuple[str, ...], size: tuple[int, int] | 
     with_devices(analysis, devices)
     fmt = fmt.lower()
     if fmt == "json":
-        from convcost.cost.report import document
         extra = {"machine": machine.to_json()} if machine is not None else {}
-        emit_json(document(analysis.reports, analysis.errors, **extra))
+        emit_document(analysis.reports, analysis.errors, **extra)
     elif fmt == "csv":
         from convcost.render import analyze_csv
         click.echo(analyze_csv(analysis.reports), nl=False)
@@ -101,11 +100,10 @@ def compare(ctx: click.Context, specs: tuple[str, ...], baseline: str | None,
     comparison = compare_models(analysis.reports, baseline) if analysis.models else None
     fmt = fmt.lower()
     if fmt == "json":
-        from convcost.cost.report import document
         extra: dict[str, Any] = {"comparison": comparison.to_json()} if comparison else {}
         if machine is not None:
             extra["machine"] = machine.to_json()
-        emit_json(document(analysis.reports, analysis.errors, **extra))
+        emit_document(analysis.reports, analysis.errors, **extra)
     elif comparison is not None:
         from convcost import render
         if fmt == "csv":

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -18,6 +18,7 @@ from convcost.errors import ConvcostError
 
 if TYPE_CHECKING:
     from convcost.bench.results import MachineRecord
+    from convcost.cost.report import ModelReport
     from convcost.roofline.devices import Device
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -189,7 +190,17 @@ def emit_json(document: dict[str, Any]) -> None:
 
     indent = 2 if sys.stdout.isatty() else None
     # allow_nan=False: NaN and Infinity are not JSON; a ratio without meaning is null instead.
-    click.echo(json.dumps(document, indent=indent, ensure_ascii=False, allow_nan=False))
+    click.echo(json.dumps(document, indent=indent, ensure_ascii=False, allow_nan=False,
+                          separators=None if indent else (",", ":")))
+
+
+def emit_document(models: Sequence[ModelReport], errors: Sequence[ConvcostError],
+                  **extra: Any) -> None:
+    """The convcost/1 document of ``models``: indented on a terminal, compact when piped."""
+    from convcost.cost.report import document_text
+
+    click.echo(document_text(models, errors, indent=2 if sys.stdout.isatty() else None,
+                             **extra))
 
 
 def emit_grids(grids: list[Any], fmt: str, machine: MachineRecord | None) -> None:

@@ -17,7 +17,7 @@ from convcost.cli.base import (
     check_device_dtype,
     cli,
     device_option,
-    emit_json,
+    emit_document,
     print_rich,
     quantity,
     report_errors,
@@ -123,8 +123,7 @@ def check(ctx: click.Context, specs: tuple[str, ...], max_macs: int | None,
                                time_budgets={device.id: limit for device, limit in max_times})
     fmt = fmt.lower()
     if fmt == "json":
-        from convcost.cost.report import document
-        emit_json(document(analysis.reports, analysis.errors, check=verdict.to_json()))
+        emit_document(analysis.reports, analysis.errors, check=verdict.to_json())
     elif fmt == "github":
         from convcost.render import github_annotations
         click.echo(github_annotations(verdict, analysis.errors), nl=False)

