@@ -326,6 +326,9 @@ class _Parser:
             raise self.error(f"sizes in '{head.text}' must be at least 1", head)
         args: list[Arg] = []
         last = head
+        remembered = self._remembered(head, kind)
+        if remembered is not None:
+            return remembered
         if self.check("LPAREN"):
             opener = self.advance()
             if not self.check("RPAREN"):
@@ -335,8 +338,38 @@ class _Parser:
                     args.append(self._parse_arg())
             last = self._close("RPAREN", opener)
         text = self.text_between(head, last)
-        return build_layer(self.source, kind, text, self.span_between(head, last), kernel_hw,
-                           factor, args)
+        layer = build_layer(self.source, kind, text, self.span_between(head, last), kernel_hw,
+                            factor, args)
+        if len(_LAYERS) >= _MAX_REMEMBERED:
+            _LAYERS.clear()
+        _LAYERS[kind, text] = layer
+        return layer
+
+    def _remembered(self, head: Token, kind: str) -> LayerSpec | None:
+        """The layer starting at ``head`` (already consumed) if the same text was built
+        before, placed at its own span, with the tokens after ``head`` consumed; else None.
+
+        Files repeat a few layer texts ('bn', 'relu', '3x3(64)') hundreds of times, and the
+        text alone decides a layer (its span aside): this skips re-checking its options."""
+        tokens, pos = self.tokens, self.pos
+        last = head
+        if tokens[pos].kind == "LPAREN":  # the arguments hold no brackets: find the ')'
+            stop = pos + 1
+            while tokens[stop].kind in _ARG_TOKENS:
+                stop += 1
+            if tokens[stop].kind != "RPAREN":
+                return None  # malformed: the full parse reports it
+            last = tokens[stop]
+            pos = stop + 1
+        if last.line != head.line:
+            return None
+        text = self.source.line_text(head.line)[head.column - 1: last.column - 1 + len(last.text)]
+        layer = _LAYERS.get((kind, text))
+        if layer is None:
+            return None
+        self.pos = pos
+        return _new_layer(LayerSpec, (layer[0], layer[1], self.span_between(head, last),
+                                      *layer[3:]))
 
     def _parse_arg(self) -> Arg:
         """arg := value | NAME '=' value   (value := DIMS | FLOAT | WORD)"""
@@ -353,6 +386,15 @@ class _Parser:
             self.advance()
             return Arg(first.text, value.text, self.span_between(first, value), value.span)
         return Arg(None, first.text, first.span, first.span)
+
+
+#: Layers built so far, by (kind, text as written): see ``_Parser._remembered``.
+_LAYERS: dict[tuple[str, str], LayerSpec] = {}
+_MAX_REMEMBERED = 4096
+#: Tokens that may appear between a layer's '(' and ')'.
+_ARG_TOKENS = frozenset(("DIMS", "FLOAT", "WORD", "EQUALS", "COMMA"))
+#: ``tuple.__new__`` builds a NamedTuple from all its fields without the keyword ``__new__``.
+_new_layer = tuple.__new__
 
 
 def _dims(token: Token) -> tuple[int, ...]:

@@ -30,7 +30,11 @@ RULES: dict[str, str] = {
     "EQUALS": r"=",
     "COLON": r":",
 }
-_MASTER = re.compile("|".join(f"(?P<{name}>{rule})" for name, rule in RULES.items()))
+#: One match per token, the white space before it included (matching white space as tokens
+#: of its own doubled the matches: tokenizing is a third of parsing).
+_MASTER = re.compile("(?:" + RULES["WS"] + ")?(?:" + "|".join(
+    f"(?P<{name}>{rule})" for name, rule in RULES.items() if name != "WS") + ")")
+_WS = " \t\r\f\v"
 
 #: How each token kind is named in messages.
 PHRASES: dict[str, str] = {
@@ -65,6 +69,10 @@ class Token(NamedTuple):
         return Span(self.line, self.column, max(1, len(self.text)))
 
 
+#: ``tuple.__new__`` builds a Token from all its fields without the keyword ``__new__``.
+_new_token = tuple.__new__
+
+
 def tokenize_line(source: Source, text: str, line: int, column: int = 1) -> list[Token]:
     """Tokens of ``text``, which starts at ``line``/``column`` of ``source``.
 
@@ -74,14 +82,16 @@ def tokenize_line(source: Source, text: str, line: int, column: int = 1) -> list
     append = tokens.append
     pos = 0
     for found in _MASTER.finditer(text):
-        start = found.start()
-        if start != pos:  # finditer skipped characters that no rule matches
+        if found.start() != pos:  # finditer skipped characters that no rule matches
             break
         pos = found.end()
         kind = found.lastgroup
-        if kind != "WS" and kind != "COMMENT":
-            append(Token(kind, found.group(), line, column + start))  # type: ignore[arg-type]
-    if pos != len(text):
+        if kind != "COMMENT":
+            start = found.start(kind)  # type: ignore[arg-type]
+            append(_new_token(Token, (kind, text[start:pos], line, column + start)))
+    if pos != len(text.rstrip(_WS)):
+        while text[pos] in _WS:  # point at the character, not the white space before it
+            pos += 1
         raise SpecError.at(
             source, Span(line, column + pos),
             f"unexpected character {text[pos]!r}; a chain is made of layers joined by '->'",
