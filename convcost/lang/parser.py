@@ -41,7 +41,6 @@ INPUT_HELP = "a channel count like 256 or a map like 56x56x256"
 _MODEL_HEADER = re.compile(r"\s*([A-Za-z0-9_.\-]+)\s*:")
 _LET_HEADER = re.compile(r"\s*let(?=\s|$)", re.IGNORECASE)
 _FRAGMENT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_OPENERS = {"LPAREN": 1, "LBRACKET": 1, "RPAREN": -1, "RBRACKET": -1}
 
 
 class Fragment(NamedTuple):
@@ -563,6 +562,9 @@ def _statements(source: Source) -> list[_Statement]:
         current.tokens.extend(tokens)
         if problem is not None and current.error is None:
             current.error = problem
-        current.depth += sum(_OPENERS.get(token.kind, 0) for token in tokens)
+        if tokens:  # the language has no strings: brackets in the code are bracket tokens
+            body = code[offset:]
+            current.depth += (body.count("(") + body.count("[") - body.count(")")
+                              - body.count("]"))
         current.ends_open = header is not None and not tokens
     return statements
