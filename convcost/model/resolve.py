@@ -112,7 +112,7 @@ def _sequence(walk: _Walk, items: tuple[Item, ...], value: _Value, prefix: str,
                            f"this model nests groups, fragments and blocks more than "
                            f"{MAX_NESTING} levels deep")
     for item in items:
-        if type(item) is LayerSpec:  # the common case first, and an exact type test
+        if isinstance(item, LayerSpec):  # the common case first
             position[0] += 1
             value = _layer(walk, item, value, f"{prefix}{position[0]}")
         elif isinstance(item, Sequence):
