@@ -42,6 +42,11 @@ class Analysis:
         self.batch_input = False
 
     @property
+    def count(self) -> int:
+        """How many models were analysed."""
+        return len(self.models)
+
+    @property
     def reports(self) -> list[ModelReport]:
         """The reports of the models, in input order."""
         return [model.report for model in self.models]

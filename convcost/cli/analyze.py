@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import gc
+import sys
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from convcost.analysis import Analysis
+from convcost.analysis import Analysis, Options
 from convcost.cli.base import (
     CONVENTIONS,
     EXIT_BAD_INPUT,
@@ -33,22 +34,37 @@ if TYPE_CHECKING:
 @analysis_options()
 @device_option
 @bench_options
+@click.option("--jobs", "-j", type=click.IntRange(min=0), default=0, metavar="N",
+              help="Processes for a large batch written as JSON: 0 (default) uses up to the "
+                   "usable CPUs for batches of over 32K characters of specs, 1 this process "
+                   "only. The output is the same either way.")
 @click.pass_context
 def analyze(ctx: click.Context, specs: tuple[str, ...], size: tuple[int, int] | None,
             batch: int, dtype: str, fmt: str, devices: tuple[Device, ...], bench: bool,
-            threads: int | None, max_memory: int | None, bench_budget: float | None) -> None:
+            threads: int | None, max_memory: int | None, bench_budget: float | None,
+            jobs: int) -> None:
     """Per-layer costs of every model in SPEC_OR_FILE...
 
     Each argument is a chain ("56x56x64 -> 3x3(64)"), a spec file, a directory (searched for
     *.convcost), a glob pattern, or - for standard input.
     """
     check_device_dtype(devices, dtype)
+    if fmt.lower() == "json" and not bench and not sys.stdout.isatty() and jobs != 1:
+        # Compact JSON of a batch: the one output that parts of it may write in parallel.
+        from convcost.batch import analyze_arguments_rendered
+
+        rendered = analyze_arguments_rendered(
+            specs, Options(size=size, batch=batch, dtype=dtype.lower()), jobs,
+            lambda part: with_devices(part, devices))
+        emit_document(rendered.reports, rendered.errors, rendered=rendered.rendered)
+        report_errors(rendered)
+        ctx.exit(EXIT_BAD_INPUT if rendered.errors else EXIT_OK)
     analysis = analyze_specs(specs, size, batch, dtype)
     machine = _benchmark(analysis, bench, dtype, batch, threads, max_memory, bench_budget)
     with_devices(analysis, devices)
     fmt = fmt.lower()
     if fmt == "json":
-        extra = {"machine": machine.to_json()} if machine is not None else {}
+        extra: dict[str, Any] = {"machine": machine.to_json()} if machine is not None else {}
         emit_document(analysis.reports, analysis.errors, **extra)
     elif fmt == "csv":
         from convcost.render import analyze_csv

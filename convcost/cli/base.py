@@ -168,7 +168,7 @@ def report_errors(analysis: Analysis) -> None:
     for error in analysis.errors:
         click.echo(_styled_error(error), err=True)
     if analysis.batch_input or analysis.errors:
-        count, sources, bad = len(analysis.models), analysis.sources, len(analysis.errors)
+        count, sources, bad = analysis.count, analysis.sources, len(analysis.errors)
         click.echo(f"convcost: {count} model{'s' if count != 1 else ''} analysed from "
                    f"{sources} source{'s' if sources != 1 else ''}; {bad} with errors",
                    err=True)
@@ -194,13 +194,17 @@ def emit_json(document: dict[str, Any]) -> None:
                           separators=None if indent else (",", ":")))
 
 
-def emit_document(models: Sequence[ModelReport], errors: Sequence[ConvcostError],
-                  **extra: Any) -> None:
-    """The convcost/1 document of ``models``: indented on a terminal, compact when piped."""
+def emit_document(models: Sequence[ModelReport], errors: Sequence[ConvcostError], *,
+                  rendered: Sequence[str] = (), **extra: Any) -> None:
+    """The convcost/1 document of ``models`` (then the ``rendered`` ones): indented on a
+    terminal, compact when piped."""
     from convcost.cost.report import document_text
 
-    click.echo(document_text(models, errors, indent=2 if sys.stdout.isatty() else None,
-                             **extra))
+    text = document_text(models, errors, indent=2 if sys.stdout.isatty() else None,
+                         rendered=rendered, **extra)
+    # Written directly: click.echo would scan the whole (large) text for ANSI codes to strip.
+    sys.stdout.write(text)
+    sys.stdout.write("\n")
 
 
 def emit_grids(grids: list[Any], fmt: str, machine: MachineRecord | None) -> None:
