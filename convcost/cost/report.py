@@ -170,13 +170,10 @@ def build_report(program: Program, *, source: str, spec: str, batch: int = 1,
         params += layer_params
         buffers += layer_buffers
         traffic += layer_traffic
-    totals = Totals(macs=macs, other_ops=other, params=params, buffers=buffers,
-                    param_bytes=params * size,
-                    peak_activation_bytes=peak_activation_elements(program) * activation,
-                    traffic_bytes=traffic)
-    return ModelReport(name=program.name, source=source, spec=spec, input=program.input,
-                       output=program.output, batch=batch, dtype=dtype, totals=totals,
-                       layers=tuple(layers), line=line)
+    totals = _new_report(Totals, (macs, other, params, buffers, params * size,
+                                  peak_activation_elements(program) * activation, traffic))
+    return _new_report(ModelReport, (program.name, source, spec, program.input, program.output,
+                                     batch, dtype, totals, tuple(layers), line, None, ()))
 
 
 #: ``tuple.__new__`` builds a NamedTuple from a full tuple of its fields, skipping the
