@@ -15,7 +15,8 @@ function of the step (:meth:`Conv.choose`):
     any stride, dilation and groups: gather every window into ``(g, N*Ho*Wo, Kh*Kw*Cin/g)``
     and run one GEMM (batched over groups).
 ``direct``
-    depthwise convolutions: one broadcast multiply-add per kernel offset.
+    depthwise convolutions: a fused multiply-accumulate over the taps on contiguous NHWC
+    rows (:mod:`~convcost.bench.kernels.depthwise`).
 ``scatter-gemm``
     transposed convolutions: one GEMM ``x @ W`` to every output tap, then one strided add per
     tap into the (cropped) output.
@@ -40,6 +41,7 @@ from collections.abc import Callable
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from convcost.bench.kernels import depthwise
 from convcost.bench.kernels.base import (
     BIAS_TILE,
     Array,
@@ -139,6 +141,8 @@ class Conv(PreparedStep):
             # Regrouped or bias-extended copies of the weight: at most one full copy + a bias
             # row per kernel row.
             total += weight + step.kernel_hw[0] * step.output.c
+        if algorithm == "direct":
+            total += depthwise.tiled_weight_elements(step)
         if step.bias:
             total += BIAS_TILE * step.output.c
         return total
@@ -175,8 +179,7 @@ class Conv(PreparedStep):
                 shapes.append((block * cout,))  # accumulator before the NHWC transpose
             return chunk, shapes
         if algorithm == "direct":
-            chunk = chunking(n, oh, ow, cout)
-            return chunk, [(n, hp, wp, cin), (chunk.samples * chunk.rows * ow * cout,)]
+            return depthwise.plan(step, n)
         pitch = pitch_of(kh * kw * (cin // g), step.bias)  # (grouped-)im2col-gemm
         chunk = chunking(n, oh, ow, g * pitch + (cout if g > 1 else 0))
         block = chunk.samples * chunk.rows * ow
@@ -206,6 +209,8 @@ class Conv(PreparedStep):
         elif self.algorithm == "direct":
             # Depthwise: output c*m + j reads input channel c, so (Kh, Kw, C, m) is a view.
             self._w2 = w.reshape(kh, kw, g, cout // g)
+            self._depthwise = depthwise.DepthwisePlan(self.step, self.dtype, self._w2,
+                                                      self._params.get("bias"))
         else:
             cog = cout // g
             # (Kh, Kw, Cg, g, Cog) -> (g, Kh*Kw*Cg, Cog): rows in the im2col column order.
@@ -333,30 +338,8 @@ class Conv(PreparedStep):
                     res.reshape(g, nb, hb, ow, cog).transpose(1, 2, 3, 0, 4)
 
     def _direct(self, x: Array, out: Array) -> None:
-        step = self.step
-        n, _, _, c = x.shape
-        ow = self.step.output.w
-        kh, kw, sh, sw, dh, dw, top, left = self.geometry
-        mult = step.output.c // c
-        blocks, shapes = self._planned(n)
-        xpad, tmpbuf = self._workspace.take(self.dtype, *shapes)
-        fill_padded(xpad, x, top, left, 0.0)
-        for n0, n1, h0, h1 in blocks:
-            nb, hb = n1 - n0, h1 - h0
-            acc = out[n0:n1, h0:h1].reshape(nb, hb, ow, c, mult)
-            tmp = prefix(tmpbuf, nb, hb, ow, c, mult)
-            for ky in range(kh):
-                r0 = h0 * sh + ky * dh
-                for kx in range(kw):
-                    win = xpad[n0:n1, r0:r0 + (hb - 1) * sh + 1:sh,
-                               kx * dw:kx * dw + (ow - 1) * sw + 1:sw, :, None]
-                    if ky == 0 and kx == 0:
-                        np.multiply(win, self._w2[ky, kx], out=acc)
-                    else:
-                        np.multiply(win, self._w2[ky, kx], out=tmp)
-                        acc += tmp
-            if self._b_tiled is not None:
-                add_bias(acc.reshape(nb * hb * ow, c * mult), self._b_tiled)
+        blocks, shapes = self._planned(x.shape[0])
+        self._depthwise(x, out, self._workspace.take(self.dtype, *shapes), blocks)
 
 
 class Deconv(PreparedStep):

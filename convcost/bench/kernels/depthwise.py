@@ -1,0 +1,222 @@
+"""The depthwise convolution kernel (``direct``): fused multiply-accumulate over the taps.
+
+Output channel ``c*m + j`` reads input channel ``c`` (multiplier ``m``). Per block of output
+rows the input rows the block needs are copied once into scratch that is zero-padded,
+column-deinterleaved by the horizontal stride (``sw`` *phase planes*, so every tap reads
+contiguous memory even at stride 2) and channel-repeated ``m`` times. Tap ``(ky, kx)`` then
+reads, for output row ``y``, the contiguous run of ``Wo*C*m`` values starting at plane
+``kx*dw % sw``, row ``y*sh + ky*dh``, column ``kx*dw // sw``: the taps of one phase form one
+strided view ``(Kh, taps, N, rows, Wo*C*m)``, and one ``einsum`` per phase does the whole
+multiply-accumulate in a single fused pass (NumPy's ``sum_of_products`` loop, ``out += x*w``,
+about 1.7x cheaper per tap than ``multiply`` + ``add``). The weights are tiled along the
+output width at preparation, so the innermost loop runs over a whole output row.
+
+Blocks are sized (:data:`BLOCK_ELEMENTS`) so the scratch rows and the output block stay in
+L2. Measured with ``benchmarks/kernels_vs_torch.py``: NumPy has no faster fused loop (a
+per-tap ``multiply``/``add`` pair, ``order='C'`` einsum iteration, one-row blocks and
+Toeplitz or block-diagonal GEMM forms were all slower on the dev VM).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from convcost.bench.kernels.base import Array, Block, Chunking, Shapes
+from convcost.model.program import Step
+
+try:  # the C function behind np.einsum: skips ~1 us of Python argument handling per call
+    from numpy._core.multiarray import c_einsum as _c_einsum
+    _einsum: Callable[..., Any] = _c_einsum
+except ImportError:  # pragma: no cover - NumPy < 2
+    _einsum = np.einsum
+
+#: Target elements of one block's working set (scratch rows + output block): 512 KiB at
+#: float32, a quarter of this VM's 2 MiB L2, leaving room for the tiled weights.
+BLOCK_ELEMENTS = 1 << 17
+
+
+class Layout(NamedTuple):
+    """Where the taps of a depthwise step read from: one group of taps per column phase.
+
+    ``phases[i]`` is the padded-input column offset modulo ``sw`` of plane ``i``;
+    ``groups[i] = (plane, j0, jstep, kxs)``: taps ``kxs`` read plane ``plane`` from column
+    ``j0`` in steps of ``jstep`` (in output pixels); ``wq`` is a plane's width in pixels."""
+
+    phases: tuple[int, ...]
+    groups: tuple[tuple[int, int, int, tuple[int, ...]], ...]
+    wq: int
+
+
+def layout(step: Step) -> Layout:
+    """The phase planes and tap groups of depthwise ``step``."""
+    kw = step.kernel_hw[1]
+    sw, dw = step.stride_hw[1], step.dilation_hw[1]
+    by_phase: dict[int, list[int]] = {}
+    for kx in range(kw):
+        by_phase.setdefault(kx * dw % sw, []).append(kx)
+    phases = tuple(sorted(by_phase))
+    groups = []
+    for plane, p in enumerate(phases):
+        kxs = tuple(by_phase[p])
+        js = [kx * dw // sw for kx in kxs]
+        groups.append((plane, js[0], js[1] - js[0] if len(js) > 1 else 1, kxs))
+    return Layout(phases, tuple(groups), step.output.w + (kw - 1) * dw // sw)
+
+
+def plan(step: Step, batch: int) -> tuple[Chunking, Shapes]:
+    """Blocks and workspace shapes of a depthwise ``step`` on ``batch`` samples: the phase
+    planes of one block's input rows, plus an accumulator when taps span several planes."""
+    oh, ow, cm = step.output
+    kh = step.kernel_hw[0]
+    sh, dh = step.stride_hw[0], step.dilation_hw[0]
+    lay = layout(step)
+    per_row = (len(lay.phases) * lay.wq * sh + ow) * cm
+    rows = max(1, BLOCK_ELEMENTS // max(1, per_row))
+    if rows >= oh:
+        samples = max(1, min(batch, rows // oh))
+        count = -(-batch // samples)
+        chunk = Chunking(-(-batch // count), oh)
+    else:
+        count = -(-oh // rows)
+        chunk = Chunking(1, -(-oh // count))
+    nb, hb = chunk.samples, min(chunk.rows, oh)
+    r = (hb - 1) * sh + (kh - 1) * dh + 1
+    shapes: Shapes = [(nb, len(lay.phases), r, lay.wq, cm)]
+    if len(lay.groups) > 1:
+        shapes.append((nb, hb, ow * cm))
+    return chunk, shapes
+
+
+def tiled_weight_elements(step: Step) -> int:
+    """Elements of the weights tiled along the output width (and of the tiled bias)."""
+    kh, kw = step.kernel_hw
+    q = step.output.w * step.output.c
+    return kh * kw * q + (q if step.bias else 0)
+
+
+def valid(count: int, size: int, stride: int, offset: int) -> tuple[int, int]:
+    """``[lo, hi)`` of ``i`` in ``[0, count)`` with ``0 <= i*stride + offset < size``."""
+    lo = max(0, -(offset // stride))  # ceil(-offset / stride)
+    hi = min(count, (size - 1 - offset) // stride + 1) if size - 1 - offset >= 0 else 0
+    return lo, max(lo, hi)
+
+
+#: One block's prepared work: ``(n0, n1, h0, h1, zero views, copies, einsums)``; a copy is
+#: ``(scratch view, input row slice, input column slice)``, an einsum
+#: ``(tap view, tiled weights, accumulator or None)``.
+Op = tuple[int, int, int, int, list[Array], list[tuple[Array, slice, slice]],
+           list[tuple[Array, Array, Array | None]]]
+
+
+class DepthwisePlan:
+    """The ``direct`` kernel of one depthwise step: ``plan(x, out, bufs, blocks)`` fills the
+    NHWC ``out`` from ``x`` using the workspace arrays ``bufs`` (shapes from :func:`plan`).
+
+    ``weight``: ``(Kh, Kw, C, m)``; ``bias``: ``(C*m,)`` or None. Views into the scratch are
+    built once per (batch, scratch address) and reused. Not thread-safe."""
+
+    def __init__(self, step: Step, dtype: np.dtype[Any], weight: Array,
+                 bias: Array | None) -> None:
+        self.step = step
+        self.dtype = dtype
+        self.layout = layout(step)
+        kh, kw, c, m = weight.shape
+        self.c, self.m = c, m
+        ow, cm = step.output.w, step.output.c
+        w2 = weight.reshape(kh, kw, cm)
+        self._wg: list[Array] = []
+        for _, _, _, kxs in self.layout.groups:
+            tiled = np.empty((kh, len(kxs), ow, cm), dtype=dtype)
+            tiled[...] = w2[:, list(kxs), None, :]
+            self._wg.append(tiled.reshape(kh, len(kxs), ow * cm))
+        self._bias = None if bias is None else np.tile(bias, ow)
+        self._key: tuple[int, ...] = ()
+        self._ops: list[Op] = []
+
+    def __call__(self, x: Array, out: Array, bufs: list[Array], blocks: list[Block]) -> None:
+        key = (x.shape[0], *(int(b.ctypes.data) for b in bufs))
+        if key != self._key:
+            self._ops = self._build(blocks, bufs)
+            self._key = key
+        q = out.shape[2] * out.shape[3]
+        bias = self._bias
+        for n0, n1, h0, h1, zeros, copies, taps in self._ops:
+            for z in zeros:
+                z.fill(0)
+            xs = x[n0:n1]
+            for dst, rows, cols in copies:
+                dst[...] = xs[:, rows, cols]
+            dest = out[n0:n1, h0:h1].reshape(n1 - n0, h1 - h0, q)
+            for view, wg, tmp in taps:
+                if tmp is None:
+                    _einsum("yinhq,yiq->nhq", view, wg, out=dest)
+                else:
+                    _einsum("yinhq,yiq->nhq", view, wg, out=tmp)
+                    dest += tmp
+            if bias is not None:
+                dest += bias
+
+    def _build(self, blocks: list[Block], bufs: list[Array]) -> list[Op]:
+        step = self.step
+        kh, sh, dh = step.kernel_hw[0], step.stride_hw[0], step.dilation_hw[0]
+        top = step.padding[0]
+        cm, q = step.output.c, step.output.w * step.output.c
+        buf = bufs[0]
+        acc = bufs[1] if len(bufs) > 1 else None
+        item = self.dtype.itemsize
+        ns, rs = buf.strides[0], buf.strides[2]
+        ops: list[Op] = []
+        for n0, n1, h0, h1 in blocks:
+            nb, hb = n1 - n0, h1 - h0
+            r = (hb - 1) * sh + (kh - 1) * dh + 1
+            zeros, copies = self._fill(buf[:nb, :, :r], h0 * sh - top)
+            taps: list[tuple[Array, Array, Array | None]] = []
+            for gi, (plane, j0, jstep, kxs) in enumerate(self.layout.groups):
+                view = as_strided(buf[0, plane, 0, j0], (kh, len(kxs), nb, hb, q),
+                                  (dh * rs, jstep * cm * item, ns, sh * rs, item))
+                taps.append((view, self._wg[gi],
+                             None if gi == 0 or acc is None else acc[:nb, :hb]))
+            ops.append((n0, n1, h0, h1, zeros, copies, taps))
+        return ops
+
+    def _fill(self, blk: Array, row0: int) -> tuple[list[Array],
+                                                     list[tuple[Array, slice, slice]]]:
+        """Zero views and copies that make ``blk[n, plane, r, wq, c*m + j] = x[n, row0 + r,
+        wq*sw + phase - left, c]``, zero outside ``x``."""
+        nb, _, r, wq, _ = blk.shape
+        h, w = self.step.input.h, self.step.input.w
+        c, m = self.c, self.m
+        sw, left = self.step.stride_hw[1], self.step.padding[2]
+        r_lo, r_hi = valid(r, h, 1, row0)
+        if r_lo >= r_hi:
+            return [blk], []
+        zeros: list[Array] = []
+        copies: list[tuple[Array, slice, slice]] = []
+        if r_lo:
+            zeros.append(blk[:, :, :r_lo])
+        if r_hi < r:
+            zeros.append(blk[:, :, r_hi:])
+        rows = slice(row0 + r_lo, row0 + r_hi)
+        for plane, p in enumerate(self.layout.phases):
+            part = blk[:, plane, r_lo:r_hi]
+            lo, hi = valid(wq, w, sw, p - left)
+            if hi <= lo:
+                zeros.append(part)
+                continue
+            if lo:
+                zeros.append(part[:, :, :lo])
+            if hi < wq:
+                zeros.append(part[:, :, hi:])
+            c0 = lo * sw + p - left
+            cols = slice(c0, c0 + (hi - lo - 1) * sw + 1, sw)
+            dst = part[:, :, lo:hi]
+            if m == 1:
+                copies.append((dst, rows, cols))
+            else:
+                d5 = dst.reshape(nb, r_hi - r_lo, hi - lo, c, m)
+                copies.extend((d5[..., j], rows, cols) for j in range(m))
+        return zeros, copies
