@@ -41,7 +41,7 @@ from collections.abc import Callable
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from convcost.bench.kernels import depthwise
+from convcost.bench.kernels import depthwise, im2col
 from convcost.bench.kernels.base import (
     BIAS_TILE,
     Array,
@@ -180,6 +180,8 @@ class Conv(PreparedStep):
             return chunk, shapes
         if algorithm == "direct":
             return depthwise.plan(step, n)
+        if algorithm == "im2col-gemm" and im2col.uses_planes(step):
+            return im2col.plan(step, n)
         pitch = pitch_of(kh * kw * (cin // g), step.bias)  # (grouped-)im2col-gemm
         chunk = chunking(n, oh, ow, g * pitch + (cout if g > 1 else 0))
         block = chunk.samples * chunk.rows * ow
@@ -211,6 +213,10 @@ class Conv(PreparedStep):
             self._w2 = w.reshape(kh, kw, g, cout // g)
             self._depthwise = depthwise.DepthwisePlan(self.step, self.dtype, self._w2,
                                                       self._params.get("bias"))
+        elif self.algorithm == "im2col-gemm" and im2col.uses_planes(self.step):
+            rows = w.reshape(kh * kw * cg, cout)[im2col.weight_rows(self.step)]
+            self._w2 = with_bias_row(rows, self._params.get("bias"))
+            self._planes = im2col.PlanesIm2col(self.step, self.dtype, self._w2)
         else:
             cog = cout // g
             # (Kh, Kw, Cg, g, Cog) -> (g, Kh*Kw*Cg, Cog): rows in the im2col column order.
@@ -223,6 +229,8 @@ class Conv(PreparedStep):
         methods: dict[str, Callable[[Array, Array], None]] = {
             "gemm": self._gemm, "shifted-gemm": self._shifted, "im2col-gemm": self._im2col,
             "grouped-im2col-gemm": self._im2col, "direct": self._direct}
+        if self.algorithm == "im2col-gemm" and im2col.uses_planes(self.step):
+            methods["im2col-gemm"] = self._im2col_planes
         self._method = methods[self.algorithm]
 
     def run(self, *inputs: Array) -> Array:
@@ -336,6 +344,10 @@ class Conv(PreparedStep):
                 acc = dest.reshape(block, cout)
                 acc.reshape(nb, hb, ow, g, cog)[...] = \
                     res.reshape(g, nb, hb, ow, cog).transpose(1, 2, 3, 0, 4)
+
+    def _im2col_planes(self, x: Array, out: Array) -> None:
+        blocks, shapes = self._planned(x.shape[0])
+        self._planes(x, out, self._workspace.take(self.dtype, *shapes), blocks)
 
     def _direct(self, x: Array, out: Array) -> None:
         blocks, shapes = self._planned(x.shape[0])

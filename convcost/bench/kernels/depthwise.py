@@ -20,12 +20,12 @@ Toeplitz or block-diagonal GEMM forms were all slower on the dev VM).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from convcost.bench.kernels.base import Array, Block, Chunking, Shapes
+from convcost.bench.kernels.base import Array, Block, Chunking, Phases, Shapes, phases, valid
 from convcost.model.program import Step
 
 try:  # the C function behind np.einsum: skips ~1 us of Python argument handling per call
@@ -39,32 +39,9 @@ except ImportError:  # pragma: no cover - NumPy < 2
 BLOCK_ELEMENTS = 1 << 17
 
 
-class Layout(NamedTuple):
-    """Where the taps of a depthwise step read from: one group of taps per column phase.
-
-    ``phases[i]`` is the padded-input column offset modulo ``sw`` of plane ``i``;
-    ``groups[i] = (plane, j0, jstep, kxs)``: taps ``kxs`` read plane ``plane`` from column
-    ``j0`` in steps of ``jstep`` (in output pixels); ``wq`` is a plane's width in pixels."""
-
-    phases: tuple[int, ...]
-    groups: tuple[tuple[int, int, int, tuple[int, ...]], ...]
-    wq: int
-
-
-def layout(step: Step) -> Layout:
-    """The phase planes and tap groups of depthwise ``step``."""
-    kw = step.kernel_hw[1]
-    sw, dw = step.stride_hw[1], step.dilation_hw[1]
-    by_phase: dict[int, list[int]] = {}
-    for kx in range(kw):
-        by_phase.setdefault(kx * dw % sw, []).append(kx)
-    phases = tuple(sorted(by_phase))
-    groups = []
-    for plane, p in enumerate(phases):
-        kxs = tuple(by_phase[p])
-        js = [kx * dw // sw for kx in kxs]
-        groups.append((plane, js[0], js[1] - js[0] if len(js) > 1 else 1, kxs))
-    return Layout(phases, tuple(groups), step.output.w + (kw - 1) * dw // sw)
+def layout(step: Step) -> Phases:
+    """The column phase planes and tap groups of depthwise ``step``."""
+    return phases(step.kernel_hw[1], step.stride_hw[1], step.dilation_hw[1], step.output.w)
 
 
 def plan(step: Step, batch: int) -> tuple[Chunking, Shapes]:
@@ -74,7 +51,7 @@ def plan(step: Step, batch: int) -> tuple[Chunking, Shapes]:
     kh = step.kernel_hw[0]
     sh, dh = step.stride_hw[0], step.dilation_hw[0]
     lay = layout(step)
-    per_row = (len(lay.phases) * lay.wq * sh + ow) * cm
+    per_row = (len(lay.phases) * lay.extent * sh + ow) * cm
     rows = max(1, BLOCK_ELEMENTS // max(1, per_row))
     if rows >= oh:
         samples = max(1, min(batch, rows // oh))
@@ -85,7 +62,7 @@ def plan(step: Step, batch: int) -> tuple[Chunking, Shapes]:
         chunk = Chunking(1, -(-oh // count))
     nb, hb = chunk.samples, min(chunk.rows, oh)
     r = (hb - 1) * sh + (kh - 1) * dh + 1
-    shapes: Shapes = [(nb, len(lay.phases), r, lay.wq, cm)]
+    shapes: Shapes = [(nb, len(lay.phases), r, lay.extent, cm)]
     if len(lay.groups) > 1:
         shapes.append((nb, hb, ow * cm))
     return chunk, shapes
@@ -96,13 +73,6 @@ def tiled_weight_elements(step: Step) -> int:
     kh, kw = step.kernel_hw
     q = step.output.w * step.output.c
     return kh * kw * q + (q if step.bias else 0)
-
-
-def valid(count: int, size: int, stride: int, offset: int) -> tuple[int, int]:
-    """``[lo, hi)`` of ``i`` in ``[0, count)`` with ``0 <= i*stride + offset < size``."""
-    lo = max(0, -(offset // stride))  # ceil(-offset / stride)
-    hi = min(count, (size - 1 - offset) // stride + 1) if size - 1 - offset >= 0 else 0
-    return lo, max(lo, hi)
 
 
 #: One block's prepared work: ``(n0, n1, h0, h1, zero views, copies, einsums)``; a copy is
