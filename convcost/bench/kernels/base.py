@@ -96,11 +96,14 @@ class Chunking:
                 for n in range(batch) for h0 in range(0, height, self.rows)]
 
 
-def chunking(batch: int, height: int, width: int, row_elements: int) -> Chunking:
+def chunking(batch: int, height: int, width: int, row_elements: int,
+             elements: int | None = None) -> Chunking:
     """Blocks of about :data:`CHUNK_ROWS` pixels, fewer if a pixel needs ``row_elements``
-    scratch elements: each block's buffers then stay cache-sized and the GEMMs stay in the row
-    range where OpenBLAS runs near peak."""
-    pixels = max(1, min(CHUNK_ROWS, CHUNK_ELEMENTS // max(1, row_elements)))
+    scratch elements (at most ``elements`` per block, default :data:`CHUNK_ELEMENTS`): each
+    block's buffers then stay cache-sized and the GEMMs stay in the row range where OpenBLAS
+    runs near peak."""
+    budget = CHUNK_ELEMENTS if elements is None else elements
+    pixels = max(1, min(CHUNK_ROWS, budget // max(1, row_elements)))
     per_sample = height * width
     if per_sample <= pixels:
         samples = max(1, min(batch, pixels // per_sample))
