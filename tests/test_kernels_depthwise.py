@@ -109,3 +109,47 @@ def test_phases_group_taps_by_stride_phase() -> None:
     assert phases(3, 2, 2, 4) == ((0,), ((0, 0, 1, (0, 1, 2)),), 6)
     # Stride 1: one plane, unit steps.
     assert phases(5, 1, 3, 7).groups == ((0, 0, 3, (0, 1, 2, 3, 4)),)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("case", [CASES[1], CASES[9], CASES[11]], ids=str)
+def test_depthwise_lanes(monkeypatch: pytest.MonkeyPatch, threads: int,
+                         case: tuple[Any, ...]) -> None:
+    """Blocks split over threads (as many lanes as BLAS threads, scratch per lane) give the
+    same result as one lane; a one-block step is split in two for two CPUs."""
+    monkeypatch.setattr(depthwise, "cpu_count", lambda: 2)
+    monkeypatch.setattr(depthwise, "blas_thread_count", lambda: threads)
+    monkeypatch.setattr(depthwise, "PARALLEL_MIN_WORK", 1)
+    step = _step(case)
+    chunk, shapes = depthwise.plan(step, 1)
+    assert len(chunk.blocks(1, step.output.h)) == 2 and len(shapes) in (2, 4)
+    for batch in (1, 3):
+        x = rand(batch, *case[0])
+        y, prepared = run(step, x)
+        p = prepared.params
+        np.testing.assert_allclose(y, ref_conv(x, p["weight"], p["bias"], step),
+                                   rtol=1e-12, atol=1e-12)
+        assert prepared._workspace.nbytes <= workspace_bytes(step, "direct", batch, 8)
+
+
+def test_depthwise_worker_errors_propagate(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(depthwise, "cpu_count", lambda: 2)
+    monkeypatch.setattr(depthwise, "blas_thread_count", lambda: 2)
+    monkeypatch.setattr(depthwise, "PARALLEL_MIN_WORK", 1)
+    step = _step(CASES[0])
+    prepared = prepare_step(step, F64, np.random.default_rng(0))
+    calls: list[int] = []
+
+    def failing(self: Any, x: Any, out: Any, ops: Any) -> None:
+        calls.append(len(ops))
+        if len(calls) > 1:
+            raise RuntimeError("lane failed")
+
+    monkeypatch.setattr(depthwise.DepthwisePlan, "_run", failing)
+    with pytest.raises(RuntimeError, match="lane failed"):
+        prepared(rand(1, *CASES[0][0]))
+    assert len(calls) == 2
+
+
+def test_blas_thread_count_is_positive() -> None:
+    assert depthwise.blas_thread_count() >= 1

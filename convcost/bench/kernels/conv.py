@@ -56,9 +56,12 @@ from convcost.bench.kernels.base import (
 from convcost.model.program import Step
 
 #: ``shifted-gemm`` needs a GEMM inner dimension ``Kw*Cin`` at least this large: below it the
-#: Kh thin GEMMs run far from peak and one im2col GEMM with ``K = Kh*Kw*Cin`` wins (measured on
-#: OpenBLAS, 2 cores: K=64 runs ~80% of peak, K>=192 ~93%).
-SHIFTED_MIN_K = 128
+#: Kh thin GEMMs run far from peak and one im2col GEMM with ``K = Kh*Kw*Cin`` wins. Its copy
+#: is Kh times smaller than im2col's, which pays down to K=48 (measured at 1 thread, the same
+#: run alternating: 56x56x32 3x3(32) 0.79 ms against 1.05 ms im2col, 28x28x16 5x5(32) 0.31
+#: against 0.37 ms, 112x112x32 3x3(64) 5.0 against 5.6 ms, 56x56x24 3x3(24) 0.55 against
+#: 0.73 ms).
+SHIFTED_MIN_K = 48
 #: ... and at least this many output pixels ``Ho*Wo`` per sample: on small maps (7x7) every
 #: GEMM is short, one long-K GEMM amortises better and the im2col copy is cheap anyway
 #: (measured: 14x14x256 3x3 87% of peak shifted vs 74% im2col; 7x7x512 64% vs 68%).

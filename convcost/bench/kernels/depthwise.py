@@ -20,12 +20,14 @@ Toeplitz or block-diagonal GEMM forms were all slower on the dev VM).
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from convcost.bench.kernels.base import Array, Block, Chunking, Phases, Shapes, phases, valid
+from convcost.bench.machine import cpu_count
 from convcost.model.program import Step
 
 try:  # the C function behind np.einsum: skips ~1 us of Python argument handling per call
@@ -37,6 +39,39 @@ except ImportError:  # pragma: no cover - NumPy < 2
 #: Target elements of one block's working set (scratch rows + output block): 512 KiB at
 #: float32, a quarter of this VM's 2 MiB L2, leaving room for the tiled weights.
 BLOCK_ELEMENTS = 1 << 17
+#: Multiply-adds (output elements x taps) from which a one-block step is split in two so that
+#: two threads can share it.
+PARALLEL_MIN_WORK = 1 << 18
+
+_blas: Any = None  # threadpoolctl's controller of NumPy's BLAS (False: none found)
+
+
+def blas_thread_count() -> int:
+    """The BLAS threads now in force (``--threads``): the depthwise kernel runs its blocks on
+    as many Python threads (``einsum`` releases the GIL), as torch runs its own on its
+    threads. About 1 us per call once the controller is found."""
+    global _blas
+    if _blas is None:
+        try:
+            from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
+
+            found = ThreadpoolController().select(user_api="blas").lib_controllers
+            _blas = found[0] if found else False
+        except Exception:  # noqa: BLE001 - any failure: run on one thread
+            _blas = False
+    return int(_blas.get_num_threads()) if _blas else 1
+
+
+_pool: ThreadPoolExecutor | None = None
+
+
+def worker_pool() -> ThreadPoolExecutor:
+    """The shared pool that runs the extra lanes (created on first use)."""
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=max(1, cpu_count() - 1),
+                                   thread_name_prefix="convcost-depthwise")
+    return _pool
 
 
 def layout(step: Step) -> Phases:
@@ -60,12 +95,16 @@ def plan(step: Step, batch: int) -> tuple[Chunking, Shapes]:
     else:
         count = -(-oh // rows)
         chunk = Chunking(1, -(-oh // count))
+    cpus = cpu_count()
+    if cpus > 1 and len(chunk.blocks(batch, oh)) == 1 and oh > 1 \
+            and batch * oh * ow * cm * kh * step.kernel_hw[1] >= PARALLEL_MIN_WORK:
+        chunk = Chunking(1, -(-oh // 2)) if batch == 1 else Chunking(-(-batch // 2), oh)
     nb, hb = chunk.samples, min(chunk.rows, oh)
     r = (hb - 1) * sh + (kh - 1) * dh + 1
-    shapes: Shapes = [(nb, len(lay.phases), r, lay.extent, cm)]
+    lane: Shapes = [(nb, len(lay.phases), r, lay.extent, cm)]
     if len(lay.groups) > 1:
-        shapes.append((nb, hb, ow * cm))
-    return chunk, shapes
+        lane.append((nb, hb, ow * cm))
+    return chunk, lane * min(cpus, len(chunk.blocks(batch, oh)))
 
 
 def tiled_weight_elements(step: Step) -> int:
@@ -86,8 +125,10 @@ class DepthwisePlan:
     """The ``direct`` kernel of one depthwise step: ``plan(x, out, bufs, blocks)`` fills the
     NHWC ``out`` from ``x`` using the workspace arrays ``bufs`` (shapes from :func:`plan`).
 
-    ``weight``: ``(Kh, Kw, C, m)``; ``bias``: ``(C*m,)`` or None. Views into the scratch are
-    built once per (batch, scratch address) and reused. Not thread-safe."""
+    ``weight``: ``(Kh, Kw, C, m)``; ``bias``: ``(C*m,)`` or None. The blocks are split over
+    up to :func:`blas_thread_count` *lanes*, each with its own scratch, run on that many
+    threads. Views into the scratch are built once per (batch, lanes, scratch address) and
+    reused. A plan is not thread-safe (one call at a time)."""
 
     def __init__(self, step: Step, dtype: np.dtype[Any], weight: Array,
                  bias: Array | None) -> None:
@@ -105,16 +146,32 @@ class DepthwisePlan:
             self._wg.append(tiled.reshape(kh, len(kxs), ow * cm))
         self._bias = None if bias is None else np.tile(bias, ow)
         self._key: tuple[int, ...] = ()
-        self._ops: list[Op] = []
+        self._lanes: list[list[Op]] = []
 
     def __call__(self, x: Array, out: Array, bufs: list[Array], blocks: list[Block]) -> None:
-        key = (x.shape[0], *(int(b.ctypes.data) for b in bufs))
+        per_lane = 2 if len(self.layout.groups) > 1 else 1
+        lanes = max(1, min(len(bufs) // per_lane, blas_thread_count()))
+        key = (x.shape[0], lanes, *(int(b.ctypes.data) for b in bufs))
         if key != self._key:
-            self._ops = self._build(blocks, bufs)
+            self._lanes = [self._build(blocks[i * len(blocks) // lanes:
+                                              (i + 1) * len(blocks) // lanes],
+                                       bufs[i * per_lane:(i + 1) * per_lane])
+                           for i in range(lanes)]
             self._key = key
+        if lanes == 1:
+            self._run(x, out, self._lanes[0])
+            return
+        futures = [worker_pool().submit(self._run, x, out, ops) for ops in self._lanes[1:]]
+        try:
+            self._run(x, out, self._lanes[0])
+        finally:
+            for future in futures:
+                future.result()  # re-raises a worker's exception
+
+    def _run(self, x: Array, out: Array, ops: list[Op]) -> None:
         q = out.shape[2] * out.shape[3]
         bias = self._bias
-        for n0, n1, h0, h1, zeros, copies, taps in self._ops:
+        for n0, n1, h0, h1, zeros, copies, taps in ops:
             for z in zeros:
                 z.fill(0)
             xs = x[n0:n1]
