@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
+from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
 
 from convcost.bench.kernels.base import Array, Block, Chunking, Phases, Shapes, phases, valid
 from convcost.bench.machine import cpu_count
@@ -43,23 +44,25 @@ BLOCK_ELEMENTS = 1 << 17
 #: two threads can share it.
 PARALLEL_MIN_WORK = 1 << 18
 
-_blas: Any = None  # threadpoolctl's controller of NumPy's BLAS (False: none found)
+def _find_blas() -> Any:
+    """threadpoolctl's controller of NumPy's BLAS, or None."""
+    try:
+        found = ThreadpoolController().select(user_api="blas").lib_controllers
+    except Exception:  # noqa: BLE001 - any failure: run on one thread
+        return None
+    return found[0] if found else None
+
+
+# Found once, at import (about 1 ms and 25 KiB of Python objects), so that neither lands in
+# the middle of a measured run; threadpoolctl itself is ~250 KiB of modules.
+_blas = _find_blas()
 
 
 def blas_thread_count() -> int:
     """The BLAS threads now in force (``--threads``): the depthwise kernel runs its blocks on
     as many Python threads (``einsum`` releases the GIL), as torch runs its own on its
-    threads. About 1 us per call once the controller is found."""
-    global _blas
-    if _blas is None:
-        try:
-            from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
-
-            found = ThreadpoolController().select(user_api="blas").lib_controllers
-            _blas = found[0] if found else False
-        except Exception:  # noqa: BLE001 - any failure: run on one thread
-            _blas = False
-    return int(_blas.get_num_threads()) if _blas else 1
+    threads. About 1 us per call."""
+    return int(_blas.get_num_threads()) if _blas is not None else 1
 
 
 _pool: ThreadPoolExecutor | None = None
@@ -150,7 +153,9 @@ class DepthwisePlan:
 
     def __call__(self, x: Array, out: Array, bufs: list[Array], blocks: list[Block]) -> None:
         per_lane = 2 if len(self.layout.groups) > 1 else 1
-        lanes = max(1, min(len(bufs) // per_lane, blas_thread_count()))
+        lanes = len(bufs) // per_lane
+        if lanes > 1:
+            lanes = max(1, min(lanes, blas_thread_count()))
         key = (x.shape[0], lanes, *(int(b.ctypes.data) for b in bufs))
         if key != self._key:
             self._lanes = [self._build(blocks[i * len(blocks) // lanes:

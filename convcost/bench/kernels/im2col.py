@@ -76,6 +76,8 @@ def weight_rows(step: Step) -> list[int]:
     return order
 
 
+#: An index into the input transposed to ``(N, C, H, W)``.
+Index = tuple[slice, slice, slice, slice]
 #: A block's prepared work: ``(n0, n1, h0, h1, copies into colT)``, copies as (dst, src).
 Op = tuple[int, int, int, int, list[tuple[Array, Array]]]
 
@@ -91,24 +93,23 @@ class PlanesIm2col:
         self.rows, self.cols = axes(step)
         self._w = weight
         self._key: tuple[int, ...] = ()
-        self._source: tuple[int, ...] = ()
-        self._fill: list[tuple[Array, Array | None]] = []
+        # Zero views (index None) and copies: the copies hold indices into the input, not
+        # views of it, so no input outlives its last use (the memory model counts on it).
+        self._fill: list[tuple[Array, Index | None]] = []
         self._ops: list[Op] = []
 
     def __call__(self, x: Array, out: Array, bufs: list[Array], blocks: list[Block]) -> None:
         key = (x.shape[0], *(int(b.ctypes.data) for b in bufs))
         if key != self._key:
+            self._fill = self._fill_views(x.shape, bufs[0])
             self._ops = self._build(x.shape[0], bufs, blocks)
             self._key = key
-        source = (int(x.ctypes.data), *x.strides, *key)
-        if source != self._source:  # the executor passes a new array per call
-            self._fill = self._fill_views(x, bufs[0])
-            self._source = source
-        for dst, src in self._fill:
-            if src is None:
+        xt = x.transpose(0, 3, 1, 2)  # (N, C, H, W) view
+        for dst, index in self._fill:
+            if index is None:
                 dst.fill(0)
             else:
-                dst[...] = src
+                dst[...] = xt[index]
         cout = out.shape[3]
         k = self._w.shape[0]
         for n0, n1, h0, h1, copies in self._ops:
@@ -126,16 +127,15 @@ class PlanesIm2col:
         return prefix(buf, n, cin, len(rows.phases), len(cols.phases), rows.extent,
                       cols.extent)
 
-    def _fill_views(self, x: Array, buf: Array) -> list[tuple[Array, Array | None]]:
+    def _fill_views(self, shape: tuple[int, ...], buf: Array) -> list[tuple[Array, Index | None]]:
         """``planes[n, c, i, j, hq, wq] = xpad[n, hq*sh + phase_i, wq*sw + phase_j, c]``:
-        zero views (src None) and copies from ``x``."""
+        zero views (index None) and copies from ``x`` transposed to ``(N, C, H, W)``."""
         step = self.step
-        n, h, w, _ = x.shape
+        n, h, w, _ = shape
         sh, sw = step.stride_hw
         top, left = step.padding[0], step.padding[2]
         planes = self._planes(n, buf)
-        xt = x.transpose(0, 3, 1, 2)  # (N, C, H, W) view
-        views: list[tuple[Array, Array | None]] = []
+        views: list[tuple[Array, Index | None]] = []
         for i, py in enumerate(self.rows.phases):
             hlo, hhi = valid(self.rows.extent, h, sh, py - top)
             for j, px in enumerate(self.cols.phases):
@@ -149,9 +149,9 @@ class PlanesIm2col:
                     if part.size:
                         views.append((part, None))
                 r0, c0 = hlo * sh + py - top, wlo * sw + px - left
-                src = xt[:, :, r0:r0 + (hhi - hlo - 1) * sh + 1:sh,
-                         c0:c0 + (whi - wlo - 1) * sw + 1:sw]
-                views.append((plane[:, :, hlo:hhi, wlo:whi], src))
+                index = (slice(None), slice(None), slice(r0, r0 + (hhi - hlo - 1) * sh + 1, sh),
+                         slice(c0, c0 + (whi - wlo - 1) * sw + 1, sw))
+                views.append((plane[:, :, hlo:hhi, wlo:whi], index))
         return views
 
     def _build(self, n: int, bufs: list[Array], blocks: list[Block]) -> list[Op]:
