@@ -13,7 +13,9 @@ function of the step (:meth:`Conv.choose`):
     ``K = Kw*Cin``, accumulated: a copy ``Kh`` times smaller than im2col's.
 ``im2col-gemm`` / ``grouped-im2col-gemm``
     any stride, dilation and groups: gather every window into ``(g, N*Ho*Wo, Kh*Kw*Cin/g)``
-    and run one GEMM (batched over groups).
+    and run one GEMM (batched over groups). For groups 1 and a small ``Kw*Cin`` (stems) the
+    columns are gathered transposed from stride-phase planes instead
+    (:mod:`~convcost.bench.kernels.im2col`): long contiguous copies instead of short ones.
 ``direct``
     depthwise convolutions: a fused multiply-accumulate over the taps on contiguous NHWC
     rows (:mod:`~convcost.bench.kernels.depthwise`).

@@ -12,9 +12,15 @@ about 1.7x cheaper per tap than ``multiply`` + ``add``). The weights are tiled a
 output width at preparation, so the innermost loop runs over a whole output row.
 
 Blocks are sized (:data:`BLOCK_ELEMENTS`) so the scratch rows and the output block stay in
-L2. Measured with ``benchmarks/kernels_vs_torch.py``: NumPy has no faster fused loop (a
-per-tap ``multiply``/``add`` pair, ``order='C'`` einsum iteration, one-row blocks and
-Toeplitz or block-diagonal GEMM forms were all slower on the dev VM).
+L2. With ``--threads N`` (N BLAS threads) the blocks are split into up to N *lanes* with their
+own scratch, run on N Python threads: ``einsum`` releases the GIL, and torch, the yardstick,
+runs its depthwise kernels on all its threads too.
+
+Measured with ``benchmarks/kernels_vs_torch.py``: NumPy has no faster fused loop (a per-tap
+``multiply``/``add`` pair, ``order='C'`` einsum iteration, one-row blocks and Toeplitz or
+block-diagonal GEMM forms were all slower on the dev VM). The ``einsum`` loop does about 5
+multiply-adds per nanosecond, which leaves the layers about 2-4x slower than torch's
+channels-last kernel (oneDNN's JIT code) at one thread.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ BLOCK_ELEMENTS = 1 << 17
 #: Multiply-adds (output elements x taps) from which a one-block step is split in two so that
 #: two threads can share it.
 PARALLEL_MIN_WORK = 1 << 18
+
 
 def _find_blas() -> Any:
     """threadpoolctl's controller of NumPy's BLAS, or None."""
