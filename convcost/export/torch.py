@@ -74,12 +74,15 @@ class AvgPoolSame(nn.Module):
 
 
 class TorchExport(NamedTuple):
-    """Generated PyTorch source and, per program in order, its key in ``MODELS`` and its
-    class name."""
+    """Generated PyTorch source and, per program in order, its key in ``MODELS``, its class
+    name, and per step a lambda source ``lambda self, a0, ...: ...`` computing the step from
+    its inputs (``self`` the built module, ``a0`` ... the values ``step.inputs`` name; the
+    source's globals in scope): ``--bench --backend torch`` times each step with these."""
 
     source: str
     names: tuple[str, ...]
     classes: tuple[str, ...]
+    steps: tuple[tuple[str, ...], ...] = ()
 
 
 def export_torch(programs: Sequence[Program], origin: str = "") -> TorchExport:
@@ -91,11 +94,13 @@ def export_torch(programs: Sequence[Program], origin: str = "") -> TorchExport:
     names: list[str] = []
     bodies: list[str] = []
     helpers: set[str] = set()
+    steps: list[tuple[str, ...]] = []
     for program in programs:
         classes.append(_unique(_class_name(program.name, len(classes) + 1), classes))
         names.append(_unique(program.name, names))
-        body, used = _model_class(program, classes[-1])
+        body, used, calls = _model_class(program, classes[-1])
         bodies.append(body)
+        steps.append(calls)
         helpers |= used
     from convcost import __version__
 
@@ -113,7 +118,7 @@ def export_torch(programs: Sequence[Program], origin: str = "") -> TorchExport:
     parts.append(f"MODELS = {{\n{models}}}\n\n"
                  f"#: Input shape per model, (C, H, W) of one sample.\n"
                  f"INPUT_SHAPES = {{\n{shapes}}}\n")
-    return TorchExport("".join(parts), tuple(names), tuple(classes))
+    return TorchExport("".join(parts), tuple(names), tuple(classes), tuple(steps))
 
 
 def _class_name(name: str, number: int) -> str:
@@ -144,8 +149,8 @@ def _attribute(path: str, taken: set[str]) -> str:
     return name
 
 
-def _model_class(program: Program, cls: str) -> tuple[str, set[str]]:
-    """The class source of ``program`` and the helper classes it uses."""
+def _model_class(program: Program, cls: str) -> tuple[str, set[str], tuple[str, ...]]:
+    """The class source of ``program``, the helper classes it uses and its step lambdas."""
     readers = program.readers()
     names: dict[int, str] = {}
     flat: dict[int, bool] = {0: False}
@@ -159,17 +164,17 @@ def _model_class(program: Program, cls: str) -> tuple[str, set[str]]:
     lines: list[str] = []
     helpers: set[str] = set()
     taken: set[str] = set()
+    calls: list[str] = []
     names[0] = name_of(0, -1)
     if names[0] != "x":
         lines.append(f"{names[0]} = x")
     for position, step in enumerate(program.steps):
-        args = []
+        args, placeholders = [], []
         inputs_flat = [flat[value] for value in step.inputs]
-        for value, is_flat in zip(step.inputs, inputs_flat):
-            arg = names[value]
-            if is_flat and (step.kind not in _FLAT_OK or not all(inputs_flat)):
-                arg = f"{arg}[:, :, None, None]"
-            args.append(arg)
+        for number, (value, is_flat) in enumerate(zip(step.inputs, inputs_flat)):
+            view = is_flat and (step.kind not in _FLAT_OK or not all(inputs_flat))
+            args.append(names[value] + ("[:, :, None, None]" if view else ""))
+            placeholders.append(f"a{number}" + ("[:, :, None, None]" if view else ""))
         out_flat = step.kind == "fc" or (step.kind in _FLAT_OK and all(inputs_flat))
         flat[step.out] = out_flat
         target = names[step.out] = name_of(step.out, position)
@@ -178,6 +183,8 @@ def _model_class(program: Program, cls: str) -> tuple[str, set[str]]:
             attribute = _attribute(step.path, taken)
         layer, call, used = _layer(step, attribute or "", args, all(inputs_flat), out_flat)
         helpers |= used
+        alone = _layer(step, attribute or "", placeholders, all(inputs_flat), out_flat)[1]
+        calls.append(f"lambda self, {', '.join(f'a{n}' for n in range(len(args)))}: {alone}")
         if layer is not None and attribute is not None:
             init = f"self.{attribute} = {layer}"
             note = "" if "#" in layer else f"  # {step.path}: {_plain(step.text, 60)}"
@@ -199,7 +206,7 @@ def _model_class(program: Program, cls: str) -> tuple[str, set[str]]:
             "    def __init__(self) -> None:\n        super().__init__()\n"
             + init_body + "\n\n"
             f"    def forward(self, x: torch.Tensor) -> torch.Tensor:\n{forward}\n")
-    return text, helpers
+    return text, helpers, tuple(calls)
 
 
 def _plain(text: str, limit: int) -> str:
