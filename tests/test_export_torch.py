@@ -102,6 +102,14 @@ def test_names_become_identifiers() -> None:
     assert exported.names == ("class", "2nd-try", "class_2")
 
 
+def test_class_names_never_shadow_the_module_globals() -> None:
+    analysis = analyze_text("f: 8x8x3 -> 1x1(4)\nlayer_scale: 8x8x3 -> scale\n"
+                            "None: 8x8x3 -> relu\n", source_name="g.convcost")
+    exported = export_torch(analysis.programs)
+    assert exported.classes == ("F_2", "LayerScale_2", "ModelNone")
+    assert "class LayerScale(nn.Module):" in exported.source
+
+
 def test_hostile_text_stays_in_comments() -> None:
     exported = export_torch(analyze_text('8x8x3 -> 1x1(4)').programs,
                             origin='a """ b \\ c\nd')

@@ -96,7 +96,9 @@ def export_torch(programs: Sequence[Program], origin: str = "") -> TorchExport:
     helpers: set[str] = set()
     steps: list[tuple[str, ...]] = []
     for program in programs:
-        classes.append(_unique(_class_name(program.name, len(classes) + 1), classes))
+        # never shadow a global of the generated module (a model named 'f' or 'layer_scale')
+        taken = [*classes, *_HELPERS, "F", "MODELS", "INPUT_SHAPES"]
+        classes.append(_unique(_class_name(program.name, len(classes) + 1), taken))
         names.append(_unique(program.name, names))
         body, used, calls = _model_class(program, classes[-1])
         bodies.append(body)
