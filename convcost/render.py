@@ -200,8 +200,10 @@ def calibration_grid(result: Any) -> Grid:
 
 def machine_note(machine: MachineRecord) -> str:
     """'benchmarked with openblas 0.3.31 (SkylakeX), 2 BLAS threads; float32 peak 198.8 GFLOP/s'."""
-    return (f"benchmarked with {machine.blas} ({machine.blas_arch}), {machine.threads} "
-            f"BLAS thread{'s' if machine.threads != 1 else ''} on {machine.cpu_count} CPUs; "
+    backend = "" if machine.backend == "numpy" else f"the {machine.backend} backend: "
+    threads = "BLAS" if machine.backend == "numpy" else "torch"
+    return (f"benchmarked with {backend}{machine.blas} ({machine.blas_arch}), {machine.threads} "
+            f"{threads} thread{'s' if machine.threads != 1 else ''} on {machine.cpu_count} CPUs; "
             f"{machine.dtype} matrix-multiply peak {machine.gemm_peak_gflops:.1f} GFLOP/s")
 
 
@@ -331,6 +333,12 @@ def analyze_csv(models: list[ModelReport]) -> str:
              layer.buffers, layer.param_bytes, layer.output_bytes, layer.traffic_bytes,
              None if layer.intensity is None else round(layer.intensity, 4)]
             for model in models for layer in model.layers]
+    if any(model.bench for model in models):  # --bench: measured seconds and the backend
+        header += ["measured_s", "backend"]
+        rows = [row + ([layer.bench.median_s, model.bench.backend] if model.bench and layer.bench
+                       else [None, None])
+                for row, (model, layer) in zip(rows, ((model, layer) for model in models
+                                                      for layer in model.layers))]
     if any(model.roofline for model in models):  # --device: seconds and bound per device
         from convcost.roofline.tables import layer_csv
         extra_header, extra_rows = layer_csv(models)

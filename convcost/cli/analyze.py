@@ -42,13 +42,14 @@ if TYPE_CHECKING:
 def analyze(ctx: click.Context, specs: tuple[str, ...], size: tuple[int, int] | None,
             batch: int, dtype: str, fmt: str, devices: tuple[Device, ...], bench: bool,
             threads: int | None, max_memory: int | None, bench_budget: float | None,
-            jobs: int) -> None:
+            backend: str, jobs: int) -> None:
     """Per-layer costs of every model in SPEC_OR_FILE...
 
     Each argument is a chain ("56x56x64 -> 3x3(64)"), a spec file, a directory (searched for
     *.convcost), a glob pattern, or - for standard input.
     """
     check_device_dtype(devices, dtype)
+    check_backend(bench, backend)
     if fmt.lower() == "json" and not bench and not sys.stdout.isatty() and jobs != 1:
         # Compact JSON of a batch: the one output that parts of it may write in parallel.
         from convcost.batch import analyze_arguments_rendered
@@ -60,7 +61,8 @@ def analyze(ctx: click.Context, specs: tuple[str, ...], size: tuple[int, int] | 
         report_errors(rendered)
         ctx.exit(EXIT_BAD_INPUT if rendered.errors else EXIT_OK)
     analysis = analyze_specs(specs, size, batch, dtype)
-    machine = _benchmark(analysis, bench, dtype, batch, threads, max_memory, bench_budget)
+    machine = _benchmark(analysis, bench, dtype, batch, threads, max_memory, bench_budget,
+                         backend)
     with_devices(analysis, devices)
     fmt = fmt.lower()
     if fmt == "json":
@@ -87,7 +89,7 @@ def analyze(ctx: click.Context, specs: tuple[str, ...], size: tuple[int, int] | 
 def compare(ctx: click.Context, specs: tuple[str, ...], baseline: str | None,
             size: tuple[int, int] | None, batch: int, dtype: str, fmt: str,
             devices: tuple[Device, ...], bench: bool, threads: int | None,
-            max_memory: int | None, bench_budget: float | None) -> None:
+            max_memory: int | None, bench_budget: float | None, backend: str) -> None:
     """Compare models side by side against a baseline.
 
     Arguments are chains or spec files (a file's models are all compared), e.g.
@@ -99,6 +101,7 @@ def compare(ctx: click.Context, specs: tuple[str, ...], baseline: str | None,
     from convcost.errors import UsageError
 
     check_device_dtype(devices, dtype)
+    check_backend(bench, backend)
     analysis = analyze_specs(specs, size, batch, dtype)
     if len(analysis.models) + len(analysis.errors) < 2:
         report_errors(analysis)
@@ -110,7 +113,8 @@ def compare(ctx: click.Context, specs: tuple[str, ...], baseline: str | None,
         except UsageError as error:
             report_errors(analysis)
             raise click.UsageError(error.message) from None
-    machine = _benchmark(analysis, bench, dtype, batch, threads, max_memory, bench_budget)
+    machine = _benchmark(analysis, bench, dtype, batch, threads, max_memory, bench_budget,
+                         backend)
     with_devices(analysis, devices)
     # Once, on the final reports (with their measurements when benchmarked).
     comparison = compare_models(analysis.reports, baseline) if analysis.models else None
@@ -130,8 +134,22 @@ def compare(ctx: click.Context, specs: tuple[str, ...], baseline: str | None,
     ctx.exit(EXIT_BAD_INPUT if analysis.errors else EXIT_OK)
 
 
+def check_backend(bench: bool, backend: str) -> None:
+    """Usage error (exit 2) before anything is analysed when --backend cannot run here."""
+    if not bench or backend.lower() == "numpy":
+        return
+    from convcost.bench.backends import check_backend as check
+    from convcost.errors import UsageError
+
+    try:
+        check(backend.lower())
+    except UsageError as error:
+        raise click.UsageError(error.message) from None
+
+
 def _benchmark(analysis: Analysis, enabled: bool, dtype: str, batch: int, threads: int | None,
-               max_memory: int | None, budget: float | None) -> MachineRecord | None:
+               max_memory: int | None, budget: float | None,
+               backend: str = "numpy") -> MachineRecord | None:
     """With --bench, measure every model (progress on standard error); the analysis then
     holds the measured reports, and refused models become its errors. Returns the machine
     record (None without --bench)."""
@@ -159,7 +177,12 @@ def _benchmark(analysis: Analysis, enabled: bool, dtype: str, batch: int, thread
             progress.update(task, completed=max(0, number - 1),
                             description=f"benchmarking {label}{what}")
 
-        result = bench_models(analysis.models, settings, show)
+        if backend.lower() == "numpy":
+            result = bench_models(analysis.models, settings, show)
+        else:
+            from convcost.bench.backends.torch import bench_models as torch_bench_models
+
+            result = torch_bench_models(analysis.models, settings, backend.lower(), show)
     for warning in result.warnings:
         click.echo(f"convcost: note: {warning}", err=True)
     analysis.models = list(result.models)
