@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Union
 
 from convcost.errors import OnnxError, Source
+from convcost.importers import onnx_views  # noqa: F401  (registers its ops in OPS)
 from convcost.importers.onnx_fold import FoldError, fold, reshape_dims, slice_args, slice_range
 from convcost.importers.onnx_graph import Act, Graph, Node, Tensor
 from convcost.importers.onnx_ops import OPS
