@@ -139,7 +139,12 @@ class Lowering:
                 handler = OPS.get(node.op)
                 if handler is None:
                     raise self.error("no lowering for this op")  # pre-checked: a bug
-                result = handler(self)
+                try:
+                    result = handler(self)
+                except (ValueError, TypeError, ArithmeticError, IndexError, KeyError,
+                        AttributeError) as error:  # hostile attributes: never a traceback
+                    raise self.error(f"malformed node ({type(error).__name__}: "
+                                     f"{error})") from None
                 outputs = [result] if not isinstance(result, list) else list(result)
             for name, value in zip(node.outputs, outputs):
                 if name:

@@ -34,9 +34,16 @@ def lowers(*ops: str) -> Callable[[Callable[[Lowering], Lowered]],
 
 
 def _pair(value: tuple[int, ...] | None, default: int) -> tuple[int, int]:
+    """Two values (height, width) of a 2-D attribute; refuses values below ``default``'s
+    floor (1 for strides and dilations, 0 for output padding)."""
     if not value:
         return default, default
-    return int(value[0]), int(value[-1])
+    if len(value) != 2:
+        raise ValueError(f"expected 2 values for a 2-D window, got {len(value)}")
+    pair = int(value[0]), int(value[1])
+    if min(pair) < min(default, 1):
+        raise ValueError(f"values {list(pair)} must be at least {min(default, 1)}")
+    return pair
 
 
 def _pads_text(pads: tuple[int, int, int, int], same: bool) -> str:
@@ -121,6 +128,8 @@ def _conv(low: Lowering) -> Lowered:
     weight = low.const(1, "weights")
     if weight is None or len(weight.dims) != 4:
         raise low.error("only 2-D convolutions (4-D weights) are supported")
+    if min(weight.dims) < 1:
+        raise low.error(f"weights of dims {list(weight.dims)}")
     cout, cin_group, kh, kw = weight.dims
     groups = int(low.attr("group", 1))
     if groups < 1 or cin_group * groups != act.shape.c or cout % groups:
@@ -145,6 +154,8 @@ def _deconv(low: Lowering) -> Lowered:
     weight = low.const(1, "weights")
     if weight is None or len(weight.dims) != 4:
         raise low.error("only 2-D transposed convolutions (4-D weights) are supported")
+    if min(weight.dims) < 1:
+        raise low.error(f"weights of dims {list(weight.dims)}")
     cin, cout_group, kh, kw = weight.dims
     groups = int(low.attr("group", 1))
     if groups < 1 or cin != act.shape.c or cin % groups:
@@ -190,6 +201,8 @@ def _gemm(low: Lowering) -> Lowered:
     weight = low.const(1, "weights")
     if weight is None or len(weight.dims) != 2:
         raise low.error("Gemm needs 2-D constant weights")
+    if min(weight.dims) < 1:
+        raise low.error(f"weights of dims {list(weight.dims)}")
     outputs, inputs = weight.dims if int(low.attr("transB", 0)) else reversed(weight.dims)
     return _linear(low, act, inputs, outputs, low.const(2, "bias") is not None)
 
@@ -201,6 +214,8 @@ def _matmul(low: Lowering) -> Lowered:
     if weight is None or len(weight.dims) != 2:
         raise low.error("MatMul is supported with a 2-D constant second operand (a linear "
                         "layer)")
+    if min(weight.dims) < 1:
+        raise low.error(f"weights of dims {list(weight.dims)}")
     inputs, outputs = weight.dims
     return _linear(low, act, inputs, outputs, False)
 
