@@ -294,6 +294,9 @@ def test_cli_analyses_onnx_beside_specs_and_bad_files(
     assert "bad.onnx" in result.stderr and "Traceback" not in result.stderr
     table = run("analyze", str(tmp_path))
     assert table.exit_code == 2 and "net" in table.stdout  # the directory's *.onnx too
+    piped = run("analyze", "-", "--format", "json", input=_model([node], inits))
+    assert piped.exit_code == 0, piped.stderr
+    assert json.loads(piped.stdout)["models"][0]["name"] == "onnx_model"
 
 
 def test_without_onnx_installed_the_pip_command_is_given(
