@@ -96,8 +96,20 @@ def _slice(low: Lowering) -> Lowered:
 @lowers("Reshape")
 def _reshape(low: Lowering) -> Lowered:
     act = low.act()
-    target = low.reshape_target(act)
     h, w, c = act.shape
+    written = low.const(1, "the shape")
+    raw = [int(v) for v in written.values] if written is not None and written.values else []
+    # The channel shuffle's reshapes only regroup channels: a graph exported at another size
+    # (analysed with --size) hard-codes its export-time H and W there, which do not matter.
+    if act.layout == "nchw" and len(raw) == 5 and raw[1] > 0 and raw[2] > 0 \
+            and raw[1] * raw[2] == c:
+        return act._replace(layout="grouped", groups=raw[1])
+    if act.layout == "grouped_t" and len(raw) == 4 and raw[1] in (c, -1) \
+            and raw[2:] != [-1, -1]:
+        value = low.emit("shuffle", f"shuffle({act.groups})", [act], act.shape,
+                         groups=act.groups)
+        return Act(value, act.shape)
+    target = low.reshape_target(act)
     if len(target) == 5 and act.layout == "nchw" and target[3:] == (h, w) \
             and target[1] * target[2] == c:
         return act._replace(layout="grouped", groups=target[1])
