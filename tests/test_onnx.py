@@ -97,6 +97,14 @@ def test_conv_transpose_matches_deconv() -> None:
     program = _read(_model([node], [_init("w", (8, 4, 4, 4)), _init("b", (4,))]))
     _same(program, "16x16x8 -> deconv4x4(4, s=2, p=1)")
     assert program.output == Shape(32, 32, 4)
+    for attrs in ({"auto_pad": "SAME_UPPER"}, {"output_shape": [32, 32]}):
+        node = helper.make_node("ConvTranspose", ["x", "w"], ["y"], kernel_shape=[3, 3],
+                                strides=[2, 2], **attrs)
+        _same(_read(_model([node], [_init("w", (8, 4, 3, 3))])),
+              "16x16x8 -> deconv3x3(4, s=2, nobias)")
+    node = helper.make_node("Sub", ["x", "x"], ["y"], name="minus")
+    with pytest.raises(OnnxError, match="'minus' \\(Sub\\): this op is supported on constants"):
+        _read(_model([node], []))
 
 
 def test_classifier_gemm_matmul_and_bn() -> None:

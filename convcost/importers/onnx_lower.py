@@ -137,8 +137,9 @@ class Lowering:
                 outputs: list[Item] = list(self._fold(node, args))
             else:
                 handler = OPS.get(node.op)
-                if handler is None:
-                    raise self.error("no lowering for this op")  # pre-checked: a bug
+                if handler is None:  # a shape-arithmetic op applied to an activation
+                    raise self.error("this op is supported on constants (shape arithmetic) "
+                                     "only, not on an activation")
                 try:
                     result = handler(self)
                 except (ValueError, TypeError, ArithmeticError, IndexError, KeyError,
