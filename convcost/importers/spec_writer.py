@@ -15,6 +15,7 @@ import re
 from collections.abc import Sequence
 from typing import NamedTuple, Union
 
+from convcost.errors import ConvcostError, InternalError
 from convcost.importers.layers import layer_text
 from convcost.importers.structure import Block, Layer, Node, recover
 from convcost.model.program import Program, Shape, Step
@@ -54,7 +55,35 @@ def program_to_spec(program: Program, *, name: str | None = None,
     written (not series-parallel, a merge that is not a concat, residual add or gate, a slice
     outside a split, asymmetric padding).
     """
-    return _Writer(program).write(name if name is not None else program.name, header)
+    writer = SpecWriter()
+    writer.add(program, name)
+    return writer.text(header)
+
+
+def round_trip_problems(programs: Sequence[Program], text: str) -> list[ConvcostError]:
+    """Errors for every model of ``text`` (written from ``programs``, in order) that does not
+    re-analyse to its program's MACs, params, buffers, other ops and output shape."""
+    from convcost.analysis import analyze_text
+    from convcost.cost.report import build_report
+
+    again = analyze_text(text, source_name="<written spec>")
+    problems: list[ConvcostError] = list(again.errors)
+    for program, model in zip(programs, again.models):
+        before = build_report(program, source="", spec="")
+        after = model.report
+        fields = ("macs", "params", "buffers", "other_ops")
+        differ = [f"{field} {getattr(before.totals, field):,} != {getattr(after.totals, field):,}"
+                  for field in fields
+                  if getattr(before.totals, field) != getattr(after.totals, field)]
+        if before.output != after.output:
+            differ.append(f"output {before.output} != {after.output}")
+        if differ:
+            problems.append(InternalError(f"the spec written for {program.name!r} does not "
+                                          f"re-analyse to its totals: {'; '.join(differ)}",
+                                          "<written spec>", model.report.line))
+    if len(again.models) != len(programs) and not again.errors:
+        problems.append(InternalError("the written spec lost a model", "<written spec>"))
+    return problems
 
 
 def model_name(name: str) -> str:
@@ -68,34 +97,62 @@ def _comment(text: str) -> str:
     return "".join(char if char.isprintable() else "?" for char in text)
 
 
-class _Writer:
-    __slots__ = ("program", "keys", "uses", "names", "definitions", "taken")
+class SpecWriter:
+    """Several programs written into one spec file, sharing their fragments."""
 
-    def __init__(self, program: Program) -> None:
-        self.program = program
-        self.keys: dict[int, str] = {}  # id(entry) -> its text without fragments
-        self.uses: dict[str, int] = {}  # block text -> times it is written
+    __slots__ = ("program", "keys", "uses", "names", "definitions", "taken", "models",
+                 "model_names")
+
+    def __init__(self) -> None:
+        self.program: Program | None = None
+        self.keys: dict[int, tuple[Entry, str]] = {}  # id(entry) -> entry, text without fragments
+        self.uses: dict[str, int] = {}  # block text -> times the current model writes it
         self.names: dict[str, str] = {}  # block text -> fragment name
         self.definitions: list[str] = []
         self.taken: set[str] = set()
+        self.models: list[str] = []
+        self.model_names: set[str] = set()
 
-    def write(self, name: str, header: Sequence[str]) -> str:
-        entries = self._fold(recover(self.program))
-        self._count(entries)
-        for entry in entries:
-            self._define(entry)
-        lines = [f"# {_comment(line)}" for line in header]
-        if lines:
-            lines.append("")
-        if self.definitions:
-            lines += [*self.definitions, ""]
-        shape = self.program.input
-        lines.append(f"{model_name(name)}: {shape.h}x{shape.w}x{shape.c}")
-        for stage in _stages(entries):
-            first, out = _first(stage[0]), _output(stage[-1])
-            lines.append(f"    # {out}, from node {_comment(first.path)}")
-            lines += self._arrows([self._text(entry) for entry in stage])
-        return "\n".join(lines) + "\n"
+    def add(self, program: Program, name: str | None = None) -> None:
+        """Write ``program`` (as model ``name``, default its own); raises
+        :class:`~convcost.errors.SpecError` as :func:`program_to_spec` does, leaving the file
+        as it was (every layer is written while folding, before any fragment is defined)."""
+        self.program, self.keys, self.uses = program, {}, {}
+        try:
+            entries = self._fold(recover(program))
+            self._count(entries)
+            for entry in entries:
+                self._define(entry)
+            shape = program.input
+            lines = [f"{self._model_name(name if name is not None else program.name)}: "
+                     f"{shape.h}x{shape.w}x{shape.c}"]
+            for stage in _stages(entries):
+                first, out = _first(stage[0]), _output(stage[-1])
+                lines.append(f"    # {out}, from node {_comment(first.path)}")
+                lines += self._arrows([self._text(entry) for entry in stage])
+        finally:
+            self.keys = {}
+        self.models.append("\n".join(lines))
+
+    def text(self, header: Sequence[str] = ()) -> str:
+        """The spec file: ``header`` comment lines, the fragments, then the models."""
+        sections = ["\n".join(f"# {_comment(line)}" for line in header),
+                    "\n".join(self.definitions), *self.models]
+        return "\n\n".join(section for section in sections if section) + "\n"
+
+    def _model_name(self, name: str) -> str:
+        """A valid model name, unique in the file (``name_2`` for a second ``name``)."""
+        base = model_name(name)
+        unique, number = base, 1
+        while unique in self.model_names:
+            number += 1
+            unique = f"{base}_{number}"
+        self.model_names.add(unique)
+        return unique
+
+    def _current(self) -> Program:
+        assert self.program is not None
+        return self.program
 
     # -- folding ---------------------------------------------------------------------------
 
@@ -105,7 +162,7 @@ class _Writer:
         for node in nodes:
             if isinstance(node, Block):
                 node = Compound(node, tuple(self._fold(part) for part in node.parts))
-            entries.append(node)  # type: ignore[arg-type]
+            entries.append(node)
         keys = [self._key(entry) for entry in entries]
         folded: list[Entry] = []
         at, total = 0, len(entries)
@@ -140,21 +197,22 @@ class _Writer:
         """The entry's text with every block written out (memoised: it identifies it)."""
         known = self.keys.get(id(entry))
         if known is None:
-            known = self._render(entry, fragments=False)
-            self.keys[id(entry)] = known
-        return known
+            known = (entry, self._render(entry, fragments=False))
+            self.keys[id(entry)] = known  # holds the entry: its id is never reused meanwhile
+        return known[1]
 
     # -- fragments -------------------------------------------------------------------------
 
-    def _count(self, entries: Sequence[Entry]) -> None:
+    def _count(self, entries: Sequence[Entry], times: int = 1) -> None:
+        """How many times each block runs (a block in ``*N`` runs N times)."""
         for entry in entries:
             if isinstance(entry, Repeat):
-                self._count(entry.body)
+                self._count(entry.body, times * entry.count)
             elif isinstance(entry, Compound):
                 key = self._key(entry)
-                self.uses[key] = self.uses.get(key, 0) + 1
+                self.uses[key] = self.uses.get(key, 0) + times
                 for part in entry.parts:
-                    self._count(part)
+                    self._count(part, times)
 
     def _define(self, entry: Entry) -> None:
         """Define the fragments of ``entry``, inner ones first."""
@@ -185,7 +243,12 @@ class _Writer:
             head = block.parts[0][0] if block.parts[0] else None
             if isinstance(head, Layer) and head.step.kind == "gap":
                 form = "se"
-        base = f"{form}{block.output.c}"
+        channels = block.output.c
+        if block.form == "branches" and any(not part for part in block.parts):
+            # [id | f] keeps its input and appends f's channels (DenseNet): name the growth,
+            # the same at every use of the fragment
+            form, channels = "dense", block.output.c - block.input.c
+        base = f"{form}{channels}"
         before, after = block.input, block.output
         if (after.h, after.w) != (before.h, before.w):
             base += "_down" if after.h * after.w < before.h * before.w else "_up"
@@ -203,7 +266,7 @@ class _Writer:
 
     def _render(self, entry: Entry, fragments: bool) -> str:
         if isinstance(entry, Layer):
-            return layer_text(self.program, entry.step)
+            return layer_text(self._current(), entry.step)
         if isinstance(entry, Repeat):
             body = self._sequence(entry.body, fragments)
             single = len(entry.body) == 1 and not isinstance(entry.body[0], Repeat)

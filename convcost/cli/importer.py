@@ -1,0 +1,111 @@
+"""``convcost import``: an ONNX model (or any spec) written as a readable chain-language spec."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from convcost.cli.base import EXIT_BAD_INPUT, EXIT_OK, cli, parse_size
+from convcost.errors import ConvcostError, ReadError, Source
+from convcost.model.program import Program
+
+#: Largest ONNX file read, in bytes (weights may be external; the graph itself is small).
+MAX_ONNX_BYTES = 2 * 1024 * 1024 * 1024
+PIP_ONNX = "pip install 'convcost[onnx]'"
+
+
+@cli.command("import")
+@click.argument("models", nargs=-1, required=True, metavar="MODEL.onnx|SPEC_OR_FILE...")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
+              help="Write the spec to FILE instead of standard output.")
+@click.option("--size", callback=parse_size, metavar="HxW",
+              help="Input HxW for graphs whose input size is dynamic (or to replace it).")
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Batch size for graphs whose batch dimension is dynamic.")
+@click.pass_context
+def import_(ctx: click.Context, models: tuple[str, ...], output: str | None,
+            size: tuple[int, int] | None, batch: int) -> None:
+    """Write MODEL.onnx (or spec models) as a readable chain-language spec file.
+
+    The spec re-analyses to the same MACs, params, buffers, other ops and output shape:
+    residual blocks, branches, splits and gates are recovered from the graph, identical
+    consecutive blocks fold into *N, repeated blocks into let fragments, and each stage is
+    marked by a comment naming the node of its first layer. A graph that is not
+    series-parallel is an error naming the node where recovery failed.
+    """
+    from convcost.analysis import Options, analyze_arguments
+    from convcost.importers.spec_writer import SpecWriter, round_trip_problems
+
+    errors: list[ConvcostError] = []
+    programs: list[tuple[Program, str]] = []
+    specs = [model for model in models if not model.lower().endswith(".onnx")]
+    for model in models:
+        if model.lower().endswith(".onnx"):
+            try:
+                programs.append((_read_onnx(model, size, batch), model))
+            except ConvcostError as error:
+                errors.append(error.with_traceback(None))
+    if specs:
+        analysis = analyze_arguments(specs, Options(size=size, batch=batch))
+        errors += analysis.errors
+        programs += [(item.program, item.report.source) for item in analysis.models]
+    writer = SpecWriter()
+    written: list[tuple[Program, str]] = []
+    for program, origin in programs:
+        try:
+            writer.add(program, _name(program))
+        except ConvcostError as error:
+            errors.append(error.with_traceback(None))
+            continue
+        written.append((program, origin))
+    if written:
+        origins = ", ".join(dict.fromkeys(origin for _, origin in written))
+        text = writer.text([f"written by convcost import from {origins}"])
+        errors += round_trip_problems([program for program, _ in written], text)
+        _emit(text, output)
+    _summary(errors, len(written))
+    ctx.exit(EXIT_BAD_INPUT if errors else EXIT_OK)
+
+
+def _name(program: Program) -> str:
+    """A model name: a command-line chain (named by its text) becomes 'model'."""
+    return "model" if "->" in program.name or "→" in program.name else program.name
+
+
+def _read_onnx(path: str, size: tuple[int, int] | None, batch: int) -> Program:
+    """The program of the ONNX file at ``path``."""
+    try:
+        from convcost.importers.onnx import read_onnx
+    except ImportError as error:
+        raise ReadError(f"reading ONNX needs the onnx package ({error}); install it with: "
+                        f"{PIP_ONNX}", path) from None
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_ONNX_BYTES + 1)
+    except OSError as error:
+        raise ReadError(f"cannot read: {error.strerror or error}", path) from None
+    if len(data) > MAX_ONNX_BYTES:
+        raise ReadError(f"larger than {MAX_ONNX_BYTES:,} bytes", path)
+    name = os.path.splitext(os.path.basename(path))[0]
+    return read_onnx(data, name, size=size, batch=batch, source=Source(path, ""))
+
+
+def _emit(text: str, output: str | None) -> None:
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        with open(output, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as error:
+        raise click.FileError(output, error.strerror or str(error)) from None
+
+
+def _summary(errors: list[ConvcostError], count: int) -> None:
+    """Every error to standard error, then a one-line summary when anything failed."""
+    for error in errors:
+        click.echo(str(error), err=True)
+    if errors:
+        click.echo(f"convcost: {count} model{'s' if count != 1 else ''} written; "
+                   f"{len(errors)} error{'s' if len(errors) != 1 else ''}", err=True)
