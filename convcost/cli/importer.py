@@ -17,7 +17,7 @@ PIP_ONNX = "pip install 'convcost[onnx]'"
 
 @cli.command("import")
 @click.argument("models", nargs=-1, required=True, metavar="MODEL.onnx|SPEC_OR_FILE...")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
+@click.option("-o", "--output", type=click.Path(dir_okay=False), metavar="FILE",
               help="Write the spec to FILE instead of standard output.")
 @click.option("--size", callback=parse_size, metavar="HxW",
               help="Input HxW for graphs whose input size is dynamic (or to replace it).")
@@ -39,15 +39,14 @@ def import_(ctx: click.Context, models: tuple[str, ...], output: str | None,
 
     errors: list[ConvcostError] = []
     programs: list[tuple[Program, str]] = []
-    specs = [model for model in models if not model.lower().endswith(".onnx")]
-    for model in models:
+    for model in models:  # in input order, each on its own
         if model.lower().endswith(".onnx"):
             try:
                 programs.append((_read_onnx(model, size, batch), model))
             except ConvcostError as error:
                 errors.append(error.with_traceback(None))
-    if specs:
-        analysis = analyze_arguments(specs, Options(size=size, batch=batch))
+            continue
+        analysis = analyze_arguments([model], Options(size=size, batch=batch))
         errors += analysis.errors
         programs += [(item.program, item.report.source) for item in analysis.models]
     writer = SpecWriter()
@@ -63,7 +62,11 @@ def import_(ctx: click.Context, models: tuple[str, ...], output: str | None,
         origins = ", ".join(dict.fromkeys(origin for _, origin in written))
         text = writer.text([f"written by convcost import from {origins}"])
         errors += round_trip_problems([program for program, _ in written], text)
-        _emit(text, output)
+        failure = _emit(text, output)
+        if failure is not None:
+            _summary(errors, 0)
+            click.echo(failure, err=True)
+            ctx.exit(EXIT_BAD_INPUT)
     _summary(errors, len(written))
     ctx.exit(EXIT_BAD_INPUT if errors else EXIT_OK)
 
@@ -76,30 +79,32 @@ def _name(program: Program) -> str:
 def _read_onnx(path: str, size: tuple[int, int] | None, batch: int) -> Program:
     """The program of the ONNX file at ``path``."""
     try:
-        from convcost.importers.onnx import read_onnx
-    except ImportError as error:
-        raise ReadError(f"reading ONNX needs the onnx package ({error}); install it with: "
-                        f"{PIP_ONNX}", path) from None
-    try:
         with open(path, "rb") as handle:
             data = handle.read(MAX_ONNX_BYTES + 1)
     except OSError as error:
         raise ReadError(f"cannot read: {error.strerror or error}", path) from None
     if len(data) > MAX_ONNX_BYTES:
         raise ReadError(f"larger than {MAX_ONNX_BYTES:,} bytes", path)
+    try:
+        from convcost.importers.onnx import read_onnx
+    except ImportError as error:
+        raise ReadError(f"reading ONNX needs the onnx package ({error}); install it with: "
+                        f"{PIP_ONNX}", path) from None
     name = os.path.splitext(os.path.basename(path))[0]
     return read_onnx(data, name, size=size, batch=batch, source=Source(path, ""))
 
 
-def _emit(text: str, output: str | None) -> None:
+def _emit(text: str, output: str | None) -> str | None:
+    """Write ``text`` to standard output or ``output``; the reason it could not be written."""
     if output is None:
         click.echo(text, nl=False)
-        return
+        return None
     try:
         with open(output, "w", encoding="utf-8") as handle:
             handle.write(text)
     except OSError as error:
-        raise click.FileError(output, error.strerror or str(error)) from None
+        return f"{output}: error: cannot write: {error.strerror or error}"
+    return None
 
 
 def _summary(errors: list[ConvcostError], count: int) -> None:
