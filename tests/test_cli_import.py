@@ -133,8 +133,8 @@ def _residual_net(onnx: Any) -> bytes:
 
 
 def _reference(data: bytes, name: str) -> tuple[int, int, int, int, tuple[int, ...]]:
-    from convcost.importers.onnx import read_onnx
     from convcost.errors import Source
+    from convcost.importers.onnx import read_onnx
 
     program = read_onnx(data, name, size=None, batch=1, source=Source(name, ""))
     totals = build_report(program, source="", spec="").totals
