@@ -27,6 +27,8 @@ FRAGMENT_CHARS = 60
 #: Lines are wrapped near this width.
 WIDTH = 100
 _NAME = re.compile(r"[^A-Za-z0-9_.\-]")
+#: How each block form opens.
+_OPENERS = {"res": "res[", "branches": "[", "split": "split[", "gate": "gate["}
 
 
 class Compound(NamedTuple):
@@ -234,7 +236,8 @@ class SpecWriter:
         text = self._block_text(entry, True)
         if len(prefix) + len(text) > WIDTH and len(entry.parts) > 1:
             text = self._block_text(entry, True, indent=len(prefix))
-        self.definitions.append(prefix + text)
+        opener = len(prefix) + len(_OPENERS[entry.block.form])
+        self.definitions.append(_wrap(prefix + text, opener))
 
     def _fresh(self, block: Block) -> str:
         """A fragment name from the block's form and output channels, unique in the file."""
@@ -252,6 +255,8 @@ class SpecWriter:
         before, after = block.input, block.output
         if (after.h, after.w) != (before.h, before.w):
             base += "_down" if after.h * after.w < before.h * before.w else "_up"
+        elif block.form == "res" and len(block.parts) == 2:
+            base += "_proj"  # a projection shortcut at the same size
         name, number = base, 1
         while name in self.taken:
             number += 1
@@ -283,8 +288,7 @@ class SpecWriter:
         return " -> ".join(self._render(entry, fragments) for entry in entries)
 
     def _block_text(self, entry: Compound, fragments: bool, indent: int | None = None) -> str:
-        opener = {"res": "res[", "branches": "[", "split": "split[", "gate": "gate["}[
-            entry.block.form]
+        opener = _OPENERS[entry.block.form]
         parts = [self._sequence(part, fragments) for part in entry.parts]
         if indent is None:
             return f"{opener}{' | '.join(parts)}]"
@@ -303,6 +307,25 @@ class SpecWriter:
         if current:
             lines.append(current)
         return lines
+
+
+def _wrap(text: str, start: int) -> str:
+    """Lines of ``text`` longer than WIDTH broken before arrows; the continuation lines line
+    up under the part they continue (``start`` is where the first line's part begins; a
+    ``| `` line's part begins after it). Inside brackets a line break needs no marker."""
+    lines: list[str] = []
+    for number, line in enumerate(text.split("\n")):
+        column = start if number == 0 else line.index("| ") + 2
+        pieces = line.split(" -> ")
+        current = pieces[0]
+        for piece in pieces[1:]:
+            if len(current) + 4 + len(piece) > WIDTH:
+                lines.append(current)
+                current = " " * column + "-> " + piece
+            else:
+                current += " -> " + piece
+        lines.append(current)
+    return "\n".join(lines)
 
 
 def _first(entry: Entry) -> Step:
