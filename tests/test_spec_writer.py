@@ -231,3 +231,21 @@ def test_random_chains_round_trip(body: str) -> None:
     assume(not result.errors)
     program = result.models[0].program
     _same_totals(program, program_to_spec(program))
+
+
+def test_deeply_nested_blocks_are_refused_not_a_recursion_error() -> None:
+    x = Shape(2, 2, 2)
+    steps = [Step(index=1, path="r1", kind="relu", text="", input=x, output=x)]
+    opened, value = [0], 1
+    for index in range(2, 301):  # 300 residual blocks, each inside the previous one
+        steps.append(Step(index=index, path=f"r{index}", kind="relu", text="", input=x,
+                          output=x, inputs=(value,), out=index))
+        opened.append(value)
+        value = index
+    for block in reversed(opened):
+        index = len(steps) + 1
+        steps.append(Step(index=index, path=f"a{index}", kind="add", text="", input=x, output=x,
+                          inputs=(value, block), out=index, operands=(x, x)))
+        value = index
+    with pytest.raises(SpecError, match="blocks nest more than 64 levels deep"):
+        program_to_spec(Program("deep", x, tuple(steps), value))

@@ -17,7 +17,7 @@ from typing import NamedTuple, Union
 
 from convcost.errors import ConvcostError, InternalError
 from convcost.importers.layers import layer_text
-from convcost.importers.structure import Block, Layer, Node, recover
+from convcost.importers.structure import Block, Layer, Node, recover, structure_error
 from convcost.model.program import Program, Shape, Step
 
 #: Longest run of items tried as the period of a repeat (bounds the folding time).
@@ -121,7 +121,11 @@ class SpecWriter:
         as it was (every layer is written while folding, before any fragment is defined)."""
         self.program, self.keys, self.uses = program, {}, {}
         try:
-            entries = self._fold(recover(program))
+            try:
+                nodes = recover(program)
+            except RecursionError:  # a safety net: recover refuses deep nesting itself
+                raise structure_error(program, None, "blocks nest too deeply") from None
+            entries = self._fold(nodes)
             self._count(entries)
             for entry in entries:
                 self._define(entry)

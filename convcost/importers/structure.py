@@ -21,6 +21,10 @@ from convcost.errors import SpecError
 from convcost.lang.vocab import MERGE_KINDS
 from convcost.model.program import Program, Shape, Step
 
+#: Deepest nesting of blocks recovered: the language's limit of nested brackets (written
+#: specs stay readable, and the writer's recursion stays far from Python's limit).
+MAX_NESTING = 64
+
 
 class Layer(NamedTuple):
     """One single-input step, written as one layer."""
@@ -69,7 +73,8 @@ def recover(program: Program) -> tuple[Node, ...]:
 
 
 class _Recovery:
-    __slots__ = ("program", "steps", "producer", "readers", "ipdom", "depth", "visited")
+    __slots__ = ("program", "steps", "producer", "readers", "ipdom", "depth", "visited",
+                 "enter", "leave", "nesting")
 
     def __init__(self, program: Program) -> None:
         self.program = program
@@ -82,6 +87,10 @@ class _Recovery:
         self.ipdom: dict[int, int] = {}
         self.depth: dict[int, int] = {}
         self.visited = 0
+        # Entry and exit times of a walk of the post-dominator tree: ancestry in O(1).
+        self.enter: dict[int, int] = {}
+        self.leave: dict[int, int] = {}
+        self.nesting = 0
 
     def fail(self, step: Step | None, message: str) -> SpecError:
         return structure_error(self.program, step, message)
@@ -101,6 +110,20 @@ class _Recovery:
         for step in reversed(self.steps):
             self._dominate(step.out, step)
         self._dominate(0, None)
+        children: dict[int, list[int]] = {}
+        for value, parent in self.ipdom.items():
+            children.setdefault(parent, []).append(value)
+        clock = 0
+        stack: list[tuple[int, bool]] = [(result, False)]
+        while stack:  # iterative: the tree is as deep as the longest chain
+            value, done = stack.pop()
+            clock += 1
+            if done:
+                self.leave[value] = clock
+                continue
+            self.enter[value] = clock
+            stack.append((value, True))
+            stack.extend((child, False) for child in children.get(value, ()))
 
     def _dominate(self, value: int, step: Step | None) -> None:
         if value == self.program.result:
@@ -127,14 +150,15 @@ class _Recovery:
 
     def _dominated(self, value: int, by: int) -> bool:
         """Whether every path from ``value`` to the output passes ``by`` (or is it)."""
-        target = self.depth[by]
-        while self.depth[value] > target:
-            value = self.ipdom[value]
-        return value == by
+        return self.enter[by] <= self.enter[value] <= self.leave[by]
 
     def _sequence(self, value: int, end: int, first: list[Step] | None) -> list[Node]:
         """The nodes from ``value`` to ``end``; ``first`` restricts the readers of ``value``
         to those of one branch."""
+        self.nesting += 1
+        if self.nesting > MAX_NESTING:
+            raise self.fail(self.producer.get(value), f"blocks nest more than {MAX_NESTING} "
+                                                      f"levels deep, the language's limit")
         nodes: list[Node] = []
         while value != end:
             readers = first if first is not None else self.readers.get(value, [])
@@ -154,6 +178,7 @@ class _Recovery:
             merge = self.producer[join]
             nodes.append(self._block(value, readers, merge))
             value = join
+        self.nesting -= 1
         return nodes
 
     def _block(self, value: int, readers: list[Step], merge: Step) -> Block:
