@@ -152,9 +152,9 @@ def test_onnx_graph_round_trips_through_import(run: Run, tmp_path: Path) -> None
     text = result.stdout
     assert "tiny: 16x16x8" in text
     assert "# 16x16x8, from node /stem/Conv" in text
-    assert "let res8 = res[3x3(8, p=1) -> relu -> 3x3(8, p=1)]" in text
-    assert "($res8 -> relu)*2" in text
-    assert "[1x1(4) | 3x3(4, p=1)] -> gate[gap -> sigmoid]" in text
+    assert "let res8 = res[3x3(8) -> relu -> 3x3(8)]" in text
+    assert "-> 3x3(8) -> relu -> ($res8 -> relu)*2 -> [1x1(4) | 3x3(4)] -> gate[gap -> sigmoid]" \
+        in text
     assert _totals(text) == [_reference(data, "tiny")]
 
 

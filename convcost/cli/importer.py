@@ -7,7 +7,7 @@ import os
 import click
 
 from convcost.cli.base import EXIT_BAD_INPUT, EXIT_OK, cli, parse_size
-from convcost.errors import ConvcostError, ReadError, Source
+from convcost.errors import ConvcostError, ReadError
 from convcost.model.program import Program
 
 #: Largest ONNX file read, in bytes (weights may be external; the graph itself is small).
@@ -91,7 +91,7 @@ def _read_onnx(path: str, size: tuple[int, int] | None, batch: int) -> Program:
         raise ReadError(f"reading ONNX needs the onnx package ({error}); install it with: "
                         f"{PIP_ONNX}", path) from None
     name = os.path.splitext(os.path.basename(path))[0]
-    return read_onnx(data, name, size=size, batch=batch, source=Source(path, ""))
+    return read_onnx(data, name, size=size, batch=batch, source=path)
 
 
 def _emit(text: str, output: str | None) -> str | None:

@@ -88,13 +88,16 @@ def _padding(program: Program, step: Step) -> str:
     """The ``p=`` option ('' for the default ``same``)."""
     if step.pad_mode == "same":
         return ""
+    if not step.ceil and step.padding == _same(step) and \
+            (step.kind != "avgpool" or not any(step.padding)):
+        # PyTorch's padding=1 on a 3x3 stride-1 conv is exactly 'same': write the default.
+        # (An average pool keeps explicit padding: it counts the padding in its divisor.)
+        return ""
     top, bottom, left, right = step.padding
     if top == bottom and left == right:
         if top == left == 0:
             return "p=valid"
         return f"p={_pair((top, left))}"
-    if not step.ceil and step.padding == _same(step):
-        return ""  # asymmetric, but exactly what 'same' pads
     raise _asymmetric(program, step)
 
 

@@ -78,30 +78,83 @@ class _Recovery:
 
     def __init__(self, program: Program) -> None:
         self.program = program
-        self.steps = _dense_concats(program.steps)
-        self.producer: dict[int, Step] = {step.out: step for step in self.steps}
+        self.steps: tuple[Step, ...] = ()
+        self.producer: dict[int, Step] = {}
         self.readers: dict[int, list[Step]] = {}
-        for step in self.steps:
-            for value in dict.fromkeys(step.inputs):
-                self.readers.setdefault(value, []).append(step)
         self.ipdom: dict[int, int] = {}
         self.depth: dict[int, int] = {}
-        self.visited = 0
         # Entry and exit times of a walk of the post-dominator tree: ancestry in O(1).
         self.enter: dict[int, int] = {}
         self.leave: dict[int, int] = {}
+        self.visited = 0
         self.nesting = 0
+        self._index(_dense_concats(program.steps))
+
+    def _index(self, steps: tuple[Step, ...]) -> None:
+        """Take ``steps`` as the graph: producers, readers and post-dominators."""
+        self.steps = steps
+        self.producer = {step.out: step for step in steps}
+        self.readers = {}
+        for step in steps:
+            for value in dict.fromkeys(step.inputs):
+                self.readers.setdefault(value, []).append(step)
+        self.ipdom, self.depth, self.enter, self.leave = {}, {}, {}, {}
+        self._post_dominators()
 
     def fail(self, step: Step | None, message: str) -> SpecError:
         return structure_error(self.program, step, message)
 
     def run(self) -> tuple[Node, ...]:
-        self._post_dominators()
+        nested = self._nested_concat()
+        while nested is not None:
+            self._index(nested)
+            nested = self._nested_concat()
         nodes = self._sequence(0, self.program.result, None)
         if self.visited != len(self.steps):
             raise self.fail(None, f"only {self.visited} of {len(self.steps)} steps form a "
                                   f"chain from the input to the output")
         return tuple(nodes)
+
+    def _nested_concat(self) -> tuple[Step, ...] | None:
+        """The steps with one flattened concatenation nested again, or None if there is none.
+
+        Exporters flatten ``cat(a, cat(b, c), d)`` into ``cat(a, b, c, d)`` (Inception-v3's
+        last blocks): a value whose readers lead into several consecutive inputs of one
+        concat, and into nothing else, gets a concat of those inputs of its own, so that it
+        is a branch group inside the branch group. Same channels, MACs, params and ops.
+        """
+        for value in [*(step.out for step in reversed(self.steps)), 0]:
+            readers = self.readers.get(value, [])
+            merge = self.producer.get(self.ipdom.get(value, -1))
+            if len(readers) < 2 or merge is None or merge.kind != "concat" or \
+                    len(merge.inputs) < 3:
+                continue
+            owners: set[int] = set()
+            for reader in readers:
+                owner = [number for number, operand in enumerate(merge.inputs)
+                         if self._dominated(reader.out, operand)]
+                if len(owner) != 1:
+                    break
+                owners.add(owner[0])
+            else:
+                first, last = min(owners), max(owners)
+                if len(owners) < 2 or len(owners) == len(merge.inputs) or \
+                        last - first + 1 != len(owners):
+                    continue
+                shapes = merge.operands[first:last + 1]
+                inner = merge._replace(
+                    inputs=merge.inputs[first:last + 1], operands=shapes,
+                    output=Shape(shapes[0].h, shapes[0].w, sum(shape.c for shape in shapes)),
+                    out=max(self.producer) + 1)
+                outer = merge._replace(
+                    inputs=(*merge.inputs[:first], inner.out, *merge.inputs[last + 1:]),
+                    operands=(*merge.operands[:first], inner.output,
+                              *merge.operands[last + 1:]))
+                steps = list(self.steps)
+                at = steps.index(merge)
+                steps[at:at + 1] = [inner, outer]
+                return tuple(steps)
+        return None
 
     def _post_dominators(self) -> None:
         """Immediate post-dominator and depth of every value (the result is the root)."""
