@@ -10,7 +10,7 @@ from __future__ import annotations
 from convcost.errors import OnnxError
 from convcost.model.program import Program
 
-__all__ = ["OnnxError", "looks_like_onnx", "read_onnx"]
+__all__ = ["OnnxError", "read_onnx"]
 
 
 def read_onnx(data: bytes, name: str, *, size: tuple[int, int] | None, batch: int | None,
@@ -34,8 +34,3 @@ def read_onnx(data: bytes, name: str, *, size: tuple[int, int] | None, batch: in
     except RecursionError:
         raise OnnxError("the graph is too deeply nested", source) from None
 
-
-def looks_like_onnx(data: bytes) -> bool:
-    """Whether ``data`` starts like a serialized ONNX ``ModelProto``: field 1 (ir_version,
-    a varint) first, as every exporter writes it. A cheap sniff; parsing decides."""
-    return len(data) > 2 and data[0] == 0x08 and data[1] < 0x80 and 0 < data[1] < 64

@@ -36,10 +36,9 @@ def fold(node: Node, args: Sequence[Tensor | None], shape_of: Callable[[int], Te
     if op == "Constant":
         return [_constant(node)]
     if op == "Shape":
-        dims = shape_of(0).values or ()
-        start, end = attrs.get("start", 0), attrs.get("end", len(dims))
-        picked = tuple(dims[int(start) if start is not None else 0:  # type: ignore[arg-type]
-                            int(end) if end is not None else len(dims)])  # type: ignore[arg-type]
+        known = tuple(int(dim) for dim in shape_of(0).values or ())
+        start, end = attrs.get("start", 0), attrs.get("end", len(known))
+        picked = known[int(start):int(end)]
         return [Tensor((len(picked),), picked)]
     if op == "Size":
         return [Tensor((), (math.prod(int(v) for v in (shape_of(0).values or ())),))]
@@ -60,15 +59,15 @@ def fold(node: Node, args: Sequence[Tensor | None], shape_of: Callable[[int], Te
         dims = reshape_dims(data.dims, target, bool(attrs.get("allowzero", 0)))
         return [Tensor(dims, data.values, data.floating)]
     if op == "Flatten":
-        axis = _axis(int(attrs.get("axis", 1)), len(data.dims))  # type: ignore[arg-type]
+        axis = _axis(int(attrs.get("axis", 1)), len(data.dims))
         return [Tensor((math.prod(data.dims[:axis]), math.prod(data.dims[axis:])),
                        data.values, data.floating)]
     if op == "Transpose":
         perm = attrs.get("perm") or tuple(reversed(range(len(data.dims))))
-        dims = tuple(data.dims[int(axis)] for axis in perm)  # type: ignore[union-attr]
+        dims = tuple(data.dims[int(axis)] for axis in perm)
         return [Tensor(dims, data.values if len(dims) <= 1 else None, data.floating)]
     if op == "Gather":
-        return [_gather(_values(args, 0), _values(args, 1), int(attrs.get("axis", 0)))]  # type: ignore[arg-type]
+        return [_gather(_values(args, 0), _values(args, 1), int(attrs.get("axis", 0)))]
     if op == "Concat":
         parts = [_values(args, index) for index in range(len(args))]
         if any(len(part.dims) > 1 for part in parts):
@@ -87,8 +86,7 @@ def fold(node: Node, args: Sequence[Tensor | None], shape_of: Callable[[int], Te
         size = math.prod(dims)
         return [Tensor(dims, (value,) * size if size <= MAX_VALUES else None, floating)]
     if op == "Range":
-        start, limit, delta = (_values(args, index).values[0]  # type: ignore[index]
-                               for index in range(3))
+        start, limit, delta = (_scalar(_values(args, index)) for index in range(3))
         if delta == 0:
             raise FoldError("Range with a zero step")
         count = max(math.ceil((limit - start) / delta), 0)
@@ -114,6 +112,12 @@ def _values(args: Sequence[Tensor | None], index: int) -> Tensor:
     return tensor
 
 
+def _scalar(tensor: Tensor) -> Number:
+    if not tensor.values or len(tensor.values) != 1:
+        raise FoldError("expected a scalar")
+    return tensor.values[0]
+
+
 def _ints(tensor: Tensor) -> list[int]:
     return [int(value) for value in tensor.values or ()]
 
@@ -124,12 +128,12 @@ def _constant(node: Node) -> Tensor:
     if isinstance(value, Tensor):
         return value
     if "value_float" in attrs:
-        return Tensor((), (float(attrs["value_float"]),), True)  # type: ignore[arg-type]
+        return Tensor((), (float(attrs["value_float"]),), True)
     if "value_int" in attrs:
-        return Tensor((), (int(attrs["value_int"]),))  # type: ignore[call-overload]
+        return Tensor((), (int(attrs["value_int"]),))
     for key, floating in (("value_floats", True), ("value_ints", False)):
         if key in attrs:
-            values = tuple(attrs[key] or ())  # type: ignore[arg-type]
+            values = tuple(attrs[key] or ())
             return Tensor((len(values),), values, floating)
     raise FoldError("a Constant without a tensor, float or int value")
 
@@ -238,9 +242,9 @@ def slice_args(node: Node, args: Sequence[Tensor | None], rank: int
         steps = _ints(_values(args, 4)) if len(args) > 4 and args[4] is not None \
             else [1] * len(starts)
     else:
-        starts = [int(v) for v in node.attrs.get("starts") or ()]  # type: ignore[union-attr]
-        ends = [int(v) for v in node.attrs.get("ends") or ()]  # type: ignore[union-attr]
-        axes = [int(v) for v in node.attrs.get("axes") or range(len(starts))]  # type: ignore[union-attr]
+        starts = [int(v) for v in node.attrs.get("starts") or ()]
+        ends = [int(v) for v in node.attrs.get("ends") or ()]
+        axes = [int(v) for v in node.attrs.get("axes") or range(len(starts))]
         steps = [1] * len(starts)
     if not len(starts) == len(ends) == len(axes) == len(steps):
         raise FoldError("Slice starts, ends, axes and steps differ in length")

@@ -68,7 +68,7 @@ class Node(NamedTuple):
     name: str
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
-    attrs: dict[str, AttrValue]
+    attrs: dict[str, Any]  # values as _attribute converts them (AttrValue)
     position: int
 
 
@@ -99,16 +99,26 @@ def parse_model(data: bytes, source: str) -> Any:
     return model
 
 
+_MODEL_CLASS: list[Any] = []  # the ModelProto class, once loaded
+
+
 def _model_class(source: str) -> Any:
-    """``onnx.ModelProto``, from ``onnx/onnx_ml_pb2.py`` alone when it can be loaded so."""
+    """``onnx.ModelProto``, from ``onnx/onnx_ml_pb2.py`` alone when it can be loaded so (under
+    a private name: ``import onnx`` later still loads its own copy of the module)."""
     module = sys.modules.get("onnx.onnx_ml_pb2")
     if module is not None:
         return module.ModelProto
+    if not _MODEL_CLASS:
+        _MODEL_CLASS.append(_load_model_class(source))
+    return _MODEL_CLASS[0]
+
+
+def _load_model_class(source: str) -> Any:
     import importlib.util  # here only: not needed for spec analysis
 
     try:
         spec = importlib.util.find_spec("onnx")
-    except (ImportError, ValueError):
+    except (ImportError, ValueError, AttributeError):  # not installed, or blocked
         spec = None
     if spec is None or not spec.submodule_search_locations:
         raise OnnxError(f"reading ONNX models needs the onnx package: {INSTALL_HINT}", source)
@@ -116,14 +126,12 @@ def _model_class(source: str) -> Any:
         import os
 
         path = os.path.join(list(spec.submodule_search_locations)[0], "onnx_ml_pb2.py")
-        pb2_spec = importlib.util.spec_from_file_location("onnx.onnx_ml_pb2", path)
+        pb2_spec = importlib.util.spec_from_file_location("convcost_onnx_ml_pb2", path)
         if pb2_spec is None or pb2_spec.loader is None:
             raise ImportError(path)
         module = importlib.util.module_from_spec(pb2_spec)
-        sys.modules["onnx.onnx_ml_pb2"] = module
         pb2_spec.loader.exec_module(module)
     except Exception:  # an unusual onnx layout: the ordinary (slower) import
-        sys.modules.pop("onnx.onnx_ml_pb2", None)
         try:
             import onnx
         except ImportError:

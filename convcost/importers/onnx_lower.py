@@ -17,7 +17,6 @@ from convcost.importers.onnx_graph import Act, Graph, Node, Tensor
 from convcost.importers.onnx_ops import OPS
 from convcost.model.program import Program, Shape, Step
 
-
 Item = Union[Act, Tensor]
 
 #: Ops folded when all their inputs are constants.

@@ -104,7 +104,8 @@ def _conv_text(kh: int, kw: int, cout: int, cin: int, stride: tuple[int, int],
             args.append(f"g={groups}")
     if stride != (1, 1):
         args.append(f"s={stride[0]}" if stride[0] == stride[1] else f"s={stride[0]}x{stride[1]}")
-    args.append(padding)
+    if padding != "p=valid" or (kh, kw) != (1, 1):  # a 1x1 kernel pads nothing either way
+        args.append(padding)
     if dilation != (1, 1):
         args.append(f"d={dilation[0]}" if dilation[0] == dilation[1]
                     else f"d={dilation[0]}x{dilation[1]}")
