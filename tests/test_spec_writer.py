@@ -106,23 +106,25 @@ let split32 = split[id | 3x3(dw) -> 1x1(16)]
 
 mix: 28x28x32
     # 28x28x32, from node 1.b1.1
-    -> [1x1(16) | maxpool3x3(s=1, p=1) -> 1x1(16)]
+    -> [1x1(16) | maxpool3x3(s=1) -> 1x1(16)]
     -> gate[gap -> 1x1(8) -> relu -> 1x1(32) -> hardsigmoid] -> ($split32 -> shuffle(2))*2
     # 56x56x8, from node 7
-    -> deconv4x4(8, s=2, p=1) -> up2 -> avgpool3x3(s=2, p=valid, ceil)
+    -> deconv4x4(8, s=2) -> up2 -> avgpool3x3(s=2, p=valid, ceil)
 """
     _same_totals(program, program_to_spec(program))
 
 
 def test_layers_written_from_their_attributes() -> None:
-    layers = ["3x3(32, g=4, d=2, nobias)", "1x7(32, p=0x3)", "3x3(64, dw, s=2x1)",
+    layers = ["3x3(32, g=4, d=2, nobias)", "1x7(32, p=1x2)", "3x3(32, p=1)", "3x3(32, s=2, p=1)",
+              "3x3(64, dw, s=2x1)",
               "5x5(64, p=valid)", "maxpool2x2", "ln(noaffine)", "gn(8)", "instancenorm(affine)",
               "prelu", "dropout", "droppath", "id", "scale", "silu", "fc(10, nobias)"]
     program = _program("16x16x32 -> " + " -> ".join(layers))
     text = program_to_spec(program)
-    body = " ".join(line.strip().removeprefix("-> ") for line in text.splitlines()
-                    if line.startswith("    ->"))
-    for written in ["3x3(32, g=4, d=2, nobias)", "1x7(32, p=0x3)", "3x3(64, dw, s=2x1)",
+    body = " -> ".join(line.strip().removeprefix("-> ") for line in text.splitlines()
+                       if line.startswith("    ->"))
+    assert "1x7(32, p=1x2) -> 3x3(32) -> 3x3(32, s=2, p=1)" in body  # p=1 is 'same' at s=1
+    for written in ["3x3(32, g=4, d=2, nobias)", "3x3(64, dw, s=2x1)",
                     "5x5(64, p=valid)", "maxpool2x2", "ln(noaffine)", "gn(8)",
                     "instancenorm(affine)", "fc(10, nobias)"]:
         assert written in body
@@ -149,7 +151,7 @@ def test_densenet_concatenations_of_all_earlier_features() -> None:
               inputs=(0, 2, 4), out=5, operands=(x, Shape(8, 8, 2), Shape(8, 8, 2)))
     program = Program("dense", x, (c1, n1, c2, n2, c3), 5)
     text = program_to_spec(program)
-    assert "let dense2 = [id | 3x3(2, p=1, nobias)]" in text
+    assert "let dense2 = [id | 3x3(2, nobias)]" in text
     assert "-> [id] -> $dense2*2" in text
     again = analyze_text(text).models[0].report
     from convcost.cost.report import build_report
@@ -251,3 +253,26 @@ def test_deeply_nested_blocks_are_refused_not_a_recursion_error() -> None:
         value = index
     with pytest.raises(SpecError, match="blocks nest more than 64 levels deep"):
         program_to_spec(Program("deep", x, tuple(steps), value))
+
+
+def test_flattened_concatenations_nest_again() -> None:
+    """cat(a, b1, b2) with b1 and b2 both from b, as Inception-v3 exports cat(a, cat(b1, b2)),
+    is written with the inner branch group."""
+    x = Shape(4, 4, 8)
+
+    def conv(index: int, source: int, shape: Shape, cout: int) -> Step:
+        return Step(index=index, path=f"/conv{index}", kind="conv", text="", input=shape,
+                    output=Shape(4, 4, cout), inputs=(source,), out=index, operands=(shape,))
+
+    a, b = conv(1, 0, x, 2), conv(2, 0, x, 4)
+    b1, b2 = conv(3, 2, Shape(4, 4, 4), 3), conv(4, 2, Shape(4, 4, 4), 5)
+    cat = Step(index=5, path="/Concat", kind="concat", text="", input=x, output=Shape(4, 4, 10),
+               inputs=(1, 3, 4), out=5, operands=(a.output, b1.output, b2.output))
+    program = Program("flat", x, (a, b, b1, b2, cat), 5)
+    text = program_to_spec(program)
+    assert "[1x1(2, nobias) | 1x1(4, nobias) -> [1x1(3, nobias) | 1x1(5, nobias)]]" in text
+    from convcost.cost.report import build_report
+    again = analyze_text(text).models[0].report
+    before = build_report(program, source="", spec="")
+    assert (again.totals.macs, again.totals.params, again.totals.other_ops, again.output) == \
+        (before.totals.macs, before.totals.params, before.totals.other_ops, before.output)
