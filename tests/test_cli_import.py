@@ -190,10 +190,13 @@ def test_not_an_onnx_file_is_exit_2(run: Run, tmp_path: Path) -> None:
     assert "model: 8x8x8" in result.stdout
 
 
-#: The zoo exports tested by default: those under 40 MB (reading the big ones' weights takes
-#: seconds); CONVCOST_ZOO_ONNX=all tests all 38 (so does benchmarks/import_zoo.py).
+#: The zoo exports tested by default: one of each structure (dense concats, channel split and
+#: shuffle, branches with ceil-mode pools, gates, group convs), small enough to read fast;
+#: CONVCOST_ZOO_ONNX=all tests all 38 (so does benchmarks/import_zoo.py).
+ZOO_DEFAULT = {"densenet121", "densenet121_folded", "shufflenet_v2_x1_0", "googlenet",
+               "efficientnet_b0_folded", "mobilenet_v3_small", "regnet_y_400mf"}
 ZOO_FILES = [path for path in sorted(ZOO_ONNX.glob("*.onnx")) if ZOO_ONNX.is_dir()
-             and (os.environ.get("CONVCOST_ZOO_ONNX") == "all" or path.stat().st_size < 40e6)]
+             and (os.environ.get("CONVCOST_ZOO_ONNX") == "all" or path.stem in ZOO_DEFAULT)]
 
 
 @pytest.mark.parametrize("path", ZOO_FILES, ids=lambda path: path.stem)
