@@ -157,6 +157,8 @@ def test_onnx_graph_round_trips_through_import(run: Run, tmp_path: Path) -> None
     assert "-> 3x3(8) -> relu -> ($res8 -> relu)*2 -> [1x1(4) | 3x3(4)] -> gate[gap -> sigmoid]" \
         in text
     assert _totals(text) == [_reference(data, "tiny")]
+    bigger = run("import", str(path), "--size", "32")
+    assert bigger.exit_code == 0 and "tiny: 32x32x8" in bigger.stdout
 
 
 def test_onnx_graph_that_is_not_series_parallel(run: Run, tmp_path: Path) -> None:

@@ -276,3 +276,9 @@ def test_flattened_concatenations_nest_again() -> None:
     before = build_report(program, source="", spec="")
     assert (again.totals.macs, again.totals.params, again.totals.other_ops, again.output) == \
         (before.totals.macs, before.totals.params, before.totals.other_ops, before.output)
+
+
+def test_a_program_without_steps_is_written_with_id() -> None:
+    text = program_to_spec(Program("empty", Shape(2, 2, 3), (), 0))
+    assert text == "empty: 2x2x3\n    -> id\n"
+    assert not analyze_text(text).errors

@@ -136,6 +136,8 @@ class SpecWriter:
                 first, out = _first(stage[0]), _output(stage[-1])
                 lines.append(f"    # {out}, from node {_comment(first.path)}")
                 lines += self._arrows([self._text(entry) for entry in stage])
+            if not entries:  # the input is the output: a chain needs one layer
+                lines.append("    -> id")
         finally:
             self.keys = {}
         self.models.append("\n".join(lines))
