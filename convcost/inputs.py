@@ -87,10 +87,22 @@ def _expand(argument: str, stdin: BinaryIO | None) -> list[Input | str]:
 
 def _read_file(path: str) -> Input:
     try:
+        if path.lower().endswith(ONNX_SUFFIX):
+            from convcost.importers.onnx_wire import read_model_bytes  # no onnx import
+
+            try:
+                return Input(Source(path, ""), "onnx", read_model_bytes(path, MAX_ONNX_BYTES))
+            except ValueError:
+                raise _too_large(path) from None
         with open(path, "rb") as handle:
-            return _input(path, handle, path.lower().endswith(ONNX_SUFFIX))
+            return _input(path, handle, False)
     except OSError as error:
         raise ReadError(f"cannot read '{path}': {error.strerror or error}", path) from None
+
+
+def _too_large(name: str) -> ReadError:
+    return ReadError(f"file is larger than {MAX_ONNX_BYTES // 1024 ** 3} GiB, the limit of an "
+                     f"ONNX model", name)
 
 
 def _input(name: str, stream: BinaryIO, onnx: bool) -> Input:
@@ -102,9 +114,10 @@ def _input(name: str, stream: BinaryIO, onnx: bool) -> Input:
     if not onnx:
         return Input(_decode(name, data), "line")
     if len(data) > MAX_ONNX_BYTES:
-        raise ReadError(f"file is larger than {MAX_ONNX_BYTES // 1024 ** 3} GiB, the limit "
-                        f"of an ONNX model", name)
-    return Input(Source(name, ""), "onnx", data)
+        raise _too_large(name)
+    from convcost.importers.onnx_wire import strip_weights
+
+    return Input(Source(name, ""), "onnx", strip_weights(data))
 
 
 def _sniff_onnx(data: bytes) -> bool:

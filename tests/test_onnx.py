@@ -318,3 +318,23 @@ def test_spec_analysis_never_imports_onnx() -> None:
                             cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
                             check=True).stdout
     assert output.strip() == "[]"
+
+
+def test_weights_are_dropped_before_parsing_but_dims_and_constants_stay(tmp_path: Path) -> None:
+    from convcost.importers.onnx_wire import KEEP_BYTES, read_model_bytes, strip_weights
+
+    node, inits = _conv("c", "x", "a", 8, 256, k=5)  # 51,200 floats: dropped
+    weight = inits[0]
+    weight.ClearField("float_data")
+    weight.raw_data = bytes(4 * 256 * 8 * 25)
+    nodes = [node, helper.make_node("Reshape", ["a", "shape"], ["y"])]
+    inits.append(_init("shape", (2,), [1, -1], TensorProto.INT64))  # kept: folded
+    data = _model(nodes, inits)
+    stripped = strip_weights(data)
+    assert len(stripped) < KEEP_BYTES < len(data)
+    path = _write(tmp_path / "big.onnx", data)
+    assert read_model_bytes(path, 10 ** 9) == stripped
+    assert _report(_read(stripped)).totals == _report(_read(data)).totals
+    assert _read(stripped).steps[0].output == Shape(12, 12, 256)
+    for junk in (b"\x08", b"\x0a\xff\xff", data[:-7]):
+        assert strip_weights(junk) == junk  # not well formed: left for the parser

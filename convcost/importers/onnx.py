@@ -25,8 +25,9 @@ def read_onnx(data: bytes, name: str, *, size: tuple[int, int] | None, batch: in
     from convcost.importers.onnx_fold import fuse_patterns
     from convcost.importers.onnx_graph import parse_model, read_graph
     from convcost.importers.onnx_lower import lower
+    from convcost.importers.onnx_wire import strip_weights
 
-    model = parse_model(data, source)
+    model = parse_model(strip_weights(data), source)
     graph = read_graph(model, source)
     del model  # the protobuf holds the weights' bytes: free it before lowering
     try:
