@@ -26,7 +26,9 @@ def main() -> int:
     from convcost.analysis import analyze_text
     from convcost.cost.report import build_report
     from convcost.importers.onnx import read_onnx
+    from convcost.importers.onnx_wire import read_model_bytes
     from convcost.importers.spec_writer import program_to_spec
+    from convcost.inputs import MAX_ONNX_BYTES
 
     files = sorted(args.directory.glob("*.onnx"))
     if not files:
@@ -36,7 +38,8 @@ def main() -> int:
     read_seconds = write_seconds = 0.0
     for path in files:
         start = time.perf_counter()
-        program = read_onnx(path.read_bytes(), path.stem, size=None, batch=1, source=str(path))
+        data = read_model_bytes(str(path), MAX_ONNX_BYTES)  # the graph, without the weights
+        program = read_onnx(data, path.stem, size=None, batch=1, source=str(path))
         middle = time.perf_counter()
         try:
             text = program_to_spec(program)

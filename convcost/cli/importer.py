@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 
 from convcost.cli.base import EXIT_BAD_INPUT, EXIT_OK, cli, parse_size
-from convcost.errors import ConvcostError, ReadError
+from convcost.errors import ConvcostError
 from convcost.model.program import Program
-
-#: Largest ONNX file read, in bytes (weights may be external; the graph itself is small).
-MAX_ONNX_BYTES = 2 * 1024 * 1024 * 1024
-PIP_ONNX = "pip install 'convcost[onnx]'"
 
 
 @cli.command("import")
@@ -32,32 +26,23 @@ def import_(ctx: click.Context, models: tuple[str, ...], output: str | None,
     residual blocks, branches, splits and gates are recovered from the graph, identical
     consecutive blocks fold into *N, repeated blocks into let fragments, and each stage is
     marked by a comment naming the node of its first layer. A graph that is not
-    series-parallel is an error naming the node where recovery failed.
+    series-parallel is an error naming the node where recovery failed. Inputs are read as
+    'analyze' reads them (ONNX files need the onnx extra: pip install 'convcost[onnx]').
     """
     from convcost.analysis import Options, analyze_arguments
     from convcost.importers.spec_writer import SpecWriter, round_trip_problems
 
-    errors: list[ConvcostError] = []
-    programs: list[tuple[Program, str]] = []
-    for model in models:  # in input order, each on its own
-        if model.lower().endswith(".onnx"):
-            try:
-                programs.append((_read_onnx(model, size, batch), model))
-            except ConvcostError as error:
-                errors.append(error.with_traceback(None))
-            continue
-        analysis = analyze_arguments([model], Options(size=size, batch=batch))
-        errors += analysis.errors
-        programs += [(item.program, item.report.source) for item in analysis.models]
+    analysis = analyze_arguments(models, Options(size=size, batch=batch))
+    errors: list[ConvcostError] = list(analysis.errors)
     writer = SpecWriter()
     written: list[tuple[Program, str]] = []
-    for program, origin in programs:
+    for item in analysis.models:  # each on its own: one unwritable graph hides no other
         try:
-            writer.add(program, _name(program))
+            writer.add(item.program, _name(item.program))
         except ConvcostError as error:
-            errors.append(error.with_traceback(None))
+            errors.append(error.with_traceback(None))  # keep no frames alive
             continue
-        written.append((program, origin))
+        written.append((item.program, item.report.source))
     if written:
         origins = ", ".join(dict.fromkeys(origin for _, origin in written))
         text = writer.text([f"written by convcost import from {origins}"])
@@ -74,24 +59,6 @@ def import_(ctx: click.Context, models: tuple[str, ...], output: str | None,
 def _name(program: Program) -> str:
     """A model name: a command-line chain (named by its text) becomes 'model'."""
     return "model" if "->" in program.name or "→" in program.name else program.name
-
-
-def _read_onnx(path: str, size: tuple[int, int] | None, batch: int) -> Program:
-    """The program of the ONNX file at ``path``."""
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_ONNX_BYTES + 1)
-    except OSError as error:
-        raise ReadError(f"cannot read: {error.strerror or error}", path) from None
-    if len(data) > MAX_ONNX_BYTES:
-        raise ReadError(f"larger than {MAX_ONNX_BYTES:,} bytes", path)
-    try:
-        from convcost.importers.onnx import read_onnx
-    except ImportError as error:
-        raise ReadError(f"reading ONNX needs the onnx package ({error}); install it with: "
-                        f"{PIP_ONNX}", path) from None
-    name = os.path.splitext(os.path.basename(path))[0]
-    return read_onnx(data, name, size=size, batch=batch, source=path)
 
 
 def _emit(text: str, output: str | None) -> str | None:
