@@ -24,6 +24,8 @@ from convcost.model.program import Program, Shape, Step
 MAX_PERIOD = 24
 #: Blocks whose text is longer than this become fragments even when used once.
 FRAGMENT_CHARS = 60
+#: Blocks this short (``[id]``, ``gate[sigmoid]``) stay inline however often they are used.
+SHORT_CHARS = 20
 #: Lines are wrapped near this width.
 WIDTH = 100
 _NAME = re.compile(r"[^A-Za-z0-9_.\-]")
@@ -234,13 +236,14 @@ class SpecWriter:
             for item in part:
                 self._define(item)
         key = self._key(entry)
-        if key in self.names or (self.uses[key] < 2 and len(key) <= FRAGMENT_CHARS):
+        if key in self.names or len(key) <= SHORT_CHARS or \
+                (self.uses[key] < 2 and len(key) <= FRAGMENT_CHARS):
             return
         name = self._fresh(entry.block)
         self.names[key] = name
         prefix = f"let {name} = "
         text = self._block_text(entry, True)
-        if len(prefix) + len(text) > WIDTH and len(entry.parts) > 1:
+        if len(prefix) + len(text) > WIDTH and sum(1 for part in entry.parts if part) > 1:
             text = self._block_text(entry, True, indent=len(prefix))
         opener = len(prefix) + len(_OPENERS[entry.block.form])
         self.definitions.append(_wrap(prefix + text, opener))
