@@ -177,7 +177,7 @@ def test_a_graph_that_is_not_series_parallel_names_the_node() -> None:
         program_to_spec(_not_series_parallel())
     message = str(caught.value)
     assert message.startswith("knot.onnx: error: cannot write 'knot' as a chain: node '/c/Add'")
-    assert "not series-parallel" in message
+    assert "it reads the output of '/a/Relu'" in message and "not series-parallel" in message
 
 
 def test_unwritable_steps_are_located_errors() -> None:

@@ -257,8 +257,10 @@ class _Recovery:
                     raise self.fail(merge, "it reads a value from outside its block")
                 parts.append(())
             elif not groups[operand]:
-                raise self.fail(merge, "one of its inputs does not come from the block's "
-                                       "input (the graph is not series-parallel)")
+                outside = self.producer.get(operand)
+                named = f"the output of '{outside.path}'" if outside else "the model's input"
+                raise self.fail(merge, f"it reads {named}, which is not inside the block it "
+                                       f"closes (the graph is not series-parallel)")
             else:
                 parts.append(tuple(self._sequence(value, operand, groups[operand])))
         self.visited += 1
