@@ -5,7 +5,10 @@ For every ``<name>.onnx`` and ``<name>_folded.onnx`` in DIR whose name is a zoo 
 exactly; with batch norm kept (``<name>.onnx``) also its params and buffers; with batch norm
 folded into the convolutions (``<name>_folded.onnx``) params + buffers must equal the number
 of values in the file's initializers (the folded weights and biases, plus the running stats
-of any batch norm that could not be folded), counted here independently from the graph.
+of any batch norm that could not be folded), counted here independently from the graph. Each
+bn-kept export analysed at ``--size 160x128`` must also give the MACs, other ops, params and
+buffers of its spec (``examples/zoo/<name>.convcost``) at that size (not AlexNet and VGG, whose
+exports fit only 224x224).
 
 ``--export`` first writes the exports (needs torch and torchvision; batch 1, opset 17, the
 TorchScript exporter; every float tensor set to distinct random values so the exporter
@@ -25,6 +28,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 REFERENCE = ROOT / "tests" / "data" / "zoo_reference.json"
+#: The other input size at which each bn-kept export must equal its zoo spec.
+RESIZED = (160, 128)
+#: Exports that fit only their own size: their adaptive average pool is exported as a fixed
+#: 1x1 AveragePool, so at another size the classifier's input no longer fits (a clear error).
+FIXED_SIZE = frozenset({"alexnet", "vgg11_bn"})
 
 
 def export(directory: Path, names: list[str]) -> None:
@@ -69,6 +77,23 @@ def initializer_values(path: Path) -> int:
     return total
 
 
+def _resized(path: Path, name: str) -> list[str]:
+    """Differences from the zoo spec at :data:`RESIZED` (MACs, other ops, params, buffers:
+    peak memory and traffic depend on the order and grouping of layers, which differ)."""
+    from convcost.analysis import Options, analyze_arguments
+
+    ours = analyze_arguments([str(path)], Options(size=RESIZED))
+    spec = analyze_arguments([str(ROOT / "examples" / "zoo" / f"{name}.convcost")],
+                             Options(size=RESIZED))
+    if ours.errors or spec.errors:
+        return [f"at {RESIZED[0]}x{RESIZED[1]}: {(ours.errors or spec.errors)[0]}"]
+    keys = ("macs", "other_ops", "params", "buffers")
+    first, second = ours.reports[0].totals, spec.reports[0].totals
+    return [f"at {RESIZED[0]}x{RESIZED[1]} {key} {getattr(first, key):,} != spec's "
+            f"{getattr(second, key):,}" for key in keys
+            if getattr(first, key) != getattr(second, key)]
+
+
 def check(directory: Path, names: list[str] | None = None) -> list[str]:
     """Check every zoo export in ``directory``; returns the failures (printed as it goes)."""
     from convcost.analysis import Options, analyze_arguments
@@ -104,6 +129,8 @@ def check(directory: Path, names: list[str] | None = None) -> list[str]:
             for key in ("params", "buffers"):
                 if getattr(totals, key) != expected[key]:
                     problems.append(f"{key} {getattr(totals, key):,} != {expected[key]:,}")
+            if name not in FIXED_SIZE:  # the same architecture at another size
+                problems += _resized(path, name)
         status = "FAIL" if problems else "ok  "
         print(f"{status} {path.name:34s} MACs {totals.macs:>15,}  params {totals.params:>12,}"
               f"  buffers {totals.buffers:>7,}  {seconds * 1000:6.0f} ms"

@@ -319,7 +319,7 @@ def test_directories_globs_and_empty_inputs(run: Run, tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     result = run("analyze", str(tmp_path / "empty"))
     assert result.exit_code == 2
-    assert f"{tmp_path / 'empty'}: error: no .convcost files found in directory" in result.stderr
+    assert f"{tmp_path / 'empty'}: error: no .convcost or .onnx files found in directory" in result.stderr
     nested = tmp_path / "specs" / "deeper"
     nested.mkdir(parents=True)
     (nested / "a.convcost").write_text("a: 8 -> relu\n")

@@ -180,6 +180,8 @@ def test_shuffle_split_and_folded_slices() -> None:
         ["slice", "slice", "relu", "concat", "shuffle", "slice", "slice", "add"]
     assert program.steps[1].channels == (4, 8) and program.steps[4].groups == 2
     assert program.output == Shape(16, 16, 4)
+    # the shuffle's reshapes hard-code the export-time 16x16: only the channels matter
+    assert _read(_model(nodes, inits), size=(8, 6)).output == Shape(8, 6, 4)
     assert _report(program).totals.other_ops == \
         _spec("16x16x8 -> split[id | relu] -> shuffle(2)").totals.other_ops + 16 * 16 * 4
 
@@ -294,6 +296,9 @@ def test_cli_analyses_onnx_beside_specs_and_bad_files(
     assert "bad.onnx" in result.stderr and "Traceback" not in result.stderr
     table = run("analyze", str(tmp_path))
     assert table.exit_code == 2 and "net" in table.stdout  # the directory's *.onnx too
+    piped = run("analyze", "-", "--format", "json", input=_model([node], inits))
+    assert piped.exit_code == 0, piped.stderr
+    assert json.loads(piped.stdout)["models"][0]["name"] == "onnx_model"
 
 
 def test_without_onnx_installed_the_pip_command_is_given(
@@ -338,3 +343,54 @@ def test_weights_are_dropped_before_parsing_but_dims_and_constants_stay(tmp_path
     assert _read(stripped).steps[0].output == Shape(12, 12, 256)
     for junk in (b"\x08", b"\x0a\xff\xff", data[:-7]):
         assert strip_weights(junk) == junk  # not well formed: left for the parser
+
+
+def test_structural_mutations_give_onnx_errors_only() -> None:
+    """Hostile attributes, dims, op types and missing inputs: a located error, never a
+    traceback (and never a hang)."""
+    squeeze, i1 = _conv("fc1", "g", "r0", 8, 2, k=1, bias=True)
+    body, i2 = _conv("body", "x", "b", 8, 8, pads=[1, 1, 1, 1], strides=[1, 1])
+    nodes = [body, helper.make_node("GlobalAveragePool", ["b"], ["g"]), squeeze,
+             helper.make_node("Relu", ["r0"], ["r"]),
+             helper.make_node("Resize", ["r", "", "scales"], ["u"]),
+             helper.make_node("MaxPool", ["b"], ["m"], kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("Reshape", ["m", "shape"], ["f"]),
+             helper.make_node("Gemm", ["f", "w"], ["y"], transB=1)]
+    inits = i1 + i2 + [_init("scales", (4,), [1, 1, 8, 8]),
+                       _init("shape", (2,), [0, -1], TensorProto.INT64),
+                       _init("w", (3, 8 * 8 * 8))]
+    original = onnx.load_from_string(_model(nodes, inits))
+    assert _report(_read(original.SerializeToString())).totals.macs > 0
+    generator = random.Random(3)
+    values = [-5, -1, 0, 1, 2, 3, 2 ** 40]
+    ops = ["Conv", "Gemm", "MaxPool", "Reshape", "Slice", "Split", "Concat", "Transpose",
+           "Erf", "Clip", "Mul", "Add", "BatchNormalization", "ConvTranspose", "Shape"]
+    for _ in range(400):
+        model = onnx.ModelProto()
+        model.CopyFrom(original)
+        for _ in range(generator.randint(1, 3)):
+            node = generator.choice(model.graph.node)
+            choice = generator.randrange(5)
+            if choice == 0 and node.attribute:
+                attribute = generator.choice(node.attribute)
+                if attribute.ints:
+                    attribute.ints[generator.randrange(len(attribute.ints))] = \
+                        generator.choice(values)
+                else:
+                    attribute.i = generator.choice(values)
+            elif choice == 1 and node.input:
+                del node.input[generator.randrange(len(node.input))]
+            elif choice == 2:
+                node.op_type = generator.choice(ops)
+            elif choice == 3:
+                tensor = generator.choice(model.graph.initializer)
+                if tensor.dims:
+                    tensor.dims[generator.randrange(len(tensor.dims))] = generator.choice(values)
+            else:
+                node.attribute.add().CopyFrom(helper.make_attribute(
+                    generator.choice(["axis", "group", "perm", "pads", "auto_pad"]),
+                    generator.choice([generator.choice(values), "SAME_LOWER", [0, 2, 3, 1]])))
+        try:
+            _read(model.SerializeToString(), size=generator.choice([None, (1, 1), (9, 5)]))
+        except OnnxError as error:
+            assert str(error).startswith("m.onnx")

@@ -31,7 +31,11 @@ def read_onnx(data: bytes, name: str, *, size: tuple[int, int] | None, batch: in
     graph = read_graph(model, source)
     del model  # the protobuf holds the weights' bytes: free it before lowering
     try:
-        return lower(graph, fuse_patterns(graph), name, source, size, batch)
+        nodes = fuse_patterns(graph)
+    except (IndexError, KeyError, TypeError, ValueError):  # malformed nodes: lowered unfused
+        nodes = graph.nodes                                 # and reported there
+    try:
+        return lower(graph, nodes, name, source, size, batch)
     except RecursionError:
         raise OnnxError("the graph is too deeply nested", source) from None
 

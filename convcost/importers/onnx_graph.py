@@ -154,6 +154,9 @@ def read_graph(model: Any, source: str) -> Graph:
     constants: dict[str, Tensor] = {}
     for tensor in graph.initializer:
         constants[tensor.name] = tensor_of(tensor)
+        if any(dim < 0 for dim in constants[tensor.name].dims):
+            raise OnnxError(f"initializer '{tensor.name}' has negative dims "
+                            f"{list(tensor.dims)}", source)
     inputs = [value for value in graph.input if value.name not in constants]
     if len(inputs) != 1:
         names = ", ".join(f"'{value.name}'" for value in inputs) or "none"

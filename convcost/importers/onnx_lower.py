@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Union
 
 from convcost.errors import OnnxError, Source
+from convcost.importers import onnx_views  # noqa: F401  (registers its ops in OPS)
 from convcost.importers.onnx_fold import FoldError, fold, reshape_dims, slice_args, slice_range
 from convcost.importers.onnx_graph import Act, Graph, Node, Tensor
 from convcost.importers.onnx_ops import OPS
@@ -138,7 +139,12 @@ class Lowering:
                 handler = OPS.get(node.op)
                 if handler is None:
                     raise self.error("no lowering for this op")  # pre-checked: a bug
-                result = handler(self)
+                try:
+                    result = handler(self)
+                except (ValueError, TypeError, ArithmeticError, IndexError, KeyError,
+                        AttributeError) as error:  # hostile attributes: never a traceback
+                    raise self.error(f"malformed node ({type(error).__name__}: "
+                                     f"{error})") from None
                 outputs = [result] if not isinstance(result, list) else list(result)
             for name, value in zip(node.outputs, outputs):
                 if name:

@@ -10,9 +10,12 @@ Python, no ``onnx`` import.
 from __future__ import annotations
 
 import os
-from typing import Union
+from typing import TYPE_CHECKING, Union
 
-Buffer = Union[bytes, bytearray, memoryview, "mmap.mmap"]  # noqa: F821
+if TYPE_CHECKING:
+    import mmap
+
+Buffer = Union[bytes, bytearray, memoryview, "mmap.mmap"]
 
 #: ModelProto.graph, GraphProto.initializer, and the TensorProto data fields (float_data,
 #: int32_data, int64_data, raw_data, double_data, uint64_data).
