@@ -17,7 +17,8 @@ import click
 from convcost.cli import (  # noqa: F401  (registers the commands)
     analyze,
     check,
-    export,  # noqa: F401  (registers the command)
+    export,
+    importer,
     machine,
     plot,
 )
