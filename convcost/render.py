@@ -220,7 +220,7 @@ def check_grid(verdict: Verdict, *, show_all: bool = False) -> Grid:
     shown = list(verdict.results) if show_all or len(verdict.results) <= 40 else \
         verdict.failures
     grid = Grid(
-        title=f"convcost check: {'PASS' if verdict.passed else 'FAIL'}",
+        title=f"convcost check: {verdict.status}",
         columns=[Column("model"), Column("metric"), Column("baseline", "amount"),
                  Column("now", "amount"), Column("change", "change"), Column("limit", "amount"),
                  Column("result")],
@@ -239,6 +239,11 @@ def check_grid(verdict: Verdict, *, show_all: bool = False) -> Grid:
         grid.notes.append("added since the baseline: " + ", ".join(verdict.added))
     if verdict.removed:
         grid.notes.append("removed since the baseline: " + ", ".join(verdict.removed))
+    grid.notes.extend(f"renamed: {rename.old} -> {rename.new} ({rename.source}:{rename.line}; "
+                      f"checked against the old name)" for rename in verdict.renamed)
+    if verdict.errors:
+        grid.notes.append(f"ERROR: {verdict.errors} input{'s' if verdict.errors != 1 else ''} "
+                          f"could not be analysed (see standard error)")
     return grid
 
 
@@ -252,7 +257,17 @@ def github_annotations(verdict: Verdict, errors: list[ConvcostError]) -> str:
     for result in verdict.failures:
         lines.append(f"::error file={_escape_property(result.source)},line={result.line},"
                      f"title=convcost budget::{_escape_data(result.model + ': ' + result.reason)}")
-    status = "passed" if verdict.passed and not errors else "failed"
+    for rename in verdict.renamed:
+        lines.append(f"::warning file={_escape_property(rename.source)},line={rename.line},"
+                     f"title=convcost model renamed::{_escape_data(rename.old)} is now "
+                     f"{_escape_data(rename.new)}; checked against the baseline's "
+                     f"{_escape_data(rename.old)}")
+    lines.extend(f"::warning title=convcost model added::{_escape_data(name)} is not in the "
+                 f"baseline" for name in verdict.added)
+    lines.extend(f"::warning title=convcost model removed::{_escape_data(name)} is in the "
+                 f"baseline but was not analysed" for name in verdict.removed)
+    status = "passed" if verdict.passed and not errors else \
+        "error" if verdict.errors or errors else "failed"
     checks = len(verdict.results)
     lines.append(f"::notice title=convcost check::{checks} check{'s' if checks != 1 else ''}, "
                  f"{len(verdict.failures)} failed, {len(errors)} spec errors: {status}")
