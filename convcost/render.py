@@ -149,7 +149,7 @@ def compare_grid(comparison: Comparison) -> Grid:
     """One row per model with its totals and how it compares to the baseline."""
     base = comparison.baseline
     grid = Grid(
-        title=f"compared with {base.name}",
+        title=f"compared with {comparison.label(base)}",
         columns=[Column("model"), Column("MACs", "count"), Column("FLOPs", "count"),
                  Column("params", "count"), Column("param mem", "bytes"),
                  Column("peak act.", "bytes"), Column("MACs vs base", "ratio")],
@@ -159,7 +159,7 @@ def compare_grid(comparison: Comparison) -> Grid:
         grid.columns += [Column("time", "seconds"), Column("speedup pred/meas", "ratio")]
     for model in comparison.models:
         totals = model.totals
-        row = [model.name, totals.macs, totals.flops, totals.params, totals.param_bytes,
+        row = [comparison.label(model), totals.macs, totals.flops, totals.params, totals.param_bytes,
                totals.peak_activation_bytes,
                "baseline" if model is base else units.ratio_words(totals.macs, base.totals.macs)]
         if benched:
@@ -176,10 +176,10 @@ def compare_grid(comparison: Comparison) -> Grid:
         if model.totals.macs and base.totals.macs and model.totals.macs != base.totals.macs:
             exact = (f" ({model.totals.macs:,} vs {base.totals.macs:,} MACs; exactly "
                      f"{units.exact_ratio(model.totals.macs, base.totals.macs)})")
-        grid.notes.append(f"{model.name} vs {base.name}: "
+        grid.notes.append(f"{comparison.label(model)} vs {comparison.label(base)}: "
                           f"{', '.join(comparison.phrases(model))}{exact}")
         if benched:
-            grid.notes.append(f"  speedup over {base.name}: predicted "
+            grid.notes.append(f"  speedup over {comparison.label(base)}: predicted "
                               f"{units.times(comparison.predicted_speedup(model))} (from MACs), "
                               f"measured {units.times(comparison.measured_speedup(model))}")
     return grid
@@ -371,7 +371,8 @@ def compare_csv(comparison: Comparison) -> str:
         totals = model.totals
         ratios = [comparison.ratio(model, key) for key in
                   ("macs", "params", "peak_activation_bytes")]
-        rows.append([model.name, totals.macs, totals.flops, totals.other_ops, totals.params,
+        rows.append([comparison.label(model), totals.macs, totals.flops, totals.other_ops,
+                     totals.params,
                      totals.buffers, totals.param_bytes, totals.peak_activation_bytes,
                      *(None if value is None else round(value, 6) for value in ratios)])
     if comparison.baseline.roofline:  # --device: seconds and speedup per device

@@ -186,3 +186,43 @@ def test_check_unreadable_subdirectory_is_an_error_not_removed(
     assert result.exit_code == 2
     assert "cannot read directory" in result.stderr and "Permission denied" in result.stderr
     assert json.loads(result.stdout)["check"]["status"] == "ERROR"
+
+
+# -- compare: models of the same name in several files ---------------------------------------
+
+
+@pytest.fixture
+def twins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.convcost").write_text("net: 8x8x16 -> 1x1(16)\n")
+    (tmp_path / "b.convcost").write_text("net: 8x8x16 -> 1x1(32)\n")
+    return "a.convcost", "b.convcost"
+
+
+def test_compare_qualifies_duplicate_names_by_source(run: Run, twins: tuple[str, str]) -> None:
+    table = run("compare", *twins).stdout
+    assert "a.convcost:net" in table and "b.convcost:net" in table
+    csv = run("compare", *twins, "--format", "csv").stdout.splitlines()
+    assert [row.split(",")[0] for row in csv[1:]] == ["a.convcost:net", "b.convcost:net"]
+
+
+def test_compare_refuses_an_ambiguous_baseline_name(run: Run, twins: tuple[str, str]) -> None:
+    result = run("compare", *twins, "--baseline", "net")
+    assert result.exit_code == 2
+    assert "ambiguous" in result.stderr and "'b.convcost:net'" in result.stderr
+    chosen = run("compare", *twins, "--baseline", "b.convcost:net", "--format", "json")
+    assert chosen.exit_code == 0
+    assert json.loads(chosen.stdout)["comparison"]["baseline"] == "net"
+    assert "compared with b.convcost:net" in run("compare", *twins, "--baseline",
+                                                 "b.convcost:net").stdout
+
+
+def test_model_labels_stay_unique() -> None:
+    from convcost.analysis import analyze_text
+    from convcost.compare import model_labels
+
+    models = [*analyze_text("x: 8 -> relu\ny: 8 -> relu").reports,
+              *analyze_text("x: 8 -> relu", source_name="f").reports]
+    assert model_labels(models) == ["<arg>:x", "y", "f:x"]
+    same = [models[0], models[0]._replace(line=5)]
+    assert model_labels(same) == ["<arg>:1:x", "<arg>:5:x"]

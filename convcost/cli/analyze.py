@@ -83,7 +83,8 @@ def analyze(ctx: click.Context, specs: tuple[str, ...], size: tuple[int, int] | 
 @cli.command(epilog=CONVENTIONS)
 @click.argument("specs", nargs=-1, required=True, metavar="A B [C...]")
 @click.option("--baseline", metavar="NAME",
-              help="Model to compare against (default: the first one).")
+              help="Model to compare against, by name, or as SOURCE:NAME when several "
+                   "files define that name (default: the first one).")
 @analysis_options()
 @device_option
 @bench_options
