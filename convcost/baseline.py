@@ -73,6 +73,8 @@ def load_baseline(path: str) -> Baseline:
     """The validated baseline at ``path``; :class:`BaselineError` (exit 2) when it cannot be
     read, is not a ``convcost/1`` document, or holds a value convcost would never write."""
     data = _read(path)
+    if not data.strip():  # also a FIFO that nobody writes to
+        raise BaselineError(f"baseline '{path}' is not JSON: it is empty", path)
     try:
         document = json.loads(data.decode("utf-8"))
     except UnicodeDecodeError as error:

@@ -43,6 +43,7 @@ def collect(arguments: list[str], stdin: BinaryIO | None = None) -> tuple[list[I
             try:  # each file on its own: one unreadable file never hides the others
                 inputs.append(item if isinstance(item, Input) else _named(_read_file(item)))
             except ConvcostError as error:
+                error.source = source_path(error.source)  # named as its models would be
                 errors.append(error.with_traceback(None))  # keep no frames alive
     return inputs, errors
 

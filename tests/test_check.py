@@ -6,6 +6,7 @@ import json
 import os
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -156,7 +157,7 @@ def _baseline_file(tmp_path: Path, models: list[dict[str, object]], **extra: obj
     return str(path)
 
 
-def _good_entry() -> dict[str, object]:
+def _good_entry() -> dict[str, Any]:
     return _models("net: 8x8x8 -> 1x1(8)")[0].to_json()
 
 
@@ -177,7 +178,7 @@ def test_malformed_baselines_are_refused(tmp_path: Path, field: str, value: obje
                                          message: str) -> None:
     entry = _good_entry()
     if field.startswith("totals."):
-        entry["totals"] = dict(entry["totals"], **{field[7:]: value})  # type: ignore[arg-type]
+        entry["totals"] = {**entry["totals"], field[7:]: value}
     else:
         entry[field] = value
     with pytest.raises(BaselineError, match=message):
