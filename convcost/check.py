@@ -16,6 +16,7 @@ from fractions import Fraction
 from typing import Any, NamedTuple
 
 from convcost.baseline import Baseline, BaselineModel, load_baseline, parse_models, source_key
+from convcost.compare import model_labels
 from convcost.cost.report import BYTE_METRICS, METRIC_NAMES, METRICS, ModelReport
 from convcost.errors import BaselineError
 
@@ -211,10 +212,11 @@ def run_check(models: list[ModelReport], budgets: dict[str, int],
                                           old.get(key) if old is not None else None, allowed))
         results.extend(_time_results(model, time_budgets or {}))
     matched = set(found.values())
-    added = [model.name for position, model in enumerate(models)
+    # Named as compare names them: qualified by source when two models share a name.
+    labels, old_labels = model_labels(models), model_labels(old_models or ())
+    added = [labels[position] for position in range(len(models))
              if old_models is not None and position not in found]
-    removed = [entry.name for number, entry in enumerate(old_models or ())
-               if number not in matched]
+    removed = [old_labels[number] for number in range(len(old_labels)) if number not in matched]
     return Verdict(tuple(results), tuple(added), tuple(removed), baseline_name, allowed,
                    tuple(renamed))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from convcost.cost.report import COMPARED_METRICS, ModelReport
 from convcost.errors import UsageError
@@ -76,7 +76,18 @@ def bench_seconds(model: ModelReport) -> float | None:
     return model.bench.median_s if model.bench is not None else None
 
 
-def model_labels(models: Sequence[ModelReport]) -> list[str]:
+class Located(Protocol):
+    """Anything named in a source at a line: a model report, or a baseline's model."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def line(self) -> int: ...
+
+
+def model_labels(models: Sequence[Located]) -> list[str]:
     """Each model's name, or ``SOURCE:NAME`` when another model has the same name (two files
     may both define ``net``), or ``SOURCE:LINE:NAME`` when even that is shared."""
     names = Counter(model.name for model in models)

@@ -242,3 +242,13 @@ def test_baseline_configuration_is_compared(tmp_path: Path) -> None:
     assert older.mismatch(Options(None, 2, "float16")) is not None
     mixed = load_baseline(_baseline_file(tmp_path, [entry, dict(entry, batch=2)]))
     assert mixed.mismatch(Options()) is not None
+
+
+def test_added_and_removed_models_sharing_a_name_are_qualified_by_source() -> None:
+    from convcost.analysis import analyze_text
+
+    before = [m.to_json() for m in analyze_text("net: 8 -> relu", source_name="a").reports] + \
+        [m.to_json() for m in analyze_text("net: 8 -> relu", source_name="b").reports]
+    now = analyze_text("net: 8 -> relu", source_name="c").reports
+    verdict = run_check(now, {}, before)
+    assert verdict.added == ("net",) and verdict.removed == ("a:net", "b:net")
