@@ -60,12 +60,14 @@ def test_check_same_file_spelled_differently_is_the_same_model(
     assert check["added"] == [] and check["removed"] == [] and check["passed"] is False
 
 
-def test_check_rename_is_flagged_in_every_format(run: Run, project: Path) -> None:
+def test_check_rename_is_flagged_in_every_format(run: Run, project: Path,
+                                                 validate: Callable[[Any], None]) -> None:
     baseline = _baseline(run, project, "specs")
     _write(project, "8x8x16 -> 1x1(64)\nrenamed: 8x8x16 -> relu\n")
     outputs = {fmt: run("check", "specs", "--baseline", baseline, "--format", fmt)
                for fmt in FORMATS}
     assert all(result.exit_code == 1 for result in outputs.values())
+    validate(json.loads(outputs["json"].stdout))
     assert json.loads(outputs["json"].stdout)["check"]["renamed"] == [
         {"from": "named", "to": "renamed", "source": os.path.join("specs", "net.convcost"),
          "line": 2}]
@@ -150,7 +152,8 @@ def test_check_hostile_baselines_exit_2_without_a_traceback(run: Run, project: P
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_check_with_a_spec_error_never_says_pass(run: Run, project: Path, fmt: str) -> None:
+def test_check_with_a_spec_error_never_says_pass(run: Run, project: Path, fmt: str,
+                                                 validate: Callable[[Any], None]) -> None:
     (project / "specs" / "bad.convcost").write_text("bad: 8 -> bogus\n")
     result = run("check", "specs", "--max-macs", "1G", "--format", fmt)
     assert result.exit_code == 2
@@ -158,6 +161,7 @@ def test_check_with_a_spec_error_never_says_pass(run: Run, project: Path, fmt: s
     if fmt == "json":
         check = json.loads(result.stdout)["check"]
         assert check["passed"] is False and check["errors"] == 1
+        validate(json.loads(result.stdout))
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
