@@ -21,6 +21,16 @@ class Options(NamedTuple):
     batch: int = 1
     dtype: str = "float32"
 
+    def describe(self) -> str:
+        """'batch 4, float16, size 112x112' (or 'inputs as written' without a size)."""
+        size = f"size {self.size[0]}x{self.size[1]}" if self.size else "inputs as written"
+        return f"batch {self.batch}, {self.dtype}, {size}"
+
+    def to_json(self) -> dict[str, object]:
+        """The ``configuration`` of a ``convcost/1`` document (``size`` [H, W] or null)."""
+        return {"batch": self.batch, "dtype": self.dtype,
+                "size": list(self.size) if self.size else None}
+
 
 class Analyzed(NamedTuple):
     """One model: its program and the report costed from it (with measurements once

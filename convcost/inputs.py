@@ -46,14 +46,53 @@ def collect(arguments: list[str], stdin: BinaryIO | None = None) -> tuple[list[I
             errors.append(error.with_traceback(None))  # keep no frames alive
             continue
         for item in expanded:
+            if isinstance(item, ConvcostError):  # an unreadable directory under a directory
+                errors.append(item)
+                continue
             try:  # each file on its own: one unreadable file never hides the others
-                inputs.append(item if isinstance(item, Input) else _read_file(item))
+                inputs.append(item if isinstance(item, Input) else _named(_read_file(item)))
             except ConvcostError as error:
+                error.source = source_path(error.source)  # named as its models would be
                 errors.append(error.with_traceback(None))  # keep no frames alive
     return inputs, errors
 
 
-def _expand(argument: str, stdin: BinaryIO | None) -> list[Input | str]:
+def source_path(path: str) -> str:
+    """The one spelling of a file's path, which names its unnamed models: ``specs/x``,
+    ``./specs/x``, ``specs//x`` and the absolute path are the same file, named relative to
+    the working directory when inside it (else absolute). ``<arg>`` and ``<stdin>`` stay."""
+    if not path or (path.startswith("<") and path.endswith(">")):
+        return path
+    try:
+        absolute = os.path.abspath(path)
+        relative = os.path.relpath(absolute)
+    except (ValueError, OSError):  # another drive on Windows, or no working directory
+        return os.path.normpath(path)
+    if relative == os.pardir or relative.startswith(os.pardir + os.sep):
+        return absolute
+    return relative
+
+
+def _named(item: Input) -> Input:
+    """``item`` named by :func:`source_path` (it was opened as typed)."""
+    return item._replace(source=item.source._replace(name=source_path(item.source.name)))
+
+
+def _unreadable_directories(top: str) -> list[ConvcostError]:
+    """An error, with the OS's reason, for each directory under ``top`` that cannot be
+    listed (glob skips them silently, and their models would read as removed)."""
+    errors: list[ConvcostError] = []
+
+    def note(error: OSError) -> None:
+        name = error.filename if isinstance(error.filename, str) else top
+        errors.append(ReadError(f"cannot read directory '{name}': "
+                                f"{error.strerror or error}", name))
+    for _ in os.walk(top, onerror=note):
+        pass
+    return errors
+
+
+def _expand(argument: str, stdin: BinaryIO | None) -> list[Input | str | ConvcostError]:
     """The inputs an argument stands for: parsed-later text, or file paths to read."""
     if "->" in argument or "→" in argument:
         return [Input(Source("<arg>", argument), "text")]
@@ -66,10 +105,11 @@ def _expand(argument: str, stdin: BinaryIO | None) -> list[Input | str]:
         files = sorted(path for suffix in (SPEC_SUFFIX, ONNX_SUFFIX)
                        for path in glob.glob(os.path.join(glob.escape(argument), "**",
                                                           "*" + suffix), recursive=True))
-        if not files:
+        unreadable = _unreadable_directories(argument)
+        if not files and not unreadable:
             raise ReadError(f"no {SPEC_SUFFIX} or {ONNX_SUFFIX} files found in directory "
                             f"'{argument}'", argument)
-        return [path for path in files if os.path.isfile(path)]
+        return [*unreadable, *(path for path in files if os.path.isfile(path))]
     if os.path.exists(argument):
         return [argument]
     if any(char in argument for char in "*?["):

@@ -54,10 +54,11 @@ def analyze(ctx: click.Context, specs: tuple[str, ...], size: tuple[int, int] | 
         # Compact JSON of a batch: the one output that parts of it may write in parallel.
         from convcost.batch import analyze_arguments_rendered
 
-        rendered = analyze_arguments_rendered(
-            specs, Options(size=size, batch=batch, dtype=dtype.lower()), jobs,
-            lambda part: with_devices(part, devices))
-        emit_document(rendered.reports, rendered.errors, rendered=rendered.rendered)
+        options = Options(size=size, batch=batch, dtype=dtype.lower())
+        rendered = analyze_arguments_rendered(specs, options, jobs,
+                                              lambda part: with_devices(part, devices))
+        emit_document(rendered.reports, rendered.errors, rendered=rendered.rendered,
+                      configuration=options.to_json())
         report_errors(rendered)
         ctx.exit(EXIT_BAD_INPUT if rendered.errors else EXIT_OK)
     analysis = analyze_specs(specs, size, batch, dtype)
@@ -67,7 +68,8 @@ def analyze(ctx: click.Context, specs: tuple[str, ...], size: tuple[int, int] | 
     fmt = fmt.lower()
     if fmt == "json":
         extra: dict[str, Any] = {"machine": machine.to_json()} if machine is not None else {}
-        emit_document(analysis.reports, analysis.errors, **extra)
+        emit_document(analysis.reports, analysis.errors, **extra,
+                      configuration=Options(size, batch, dtype.lower()).to_json())
     elif fmt == "csv":
         from convcost.render import analyze_csv
         click.echo(analyze_csv(analysis.reports), nl=False)
@@ -81,7 +83,8 @@ def analyze(ctx: click.Context, specs: tuple[str, ...], size: tuple[int, int] | 
 @cli.command(epilog=CONVENTIONS)
 @click.argument("specs", nargs=-1, required=True, metavar="A B [C...]")
 @click.option("--baseline", metavar="NAME",
-              help="Model to compare against (default: the first one).")
+              help="Model to compare against, by name, or as SOURCE:NAME when several "
+                   "files define that name (default: the first one).")
 @analysis_options()
 @device_option
 @bench_options
@@ -123,7 +126,8 @@ def compare(ctx: click.Context, specs: tuple[str, ...], baseline: str | None,
         extra: dict[str, Any] = {"comparison": comparison.to_json()} if comparison else {}
         if machine is not None:
             extra["machine"] = machine.to_json()
-        emit_document(analysis.reports, analysis.errors, **extra)
+        emit_document(analysis.reports, analysis.errors, **extra,
+                      configuration=Options(size, batch, dtype.lower()).to_json())
     elif comparison is not None:
         from convcost import render
         if fmt == "csv":
