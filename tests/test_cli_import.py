@@ -35,7 +35,9 @@ def test_import_a_spec_file_to_stdout(run: Run) -> None:
     path = ROOT / "examples" / "zoo" / "resnet18.convcost"
     result = run("import", str(path))
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith(f"# written by convcost import from {path}\n")
+    from convcost.inputs import source_path
+
+    assert result.stdout.startswith(f"# written by convcost import from {source_path(str(path))}\n")
     assert "resnet18: 224x224x3" in result.stdout
     original = analyze_text(path.read_text(encoding="utf-8"))
     assert _totals(result.stdout) == _totals(path.read_text(encoding="utf-8"))
