@@ -126,3 +126,19 @@ def test_bad_spec_is_a_located_error_and_other_models_still_drawn(
     assert result.exit_code == 2
     assert "<arg>:1:" in result.output and "^" in result.output
     assert (tmp_path / "m.svg").exists()
+
+
+def test_unwritable_output_is_a_located_error_exit_2(run: Callable[..., Result],
+                                                     tmp_path: Path) -> None:
+    """A file that cannot be written is bad input (exit 2, not click's 1), named with the
+    OS's reason, and the other models' files are still drawn."""
+    pytest.importorskip("matplotlib")
+    spec = tmp_path / "two.convcost"
+    spec.write_text("a: 8x8x3 -> 3x3(4)\nc: 8x8x3 -> 1x1(4)\n")
+    (tmp_path / "m-a.png").mkdir()  # a directory where model a's file should go
+    result = run("plot", "memory", str(spec), "-o", str(tmp_path / "m.png"))
+    assert result.exit_code == 2, result.output
+    assert f"{tmp_path / 'm-a.png'}: error: cannot write:" in result.output
+    assert (tmp_path / "m-c.png").is_file()
+    result = run("plot", "memory", SEED, "-o", str(tmp_path / "missing" / "m.png"))
+    assert result.exit_code == 2 and "No such file or directory" in result.output

@@ -64,14 +64,18 @@ def _draw(ctx: click.Context, specs: tuple[str, ...], size: tuple[int, int] | No
     check_device_dtype(devices, dtype)
     analysis = analyze_specs(specs, size, batch, dtype)
     targets = _targets(output, [model.report.name for model in analysis.models])
+    unwritten = 0
     for model, target in zip(analysis.models, targets):
         try:
             draw.save(figure(model), target)
         except OSError as error:
-            raise click.FileError(target, error.strerror or str(error)) from None
+            # Like export: said as a located error (exit 2), and the other files still drawn.
+            click.echo(f"{target}: error: cannot write: {error.strerror or error}", err=True)
+            unwritten += 1
+            continue
         click.echo(f"convcost: wrote {target}", err=True)
     report_errors(analysis)
-    ctx.exit(EXIT_BAD_INPUT if analysis.errors else EXIT_OK)
+    ctx.exit(EXIT_BAD_INPUT if analysis.errors or unwritten else EXIT_OK)
 
 
 def _targets(output: str, names: list[str]) -> list[str]:
