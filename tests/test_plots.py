@@ -142,3 +142,28 @@ def test_unwritable_output_is_a_located_error_exit_2(run: Callable[..., Result],
     assert (tmp_path / "m-c.png").is_file()
     result = run("plot", "memory", SEED, "-o", str(tmp_path / "missing" / "m.png"))
     assert result.exit_code == 2 and "No such file or directory" in result.output
+
+
+def test_layers_of_a_deep_model_are_one_artist_not_a_bar_each() -> None:
+    """100,000 layers drew 100,000 bar patches (minutes, over a GB): beyond MAX_BARS the
+    bars are one filled step outline, with the same heights."""
+    pytest.importorskip("matplotlib")
+    from convcost.plots import draw
+
+    count = draw.MAX_BARS + 1
+    plot = data.LayersPlot("deep", tuple(f"{i} 3x3(4)" for i in range(count)),
+                           tuple(range(count)), tuple(float(i) for i in range(count)))
+    figure = draw.layers_figure(plot)
+    try:
+        for panel in figure.axes:
+            assert len(panel.patches) == 1
+            assert list(panel.patches[0].get_data().values) == list(range(count))
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close(figure)
+    small = draw.layers_figure(data.layers(_model()))
+    try:
+        assert len(small.axes[0].patches) == len(_model().report.layers)
+    finally:
+        plt.close(small)

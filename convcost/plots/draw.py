@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 #: File formats by suffix; the suffix of ``-o`` picks one.
 FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
 INSTALL_HINT = "pip install 'convcost[plot]'"
+#: Beyond this many layers, the layers plot draws its bars as one filled step outline.
+MAX_BARS = 2_000
 
 
 def _pyplot() -> Any:
@@ -145,7 +147,12 @@ def layers_figure(plot: LayersPlot) -> Figure:
 
     for (name, values, colour, unit), row in zip(series, axes):
         panel = row[0]
-        panel.bar(positions, values, width=0.9, color=colour)
+        if len(values) <= MAX_BARS:
+            panel.bar(positions, values, width=0.9, color=colour)
+        else:  # one filled outline, not a patch per layer (100,000 bars took minutes and GBs)
+            panel.stairs(values, [position - 0.5 for position in [*positions,
+                                                                  len(positions) + 1]],
+                         fill=True, color=colour)
         panel.set_ylabel(name)
         panel.yaxis.set_major_formatter(FuncFormatter(_axis_unit(unit)))
         panel.set_ylim(0, max(values, default=0) * 1.35 or 1)
