@@ -155,9 +155,13 @@ def test_layers_of_a_deep_model_are_one_artist_not_a_bar_each() -> None:
                            tuple(range(count)), tuple(float(i) for i in range(count)))
     figure = draw.layers_figure(plot)
     try:
+        from matplotlib.patches import StepPatch
+
         for panel in figure.axes:
             assert len(panel.patches) == 1
-            assert list(panel.patches[0].get_data().values) == list(range(count))
+            outline = panel.patches[0]
+            assert isinstance(outline, StepPatch)
+            assert list(outline.get_data().values) == list(range(count))
     finally:
         import matplotlib.pyplot as plt
 
