@@ -161,7 +161,7 @@ def test_layers_of_a_deep_model_are_one_artist_not_a_bar_each() -> None:
             assert len(panel.patches) == 1
             outline = panel.patches[0]
             assert isinstance(outline, StepPatch)
-            assert list(outline.get_data().values) == list(range(count))
+            assert list(outline.get_data()[0]) == list(range(count))  # (values, edges, baseline)
     finally:
         import matplotlib.pyplot as plt
 
