@@ -54,8 +54,13 @@ def test_cli_refuses_a_backend_it_cannot_run(run: Any, monkeypatch: pytest.Monke
     result = run("analyze", "8x8x4 -> 1x1(4)", "--bench", "--backend", "torch")
     assert result.exit_code == 2
     assert f"install it with: {TORCH_INSTALL}" in result.stderr
-    # without --bench the backend is never asked for
-    assert run("analyze", "8x8x4 -> 1x1(4)", "--backend", "torch").exit_code == 0
+    # without --bench the backend is never asked for, and a note says it does nothing
+    for command in (["analyze", "8x8x4 -> 1x1(4)"],
+                    ["compare", "8x8x4 -> 1x1(4)", "8x8x4 -> 1x1(8)"]):
+        result = run(*command, "--backend", "torch")
+        assert result.exit_code == 0
+        assert "--backend torch only applies with --bench" in result.stderr
+    assert "only applies" not in run("analyze", "8x8x4 -> 1x1(4)").stderr
 
 
 def test_machine_note_and_csv_name_the_backend() -> None:

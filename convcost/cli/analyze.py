@@ -139,8 +139,13 @@ def compare(ctx: click.Context, specs: tuple[str, ...], baseline: str | None,
 
 
 def check_backend(bench: bool, backend: str) -> None:
-    """Usage error (exit 2) before anything is analysed when --backend cannot run here."""
-    if not bench or backend.lower() == "numpy":
+    """Usage error (exit 2) before anything is analysed when --backend cannot run here; a
+    note when it is given without --bench (nothing is timed, so it would do nothing)."""
+    if backend.lower() == "numpy":
+        return
+    if not bench:
+        click.echo(f"convcost: note: --backend {backend.lower()} only applies with --bench; "
+                   f"nothing is timed", err=True)
         return
     from convcost.bench.backends import check_backend as check
     from convcost.errors import UsageError
