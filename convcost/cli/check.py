@@ -86,7 +86,7 @@ def check(ctx: click.Context, specs: tuple[str, ...], max_macs: int | None,
     2 bad input or usage.
     \b
     Examples:
-      convcost check specs/ --max-macs 4.2G --max-params 26M --max-peak-memory 120MB
+      convcost check specs/ --max-macs 4.2G --max-params 26M --max-peak-memory 1GB
       convcost analyze specs/ --format json > convcost-baseline.json
       convcost check specs/ --baseline convcost-baseline.json --tolerance 1%
       convcost check specs/ --max-time t4=5ms --max-time xeon-8480=20ms

@@ -9,7 +9,7 @@ from convcost.errors import ConvcostError
 from convcost.model.program import Program
 
 
-@cli.command("import")
+@cli.command("import", short_help="Write ONNX models (or specs) as a readable spec file.")
 @click.argument("models", nargs=-1, required=True, metavar="MODEL.onnx|SPEC_OR_FILE...")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), metavar="FILE",
               help="Write the spec to FILE instead of standard output.")

@@ -9,7 +9,7 @@ import click
 from convcost.cli.base import EXIT_BAD_INPUT, cli, emit_json, print_rich
 
 
-@cli.command()
+@cli.command(short_help="Measure this machine's matrix-multiply peak and bandwidth.")
 @click.option("--dtype", "dtypes", multiple=True, default=("float32", "float64"),
               show_default=True, type=click.Choice(["float32", "float64", "float16"]),
               help="Element types to measure the matrix-multiply peak for (repeatable).")
@@ -60,7 +60,7 @@ def _save_profile(ctx: click.Context, calibration: Any, target: str) -> None:
                err=True)
 
 
-@cli.command()
+@cli.command(short_help="List the device profiles shipped for --device.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"], case_sensitive=False),
               default="table", show_default=True,
               help="Output format (JSON: a convcost/1 document with a 'devices' array).")

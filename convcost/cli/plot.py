@@ -27,15 +27,15 @@ if TYPE_CHECKING:
     from convcost.roofline.devices import Device
 
 
-@cli.group()
+@cli.group(short_help="Draw roofline, memory or per-layer plots to a file.")
 def plot() -> None:
     """Draw a model's roofline, memory or per-layer costs to a PNG, SVG or PDF file.
 
     \b
     Examples:
-      convcost plot roofline examples/resnet50.convcost --device t4 -o resnet50-t4.png
+      convcost plot roofline examples/resnet50.convcost --device t4 -o r50.png
       convcost plot memory examples/inception.convcost -o memory.svg
-      convcost plot layers examples/mobilenet_v1.convcost --device h100-sxm -o layers.png
+      convcost plot layers examples/mobilenet_v1.convcost --device l4 -o l.png
 
     Plots need matplotlib: pip install 'convcost[plot]'. With several models in the input,
     each gets its own file, named after the model (OUT-<model>.png).
@@ -94,7 +94,7 @@ def _targets(output: str, names: list[str]) -> list[str]:
     return targets
 
 
-@plot.command()
+@plot.command(short_help="A device's roofline with every layer a point.")
 @_plot_options
 @device_option
 @click.pass_context
@@ -112,7 +112,7 @@ def roofline(ctx: click.Context, specs: tuple[str, ...], size: tuple[int, int] |
           lambda model: draw.roofline_figure(data.roofline(model, devices[0])))
 
 
-@plot.command()
+@plot.command(short_help="Live activation bytes over the execution steps.")
 @_plot_options
 @click.pass_context
 def memory(ctx: click.Context, specs: tuple[str, ...], size: tuple[int, int] | None,
@@ -124,7 +124,7 @@ def memory(ctx: click.Context, specs: tuple[str, ...], size: tuple[int, int] | N
           lambda model: draw.memory_figure(data.memory(model)))
 
 
-@plot.command()
+@plot.command(short_help="Per-layer MACs and predicted time as bars.")
 @_plot_options
 @device_option
 @click.pass_context
