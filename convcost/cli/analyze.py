@@ -52,8 +52,12 @@ def analyze(ctx: click.Context, specs: tuple[str, ...], size: tuple[int, int] | 
     check_backend(bench, backend)
     if fmt.lower() == "json" and not bench and not sys.stdout.isatty() and jobs != 1:
         # Compact JSON of a batch: the one output that parts of it may write in parallel.
-        from convcost.batch import analyze_arguments_rendered
+        from convcost.batch import analyze_arguments_rendered, usable_cpus
 
+        if jobs > usable_cpus():  # more processes than CPUs only adds forks (-j 100000: 10x)
+            click.echo(f"convcost: note: --jobs {jobs} is more than the {usable_cpus()} usable "
+                       f"CPUs; using {usable_cpus()}", err=True)
+            jobs = usable_cpus()
         options = Options(size=size, batch=batch, dtype=dtype.lower())
         rendered = analyze_arguments_rendered(specs, options, jobs,
                                               lambda part: with_devices(part, devices))
