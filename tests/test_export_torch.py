@@ -137,6 +137,7 @@ def test_cli_writes_file_and_reports_skipped(run: Any, tmp_path: Path) -> None:
     assert result.exit_code == 2 and "Missing option '--to'" in result.stderr
     result = run("export", "8x8x3 -> 1x1(4, g=3)", "--to", "torch")
     assert result.exit_code == 2 and "nothing to export" in result.stderr
+    assert "the other models are exported" not in result.stderr  # there are none
     result = run("export", "8x8x3 -> 1x1(4)", "--to", "torch", "-o",
                  str(tmp_path / "missing" / "out.py"))
     assert result.exit_code == 2 and "cannot write" in result.stderr

@@ -34,7 +34,7 @@ def export(ctx: click.Context, specs: tuple[str, ...], target: str, output: str 
 
     analysis = analyze_specs(specs, size, 1, "float32")
     report_errors(analysis)
-    if analysis.errors:
+    if analysis.errors and analysis.models:
         count = len(analysis.errors)
         click.echo(f"convcost: export skipped what failed above ({count} error"
                    f"{'s' if count != 1 else ''}); the other models are exported", err=True)
