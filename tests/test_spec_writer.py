@@ -282,3 +282,27 @@ def test_a_program_without_steps_is_written_with_id() -> None:
     text = program_to_spec(Program("empty", Shape(2, 2, 3), (), 0))
     assert text == "empty: 2x2x3\n    -> id\n"
     assert not analyze_text(text).errors
+
+
+def test_a_wide_concat_is_recovered_in_linear_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every reader was tested against every concat input: 20,000 branches took minutes.
+    Dominance tests now grow with the branches, not with their square."""
+    import convcost.importers.structure as structure
+
+    calls = 0
+    dominated = structure._Recovery._dominated
+
+    def counted(self: structure._Recovery, value: int, by: int) -> bool:
+        nonlocal calls
+        calls += 1
+        return dominated(self, value, by)
+
+    monkeypatch.setattr(structure._Recovery, "_dominated", counted)
+    branches = 600
+    program = analyze_text("wide: 4x4x8 -> [" + " | ".join(["1x1(2) -> relu"] * branches)
+                           + "] -> 1x1(4)").programs[0]
+    nodes = recover(program)
+    block = nodes[0]
+    assert isinstance(block, Block) and len(block.parts) == branches
+    assert calls < 10 * branches, calls
+    _same_totals(program, program_to_spec(program))

@@ -15,6 +15,8 @@ channels, MACs, params, ops and traffic, written ``[id | ...]``. Only peak memor
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Container
 from typing import NamedTuple, Union
 
 from convcost.errors import SpecError
@@ -130,9 +132,13 @@ class _Recovery:
                     len(merge.inputs) < 3:
                 continue
             owners: set[int] = set()
+            numbers: dict[int, list[int]] = {}
+            for number, operand in enumerate(merge.inputs):
+                numbers.setdefault(operand, []).append(number)
             for reader in readers:
-                owner = [number for number, operand in enumerate(merge.inputs)
-                         if self._dominated(reader.out, operand)]
+                owner = [number for operand in self._operands_above(reader.out, merge.out,
+                                                                    numbers)
+                         for number in numbers[operand]]
                 if len(owner) != 1:
                     break
                 owners.add(owner[0])
@@ -205,6 +211,18 @@ class _Recovery:
         """Whether every path from ``value`` to the output passes ``by`` (or is it)."""
         return self.enter[by] <= self.enter[value] <= self.leave[by]
 
+    def _operands_above(self, value: int, merge: int, operands: Container[int]) -> list[int]:
+        """The ``operands`` of the merge producing ``merge`` that post-dominate ``value``
+        (it included): those on its post-dominator path up to the merge. The path is as long
+        as the branch, where testing every operand for every reader made a wide concat
+        quadratic (20,000 branches: minutes)."""
+        found = []
+        while value != merge and value in self.ipdom:
+            if value in operands:
+                found.append(value)
+            value = self.ipdom[value]
+        return found
+
     def _sequence(self, value: int, end: int, first: list[Step] | None) -> list[Node]:
         """The nodes from ``value`` to ``end``; ``first`` restricts the readers of ``value``
         to those of one branch."""
@@ -238,14 +256,15 @@ class _Recovery:
         if merge.kind not in MERGE_KINDS:
             raise self.fail(merge, "paths from one value meet here, but only a concat, an add "
                                    "or a multiply can join them")
-        if len(set(merge.inputs)) != len(merge.inputs) and \
-                any(value != v and merge.inputs.count(v) > 1 for v in merge.inputs):
+        uses = Counter(merge.inputs)
+        if any(count > 1 and v != value for v, count in uses.items()):
             raise self.fail(merge, "it reads the same computed value twice")
         groups: dict[int, list[Step]] = {v: [] for v in merge.inputs}
         for reader in readers:
             if reader is merge:
                 continue
-            owner = [v for v in groups if v != value and self._dominated(reader.out, v)]
+            owner = [v for v in self._operands_above(reader.out, merge.out, groups)
+                     if v != value]
             if len(owner) != 1:
                 raise self.fail(reader, f"it does not lead into exactly one input of "
                                         f"'{merge.path}'")
