@@ -71,6 +71,25 @@ def test_unwritable_output_file_is_exit_2(run: Run, tmp_path: Path) -> None:
     assert result.exit_code == 2
 
 
+@pytest.mark.parametrize("command", [["import"], ["export", "--to", "torch"]])
+def test_output_over_an_input_is_refused(run: Run, tmp_path: Path, command: list[str],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """`-o` naming an input (however spelled) would destroy it: exit 2, the file intact."""
+    spec = tmp_path / "net.convcost"
+    text = "net: 8x8x3 -> 3x3(4)\n"
+    spec.write_text(text)
+    monkeypatch.chdir(tmp_path)
+    result = run(command[0], "net.convcost", *command[1:], "-o", str(spec))
+    assert result.exit_code == 2, result.output
+    assert f"{spec}: error: refusing to write over the input 'net.convcost'" in result.stderr
+    assert spec.read_text() == text
+    result = run(command[0], str(tmp_path), *command[1:], "-o", "./net.convcost")
+    assert result.exit_code == 2 and "refusing to write over" in result.stderr
+    assert spec.read_text() == text
+    result = run(command[0], "net.convcost", *command[1:], "-o", "out.txt")
+    assert result.exit_code == 0 and (tmp_path / "out.txt").is_file()
+
+
 # -- ONNX graphs built with onnx.helper ------------------------------------------------------
 
 
@@ -138,10 +157,9 @@ def _residual_net(onnx: Any) -> bytes:
 
 
 def _reference(data: bytes, name: str) -> tuple[int, int, int, int, tuple[int, ...]]:
-    from convcost.errors import Source
     from convcost.importers.onnx import read_onnx
 
-    program = read_onnx(data, name, size=None, batch=1, source=Source(name, ""))
+    program = read_onnx(data, name, size=None, batch=1, source=name)
     totals = build_report(program, source="", spec="").totals
     return (totals.macs, totals.params, totals.buffers, totals.other_ops,
             tuple(program.output))

@@ -30,6 +30,7 @@ def export(ctx: click.Context, specs: tuple[str, ...], target: str, output: str 
     Example:
       convcost export examples/zoo/resnet18.convcost --to torch -o resnet18.py
     """
+    from convcost.cli.outputs import overwritten_input, refusal
     from convcost.export import export_torch
 
     analysis = analyze_specs(specs, size, 1, "float32")
@@ -40,6 +41,10 @@ def export(ctx: click.Context, specs: tuple[str, ...], target: str, output: str 
                    f"{'s' if count != 1 else ''}); the other models are exported", err=True)
     if not analysis.models:
         click.echo("convcost: nothing to export", err=True)
+        ctx.exit(EXIT_BAD_INPUT)
+    source = overwritten_input(output, [model.report.source for model in analysis.models])
+    if output is not None and source is not None:
+        click.echo(refusal(output, source), err=True)
         ctx.exit(EXIT_BAD_INPUT)
     exported = export_torch(analysis.programs, origin=", ".join(specs))
     if output is None:

@@ -30,10 +30,16 @@ def import_(ctx: click.Context, models: tuple[str, ...], output: str | None,
     'analyze' reads them (ONNX files need the onnx extra: pip install 'convcost[onnx]').
     """
     from convcost.analysis import Options, analyze_arguments
+    from convcost.cli.outputs import overwritten_input, refusal
     from convcost.importers.spec_writer import SpecWriter, round_trip_problems
 
     analysis = analyze_arguments(models, Options(size=size, batch=batch))
     errors: list[ConvcostError] = list(analysis.errors)
+    source = overwritten_input(output, [item.report.source for item in analysis.models])
+    if output is not None and source is not None:
+        _summary(errors, 0)
+        click.echo(refusal(output, source), err=True)
+        ctx.exit(EXIT_BAD_INPUT)
     writer = SpecWriter()
     written: list[tuple[Program, str]] = []
     for item in analysis.models:  # each on its own: one unwritable graph hides no other
