@@ -18,7 +18,7 @@ from convcost.cli.base import (
     cli,
     device_option,
     emit_document,
-    print_rich,
+    print_grids,
     quantity,
     report_errors,
     with_devices,
@@ -133,7 +133,7 @@ def check(ctx: click.Context, specs: tuple[str, ...], max_macs: int | None,
         if fmt == "markdown":
             click.echo(render.to_markdown(grid), nl=False)
         else:
-            print_rich([render.to_rich(grid)])
+            print_grids([grid])
     report_errors(analysis)
     if analysis.errors:
         ctx.exit(EXIT_BAD_INPUT)

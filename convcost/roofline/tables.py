@@ -35,9 +35,9 @@ def extend_analyze_grid(grid: Grid, model: ModelReport) -> None:
     # time column.
     checked = [time.error is not None for time in model.roofline]
     for time, errors in zip(model.roofline, checked):
-        grid.columns.append(Column(header(time.device), "roofline"))
+        grid.columns.append(Column(header(time.device), "roofline", priority=2))
         if errors:
-            grid.columns.append(Column(f"err@{time.device}", "change"))
+            grid.columns.append(Column(f"err@{time.device}", "change", priority=3))
 
     def cells(times: Sequence[RooflineTime]) -> list[Any]:
         row: list[Any] = []
@@ -75,7 +75,8 @@ def compare_grid(comparison: Comparison) -> Grid | None:
     devices = [time.device for time in base.roofline]
     benched = any(bench_seconds(model) is not None for model in comparison.models)
     grid = Grid(title=f"predicted time per device, speedup over {base.name}",
-                columns=[Column("model"), Column("MAC speedup", "ratio"),
+                columns=[Column("model", priority=0, wraps=True),
+                         Column("MAC speedup", "ratio", priority=2),
                          *(Column(header(device), "speedup") for device in devices)])
     if benched:
         grid.columns.append(Column("measured", "speedup"))
@@ -108,9 +109,9 @@ def compare_grid(comparison: Comparison) -> Grid | None:
 def devices_grid(devices: Sequence[Device], *, verbose: bool = False) -> Grid:
     """The device list: float32 and float16 peaks in TFLOP/s, bandwidth in GB/s."""
     grid = Grid(title="devices (use with --device ID, or --device FILE.toml)",
-                columns=[Column("id"), Column("name"), Column("kind"),
-                         Column("fp32 TFLOP/s", "float"), Column("fp16 TFLOP/s", "float"),
-                         Column("GB/s", "float")])
+                columns=[Column("id", priority=0), Column("name", priority=3, wraps=True),
+                         Column("kind", priority=4), Column("fp32 TFLOP/s", "float", priority=0),
+                         Column("fp16 TFLOP/s", "float"), Column("GB/s", "float", priority=0)])
     for device in devices:
         fp32, fp16 = (device.peak.get(dtype) for dtype in ("float32", "float16"))
         grid.rows.append([device.id, device.name, device.kind,

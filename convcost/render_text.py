@@ -1,0 +1,161 @@
+"""Plain-text tables that fit a width: the renderer of :class:`~convcost.render.Grid` for
+terminals and pipes.
+
+Linear in the rows (a 100,000-layer table costs about what its JSON does), no trailing spaces,
+and never cropped: when the columns do not fit, the wrappable text columns (a layer's text, a
+model's name) wrap first, down to a readable minimum; then whole columns are dropped, least
+important first (:attr:`Column.priority`), and a note under the table names them. Key
+columns (priority 0) are never dropped, numbers never cropped, units never lost. Titles and
+notes wrap at spaces (long words are split, never cut), so no character is lost.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from convcost.render import Grid
+
+#: Spaces between two columns.
+GAP = 2
+#: Narrowest a wrappable text column gets before columns are dropped (characters).
+WRAP_MIN = 14
+
+
+class Glyphs(NamedTuple):
+    """The characters of rules and share bars (an ASCII set for encodings without them)."""
+
+    rule: str
+    filled: str
+    empty: str
+
+
+UNICODE = Glyphs("─", "█", "·")
+ASCII = Glyphs("-", "#", ".")
+
+
+class Layout(NamedTuple):
+    """Which columns are shown (positions in the grid), how wide, and what was dropped."""
+
+    shown: tuple[int, ...]
+    widths: tuple[int, ...]
+    bars: bool
+    dropped: tuple[str, ...]
+
+
+def to_text(grid: Grid, width: int = 100, *, glyphs: Glyphs = UNICODE) -> str:
+    """``grid`` as text of at most ``width`` columns (wider only when its key columns alone
+    are wider), one newline-terminated line each, with its title and notes."""
+    from convcost.render import cells
+
+    width = max(width, 20)
+    plain = [cells(row, grid.columns, bars=False) for row in grid.rows]
+    has_share = any(column.kind == "share" for column in grid.columns)
+    barred = ([cells(row, grid.columns, bars=True, glyphs=glyphs) for row in grid.rows]
+              if has_share else plain)
+    footer = cells(grid.footer, grid.columns, bars=False) if grid.footer is not None else None
+    layout = fit(grid, barred, plain, footer, width)
+    body = barred if layout.bars else plain
+    lines = _wrap(grid.title, width, "", "")
+    lines.append("")
+    header = [grid.columns[position].name for position in layout.shown]
+    lines += _row_lines(header, layout, grid, header=True)
+    lines.append(glyphs.rule * (sum(layout.widths) + GAP * (len(layout.widths) - 1)))
+    for row in body:
+        lines += _row_lines([row[position] for position in layout.shown], layout, grid)
+    if footer is not None:
+        lines.append("")
+        lines += _row_lines([footer[position] for position in layout.shown], layout, grid)
+    lines.append("")
+    notes = list(grid.notes)
+    if layout.dropped:
+        notes.append(f"not shown at {width} columns: {', '.join(layout.dropped)} (a wider "
+                     f"COLUMNS shows them; --format csv or json has every column)")
+    for note in notes:
+        for part in note.split("\n"):
+            lines += _wrap(part.strip(), width, "  " + " " * (len(part) - len(part.lstrip())),
+                           "    ")
+    return "".join(line.rstrip() + "\n" for line in lines)
+
+
+def fit(grid: Grid, barred: Sequence[Sequence[str]], plain: Sequence[Sequence[str]],
+        footer: Sequence[str] | None, width: int) -> Layout:
+    """Choose the shown columns and their widths for ``width`` characters."""
+    columns = grid.columns
+    natural_bars = _natural(grid, barred, footer)
+    natural = _natural(grid, plain, footer) if barred is not plain else natural_bars
+    shown = list(range(len(columns)))
+    dropped: list[str] = []
+
+    def minimum(position: int, widths: list[int]) -> int:
+        if columns[position].wraps:
+            return min(widths[position], max(WRAP_MIN, len(columns[position].name)))
+        return widths[position]
+
+    def total(widths: list[int]) -> int:
+        return sum(minimum(position, widths) for position in shown) + GAP * (len(shown) - 1)
+
+    bars = barred is not plain
+    if bars and total(natural_bars) > width:
+        bars = False  # the bars go before any column does
+    widths = natural_bars if bars else natural
+    by_priority = sorted((position for position in shown if columns[position].priority),
+                         key=lambda position: (-columns[position].priority, -position))
+    for position in by_priority:
+        if total(widths) <= width:
+            break
+        shown.remove(position)
+        dropped.append(columns[position].name)
+    # Give the wrappable columns what room is left, up to their natural width.
+    final = [minimum(position, widths) for position in shown]
+    spare = width - (sum(final) + GAP * (len(shown) - 1))
+    for slot, position in enumerate(shown):
+        if spare <= 0:
+            break
+        grow = min(spare, widths[position] - final[slot])
+        final[slot] += grow
+        spare -= grow
+    return Layout(tuple(shown), tuple(final), bars,
+                  tuple(name for name in (columns[p].name for p in range(len(columns)))
+                        if name in dropped))
+
+
+def _natural(grid: Grid, body: Sequence[Sequence[str]], footer: Sequence[str] | None
+             ) -> list[int]:
+    widths = [len(column.name) for column in grid.columns]
+    for row in body:
+        for position, cell in enumerate(row):
+            if len(cell) > widths[position]:
+                widths[position] = len(cell)
+    for position, cell in enumerate(footer or ()):
+        widths[position] = max(widths[position], len(cell))
+    return widths
+
+
+def _row_lines(texts: Sequence[str], layout: Layout, grid: Grid, *, header: bool = False
+               ) -> list[str]:
+    """One table row as one line, or several when a wrappable cell is wider than its column."""
+    columns = [grid.columns[position] for position in layout.shown]
+    if all(len(text) <= size for text, size in zip(texts, layout.widths)):  # the common case
+        return ["  ".join(text.rjust(size) if column.numeric and not header or
+                          column.numeric and header else text.ljust(size)
+                          for text, size, column in zip(texts, layout.widths, columns))]
+    pieces = [_wrap(text, size, "", "") if len(text) > size else [text]
+              for text, size in zip(texts, layout.widths)]
+    height = max(len(piece) for piece in pieces)
+    return ["  ".join((piece[line] if line < len(piece) else "").rjust(size)
+                      if column.numeric else
+                      (piece[line] if line < len(piece) else "").ljust(size)
+                      for piece, size, column in zip(pieces, layout.widths, columns))
+            for line in range(height)]
+
+
+def _wrap(text: str, width: int, first: str, rest: str) -> list[str]:
+    """``text`` wrapped at spaces to ``width``; words longer than a line are split, never
+    cut, so every non-space character is kept."""
+    if not text:
+        return [first.rstrip()]
+    return textwrap.wrap(text, width, initial_indent=first, subsequent_indent=rest,
+                         break_long_words=True, break_on_hyphens=False) or [first.rstrip()]
