@@ -14,7 +14,7 @@ import sys
 
 import click
 
-from convcost.cli import analyze, check, machine, plot  # noqa: F401  (registers the commands)
+from convcost.cli import analyze, check, language, machine, plot  # noqa: F401  (registers)
 from convcost.cli.base import EXIT_INTERRUPTED, EXIT_OK, cli
 
 __all__ = ["cli", "main"]
