@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 #: Spaces between two columns.
 GAP = 2
+#: Spaces before the first column (rows, header, rule and footer; not the title).
+MARGIN = 1
 #: Narrowest a wrappable text column gets before columns are dropped (characters).
 WRAP_MIN = 14
 
@@ -45,9 +47,11 @@ class Layout(NamedTuple):
     dropped: tuple[str, ...]
 
 
-def to_text(grid: Grid, width: int = 100, *, glyphs: Glyphs = UNICODE) -> str:
+def to_text(grid: Grid, width: int = 100, *, glyphs: Glyphs = UNICODE, color: bool = False
+            ) -> str:
     """``grid`` as text of at most ``width`` columns (wider only when its key columns alone
-    are wider), one newline-terminated line each, with its title and notes."""
+    are wider), one newline-terminated line each, with its title and notes; ``color`` makes
+    the title and the header bold (ANSI codes, not counted in the width)."""
     from convcost.render import cells
 
     width = max(width, 20)
@@ -56,13 +60,14 @@ def to_text(grid: Grid, width: int = 100, *, glyphs: Glyphs = UNICODE) -> str:
     barred = ([cells(row, grid.columns, bars=True, glyphs=glyphs) for row in grid.rows]
               if has_share else plain)
     footer = cells(grid.footer, grid.columns, bars=False) if grid.footer is not None else None
-    layout = fit(grid, barred, plain, footer, width)
+    layout = fit(grid, barred, plain, footer, width - MARGIN)
     body = barred if layout.bars else plain
-    lines = _wrap(grid.title, width, "", "")
+    lines = [_bold(line, color) for line in _wrap(grid.title, width, "", "")]
     lines.append("")
     header = [grid.columns[position].name for position in layout.shown]
-    lines += _row_lines(header, layout, grid, header=True)
-    lines.append(glyphs.rule * (sum(layout.widths) + GAP * (len(layout.widths) - 1)))
+    lines += [_bold(line.rstrip(), color) for line in _row_lines(header, layout, grid)]
+    lines.append(" " * MARGIN
+                 + glyphs.rule * (sum(layout.widths) + GAP * (len(layout.widths) - 1)))
     for row in body:
         lines += _row_lines([row[position] for position in layout.shown], layout, grid)
     if footer is not None:
@@ -134,18 +139,21 @@ def _natural(grid: Grid, body: Sequence[Sequence[str]], footer: Sequence[str] | 
     return widths
 
 
-def _row_lines(texts: Sequence[str], layout: Layout, grid: Grid, *, header: bool = False
-               ) -> list[str]:
+def _bold(line: str, color: bool) -> str:
+    return f"\x1b[1m{line}\x1b[0m" if color and line else line
+
+
+def _row_lines(texts: Sequence[str], layout: Layout, grid: Grid) -> list[str]:
     """One table row as one line, or several when a wrappable cell is wider than its column."""
     columns = [grid.columns[position] for position in layout.shown]
     if all(len(text) <= size for text, size in zip(texts, layout.widths)):  # the common case
-        return ["  ".join(text.rjust(size) if column.numeric and not header or
-                          column.numeric and header else text.ljust(size)
-                          for text, size, column in zip(texts, layout.widths, columns))]
+        return [" " * MARGIN + (" " * GAP).join(text.rjust(size) if column.numeric else
+                                         text.ljust(size) for text, size, column in
+                                         zip(texts, layout.widths, columns))]
     pieces = [_wrap(text, size, "", "") if len(text) > size else [text]
               for text, size in zip(texts, layout.widths)]
     height = max(len(piece) for piece in pieces)
-    return ["  ".join((piece[line] if line < len(piece) else "").rjust(size)
+    return [" " * MARGIN + (" " * GAP).join((piece[line] if line < len(piece) else "").rjust(size)
                       if column.numeric else
                       (piece[line] if line < len(piece) else "").ljust(size)
                       for piece, size, column in zip(pieces, layout.widths, columns))

@@ -10,7 +10,7 @@ every layer: it is the complete record.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from convcost import units
@@ -97,7 +97,7 @@ def _block(path: str, layers: list[LayerReport]) -> LayerReport:
                        time_s=sum(time.time_s for time in times),
                        bound=max(("compute", "memory"), key=lambda bound: sum(
                            time.time_s for time in times if time.bound == bound))
-                       )  # type: ignore[call-arg]
+                       )
         for times in zip(*(layer.roofline for layer in layers))) if first.roofline else ()
     return LayerReport(
         first.index, path, "block", f"{kind} ({len(layers)} layers)", first.input, last.output,
@@ -130,7 +130,7 @@ def heaviest(model: ModelReport, sort: str, top: int | None) -> Heaviest:
     return Heaviest(model._replace(layers=tuple(kept)), note)
 
 
-def _sort_key(model: ModelReport, sort: str):  # type: ignore[no-untyped-def]
+def _sort_key(model: ModelReport, sort: str) -> Callable[[LayerReport], float]:
     if sort == "macs":
         return lambda layer: layer.macs
     if sort == "params":

@@ -223,10 +223,10 @@ def print_grids(grids: Sequence[Any], notes: Sequence[str] = ()) -> None:
     """Grids as plain-text tables fitted to :func:`output_width`, then ``notes``."""
     from convcost.render_text import to_text
 
-    width, glyphs = output_width(), output_glyphs()
+    width, glyphs, color = output_width(), output_glyphs(), output_color()
     for grid in grids:
         # Written directly: click.echo would scan a large table for ANSI codes to strip.
-        sys.stdout.write(to_text(grid, width, glyphs=glyphs))
+        sys.stdout.write(to_text(grid, width, glyphs=glyphs, color=color))
     for note in notes:
         sys.stdout.write(note + "\n")
 
@@ -242,6 +242,17 @@ def output_width() -> int:
 
         return shutil.get_terminal_size((100, 24)).columns
     return 100
+
+
+def output_color() -> bool:
+    """Bold titles and headers: on a terminal, or with FORCE_COLOR (not 0); never with
+    NO_COLOR."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    forced = os.environ.get("FORCE_COLOR")
+    if forced is not None and forced != "":
+        return forced != "0"
+    return sys.stdout.isatty()
 
 
 def output_glyphs() -> Any:

@@ -30,7 +30,8 @@ def sections(text: str) -> list[Section]:
     """The ``##`` sections of ``text`` in order (``###`` subsections stay inside theirs);
     headings inside fenced code blocks are not headings."""
     found: list[Section] = []
-    heading, lines, fenced = "", [], False
+    lines: list[str] = []
+    heading, fenced = "", False
     for line in text.splitlines():
         if line.startswith("```"):
             fenced = not fenced

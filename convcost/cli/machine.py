@@ -78,7 +78,6 @@ def devices(fmt: str, verbose: bool) -> None:
         emit_json(document([], [], devices=[device_to_json(device)
                                              for device in shipped_devices()]))
         return
-    from convcost import render
     from convcost.roofline.tables import devices_grid
     print_grids([devices_grid(shipped_devices(), verbose=verbose)])
 
