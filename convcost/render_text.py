@@ -23,7 +23,7 @@ GAP = 2
 #: Spaces before the first column (rows, header, rule and footer; not the title).
 MARGIN = 1
 #: Narrowest a wrappable text column gets before columns are dropped (characters).
-WRAP_MIN = 14
+WRAP_MIN = 18
 
 
 class Glyphs(NamedTuple):
