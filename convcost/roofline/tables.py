@@ -51,6 +51,8 @@ def extend_analyze_grid(grid: Grid, model: ModelReport) -> None:
         row += cells(layer.roofline)
     if grid.footer is not None:
         grid.footer += cells(model.roofline)
+    # Under --depth a row may be a block (memory-bound when most of its time is).
+    rows = "rows" if any(layer.kind == "block" for layer in model.layers) else "layers"
     for position, total in enumerate(model.roofline):
         memory = sum(1 for layer in model.layers if layer.roofline[position].bound == "memory")
         attainable = ("" if total.attainable_flops is None else
@@ -62,7 +64,7 @@ def extend_analyze_grid(grid: Grid, model: ModelReport) -> None:
                    f"{units.seconds(model.bench.median_s if model.bench else 0.0)}")
         grid.notes.append(f"{header(total.device)} = {total.name}: predicted "
                           f"{units.seconds(total.time_s)}{attainable}{against}; {memory} of "
-                          f"{len(model.layers)} layers memory-bound (*)")
+                          f"{len(model.layers)} {rows} memory-bound (*)")
     grid.notes.append(METHOD)
 
 
