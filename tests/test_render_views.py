@@ -122,3 +122,21 @@ def test_summary_grid_and_csv() -> None:
     assert [row[0] for row in grid.rows] == ["a", "b"] and grid.rows[1][3] == 2
     rows = list(csv.DictReader(io.StringIO(render.summary_csv(models))))
     assert rows[0]["macs"] == str(models[0].totals.macs) and rows[1]["layers"] == "2"
+
+
+def test_depth_sums_measured_times_and_predictions() -> None:
+    from convcost.roofline.apply import apply_to_analysis, resolve_devices
+
+    analysis = analyze_text(NESTED)
+    apply_to_analysis(analysis, resolve_devices(("t4",)))
+    model = _benched(analysis.reports[0], True)
+    shown = aggregate(model, 1)
+    block = shown.layers[2]
+    assert block.bench is not None and block.bench.median_s == pytest.approx(4e-3)
+    assert block.bench.algorithm == "" and block.bench.efficiency is None
+    assert block.roofline[0].time_s == pytest.approx(
+        sum(layer.roofline[0].time_s for layer in model.layers if layer.path.startswith("3.")))
+    text = to_text(render.analyze_grid(shown), 150)
+    assert "residual (4 layers)" in text and "t@t4" in text and "of 4 rows memory-bound" in text
+    summary = to_text(render.summary_grid([model]), 120)
+    assert "t@t4" in summary and "time" in summary

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 from typing import NamedTuple
 
@@ -24,6 +25,11 @@ class Section(NamedTuple):
 def reference_text() -> str:
     """The whole language reference (Markdown)."""
     return resources.files("convcost").joinpath("language.md").read_text(encoding="utf-8")
+
+
+def printable(text: str) -> str:
+    """``text`` without its HTML comments (notes for the maintainers of the file)."""
+    return re.sub(r"<!--.*?-->\n\n?", "", text, flags=re.DOTALL)
 
 
 def sections(text: str) -> list[Section]:
@@ -63,7 +69,7 @@ def language(ctx: click.Context, topic: str | None, everything: bool) -> None:
     sections; TOPIC picks the sections whose heading contains it (e.g. "paths", "padding",
     "fragments"); --all prints the whole reference.
     """
-    text = reference_text()
+    text = printable(reference_text())
     if everything:
         click.echo(text, nl=False)
         ctx.exit(EXIT_OK)
