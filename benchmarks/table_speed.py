@@ -2,8 +2,9 @@
 
 1. ResNet-50 (examples/resnet50.convcost): ``convcost analyze`` as a table and as JSON, whole
    process, alternating, median of the repeats; prints table / JSON (target <= 1.5).
-2. A generated chain of 10,000 and of 100,000 layers as a table: prints both times and the
-   growth ratio beyond start-up over the 10x size ratio (1.0 is linear).
+2. A generated chain of 10,000 and of 100,000 layers as a table (and as JSON, alternating):
+   prints the times and the table's growth beyond start-up over the 10x size ratio (1.0 is
+   linear).
 
 All figures come from this one run. Output goes to a pipe, so tables are 100 columns wide.
 Runs ``python -m convcost`` with this Python (set PYTHONPATH to test a working copy).
@@ -14,6 +15,8 @@ Usage: python benchmarks/table_speed.py [--repeats 7]
 from __future__ import annotations
 
 import argparse
+import compileall
+import importlib.util
 import statistics
 import subprocess
 import sys
@@ -43,6 +46,11 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
 
+    # Bytecode written once, as an install has it (PYTHONDONTWRITEBYTECODE would otherwise
+    # make every run compile the modules it imports, and tables import more than JSON).
+    spec = importlib.util.find_spec("convcost")
+    if spec is not None and spec.submodule_search_locations:
+        compileall.compile_dir(list(spec.submodule_search_locations)[0], quiet=1)
     table: list[float] = []
     json_: list[float] = []
     run(["analyze", str(RESNET)])  # warm the file cache and bytecode
@@ -60,8 +68,14 @@ def main() -> int:
         for layers in (10_000, 100_000):
             path = Path(folder) / f"chain{layers}.convcost"
             path.write_text(chain(layers))
-            times[layers] = statistics.median(run(["analyze", str(path)]) for _ in range(3))
-            print(f"{layers:,}-layer chain as a table: {times[layers]:.2f} s")
+            table_runs, json_runs = [], []
+            for _ in range(3):
+                table_runs.append(run(["analyze", str(path)]))
+                json_runs.append(run(["analyze", str(path), "--format", "json"]))
+            times[layers] = statistics.median(table_runs)
+            print(f"{layers:,}-layer chain: table {times[layers]:.2f} s, json "
+                  f"{statistics.median(json_runs):.2f} s (table / json "
+                  f"{times[layers] / statistics.median(json_runs):.2f})")
     growth = (times[100_000] - startup) / (times[10_000] - startup) / 10
     print(f"start-up {startup:.2f} s; growth 10k -> 100k beyond start-up, over 10x: "
           f"{growth:.2f} (1.00 = linear)")

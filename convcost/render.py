@@ -8,14 +8,10 @@ tables and Markdown while CSV keeps exact integers.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from convcost import units
-from convcost.check import Verdict, metric_kind, metric_name
 from convcost.compare import Comparison, bench_seconds
 from convcost.cost.report import ModelReport
 from convcost.errors import ConvcostError
@@ -26,14 +22,14 @@ if TYPE_CHECKING:  # rich is imported lazily: JSON output must not pay for it
     from rich.console import RenderableType
 
     from convcost.bench.results import MachineRecord, ModelBench
+    from convcost.check import Verdict
 
 BAR_WIDTH = 10
 #: Text columns that must never wrap (short, and unreadable when broken).
 NO_WRAP = frozenset({"path", "output"})
 
 
-@dataclass(frozen=True, slots=True)
-class Column:
+class Column(NamedTuple):
     """A column: ``kind`` is 'text', 'count', 'bytes', 'float', 'share' or 'ratio'.
 
     ``priority`` orders what a narrow table drops: 0 is a key column, never dropped; the
@@ -50,15 +46,25 @@ class Column:
         return self.kind != "text"
 
 
-@dataclass
 class Grid:
-    """A table as data: a title, columns, rows of raw values, an optional footer row and notes."""
+    """A table as data: a title, columns, rows of raw values, an optional footer row and notes.
 
-    title: str
-    columns: list[Column]
-    rows: list[list[Any]] = field(default_factory=list)
-    footer: list[Any] | None = None
-    notes: list[str] = field(default_factory=list)
+    A plain class rather than a dataclass: tables are built on the CLI's start-up path, and
+    ``dataclasses`` costs more to import than rendering a ResNet-50 table.
+    """
+
+    __slots__ = ("title", "columns", "rows", "footer", "notes")
+
+    def __init__(self, title: str, columns: list[Column], rows: list[list[Any]] | None = None,
+                 footer: list[Any] | None = None, notes: list[str] | None = None) -> None:
+        self.title = title
+        self.columns = columns
+        self.rows: list[list[Any]] = rows if rows is not None else []
+        self.footer = footer
+        self.notes: list[str] = notes if notes is not None else []
+
+    def __repr__(self) -> str:
+        return f"Grid({self.title!r}, {len(self.columns)} columns, {len(self.rows)} rows)"
 
 
 def cells(row: Sequence[Any], columns: Sequence[Column], *, bars: bool,
@@ -272,6 +278,8 @@ def _bench_note(bench: ModelBench) -> str:
 
 def check_grid(verdict: Verdict, *, show_all: bool = False) -> Grid:
     """The verdict table: failures always, passing checks with ``show_all`` or when few."""
+    from convcost.check import metric_kind, metric_name
+
     shown = list(verdict.results) if show_all or len(verdict.results) <= 40 else \
         verdict.failures
     grid = Grid(
@@ -372,6 +380,9 @@ def to_markdown(grid: Grid) -> str:
 
 def to_csv(header: list[str], rows: list[list[Any]]) -> str:
     """CSV text with exact values (integers stay integers)."""
+    import csv
+    import io
+
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)

@@ -13,7 +13,6 @@ import os
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
-from convcost import units
 from convcost.cost.report import LayerReport, ModelReport
 from convcost.errors import UsageError
 
@@ -180,6 +179,8 @@ def summary_title(models: Sequence[ModelReport]) -> str:
 
 def peak_note(models: Sequence[ModelReport]) -> str:
     """The heaviest model by MACs, for the summary's note."""
+    from convcost import units
+
     names = display_names(models)
     position = max(range(len(models)), key=lambda position: models[position].totals.macs)
     return f"most MACs: {names[position]} with {units.count(models[position].totals.macs)}"
