@@ -94,3 +94,37 @@ def test_color_is_bold_title_and_header_only() -> None:
     model = analyze_text("8 -> relu").reports[0]
     text = to_text(render.analyze_grid(model), 80, color=True)
     assert text.startswith("\x1b[1m8 -> relu") and text.count("\x1b[1m") == 2
+
+
+def _grids() -> list[render.Grid]:
+    from types import SimpleNamespace
+
+    from convcost.check import run_check
+    from convcost.roofline.apply import apply_to_analysis, resolve_devices
+    from convcost.roofline.devices import shipped_devices
+    from convcost.roofline.tables import devices_grid
+
+    analysis = analyze_text("direct: 256 -> 4x4(256)\nbottleneck: 256 -> 1x1(64) -> 4x4(256)")
+    apply_to_analysis(analysis, resolve_devices(("t4", "h100-sxm")))
+    machine = SimpleNamespace(blas="openblas 0.3.31", blas_arch="SkylakeX", threads=2,
+                              cpu_count=2)
+    calibration = SimpleNamespace(machine=machine, gemm_peak_gflops={"float32": 198.8},
+                                  memory_bandwidth_gbs=12.5, warnings=["a warning " * 12])
+    return [render.analyze_grid(RESNET), *render.compare_grids(compare(analysis.reports)),
+            render.analyze_grid(analysis.reports[1]), devices_grid(shipped_devices()),
+            render.calibration_grid(calibration), render.summary_grid(analysis.reports),
+            render.check_grid(run_check(list(analysis.reports), {"macs": 500_000}))]
+
+
+@pytest.mark.parametrize("width", [60, 80, 100, 150])
+def test_every_table_fits_and_keeps_its_key_columns(width: int) -> None:
+    for grid in _grids():
+        text = to_text(grid, width)
+        lines = text.splitlines()
+        assert all(line == line.rstrip() for line in lines), grid.title
+        header = lines[lines.index("") + 1]
+        keys = [column.name for column in grid.columns if column.priority == 0]
+        assert all(key in header for key in keys), (grid.title, header)
+        if sum(len(key) + 2 for key in keys) < width:
+            assert all(len(line) <= width for line in lines), grid.title
+        assert "…" not in text
