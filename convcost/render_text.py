@@ -160,6 +160,11 @@ def _row_lines(texts: Sequence[str], layout: Layout, grid: Grid) -> list[str]:
             for line in range(height)]
 
 
+def wrap_note(text: str, width: int) -> list[str]:
+    """A line under the tables wrapped to ``width`` (continuations indented by two)."""
+    return _wrap(text, width, "", "  ")
+
+
 def _wrap(text: str, width: int, first: str, rest: str) -> list[str]:
     """``text`` wrapped at spaces to ``width``; words longer than a line are split, never
     cut, so every non-space character is kept."""

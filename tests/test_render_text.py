@@ -128,3 +128,12 @@ def test_every_table_fits_and_keeps_its_key_columns(width: int) -> None:
         if sum(len(key) + 2 for key in keys) < width:
             assert all(len(line) <= width for line in lines), grid.title
         assert "…" not in text
+
+
+def test_notes_under_the_tables_wrap_whole() -> None:
+    from convcost.render_text import wrap_note
+
+    note = "benchmarked with openblas 0.3.31.188.0 (SkylakeX), 2 BLAS threads on 2 CPUs; " * 2
+    lines = wrap_note(note, 60)
+    assert all(len(line) <= 60 for line in lines) and len(lines) > 2
+    assert "".join(" ".join(lines).split()) == "".join(note.split())

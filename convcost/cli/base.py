@@ -221,14 +221,14 @@ def emit_grids(grids: list[Any], fmt: str, machine: MachineRecord | None) -> Non
 
 def print_grids(grids: Sequence[Any], notes: Sequence[str] = ()) -> None:
     """Grids as plain-text tables fitted to :func:`output_width`, then ``notes``."""
-    from convcost.render_text import to_text
+    from convcost.render_text import to_text, wrap_note
 
     width, glyphs, color = output_width(), output_glyphs(), output_color()
     for grid in grids:
         # Written directly: click.echo would scan a large table for ANSI codes to strip.
         sys.stdout.write(to_text(grid, width, glyphs=glyphs, color=color))
     for note in notes:
-        sys.stdout.write(note + "\n")
+        sys.stdout.write("".join(line + "\n" for line in wrap_note(note, width)))
 
 
 def output_width() -> int:
