@@ -129,6 +129,24 @@ def heaviest(model: ModelReport, sort: str, top: int | None) -> Heaviest:
     return Heaviest(model._replace(layers=tuple(kept)), note)
 
 
+def heaviest_models(models: Sequence[ModelReport], sort: str, top: int | None
+                    ) -> list[ModelReport]:
+    """``--summary`` with ``--sort``/``--top``: models largest first by their totals (MACs,
+    params, peak activation memory, or measured / first predicted time)."""
+    def key(model: ModelReport) -> int | float:
+        if sort == "time":
+            if model.bench is not None:
+                return model.bench.median_s
+            return model.roofline[0].time_s if model.roofline else -1.0
+        field = {"macs": "macs", "params": "params",
+                 "memory": "peak_activation_bytes"}[sort]
+        count: int = getattr(model.totals, field)  # exact: huge counts order correctly
+        return count
+
+    ordered = sorted(models, key=key, reverse=True)
+    return ordered[:top] if top is not None else ordered
+
+
 def _sort_key(model: ModelReport, sort: str) -> Callable[[LayerReport], float]:
     if sort == "macs":
         return lambda layer: layer.macs

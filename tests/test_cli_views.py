@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -77,3 +78,18 @@ def test_piped_tables_use_columns_or_100_without_trailing_spaces(columns: str | 
     assert all(line == line.rstrip() for line in lines)
     if width >= 100:
         assert max(len(line) for line in lines) > 80
+
+
+def test_summary_top_and_sort_pick_the_heaviest_models(run: Run) -> None:
+    result = run("analyze", str(EXAMPLES), "--summary", "--top", "2", "--sort", "params")
+    assert result.exit_code == 0
+    assert len(result.stdout.split("\n\n")[1].splitlines()) == 4  # header, rule, 2 rows
+    assert re.search(r"2 of \d+ models, by params", result.stdout)
+    by_params = list(csv.DictReader(io.StringIO(run(
+        "analyze", str(EXAMPLES), "--summary", "--sort", "params", "--format", "csv").stdout)))
+    params = [int(row["params"]) for row in by_params]
+    assert params == sorted(params, reverse=True) and len(params) > 3
+    csv_rows = list(csv.DictReader(io.StringIO(run(
+        "analyze", str(EXAMPLES), "--summary", "--top", "3", "--format", "csv").stdout)))
+    macs = [int(row["macs"]) for row in csv_rows]
+    assert len(macs) == 3 and macs == sorted(macs, reverse=True)

@@ -140,10 +140,18 @@ def analyze(ctx: click.Context, specs: tuple[str, ...], size: tuple[int, int] | 
         emit_document(analysis.reports, analysis.errors, **extra)
     elif view.summary and analysis.reports:
         from convcost import render
+        from convcost.render_views import heaviest_models
+        models = analysis.reports
+        if view.sort is not None or view.top is not None:
+            models = heaviest_models(models, view.sort or "macs", view.top)
         if fmt == "csv":
-            click.echo(render.summary_csv(analysis.reports), nl=False)
+            click.echo(render.summary_csv(models), nl=False)
         else:
-            emit_grids([render.summary_grid(analysis.reports)], fmt, machine)
+            grid = render.summary_grid(models)
+            if len(models) < len(analysis.reports):
+                grid.notes.insert(0, f"{len(models)} of {len(analysis.reports)} models, by "
+                                     f"{view.sort or 'macs'}")
+            emit_grids([grid], fmt, machine)
     elif fmt == "csv":
         from convcost.render import analyze_csv
         click.echo(analyze_csv(view.apply_all(analysis.reports)[0]), nl=False)
