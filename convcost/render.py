@@ -182,10 +182,8 @@ def compare_grids(comparison: Comparison) -> list[Grid]:
 def compare_grid(comparison: Comparison) -> Grid:
     """One row per model with its totals and how it compares to the baseline."""
     base = comparison.baseline
-    names = display_names(comparison.models)
-    base_name = next(name for name, model in zip(names, comparison.models) if model is base)
     grid = Grid(
-        title=f"compared with {base_name}",
+        title=f"compared with {comparison.label(base)}",
         columns=[Column("model", priority=0, wraps=True), Column("MACs", "count", priority=0),
                  Column("FLOPs", "count", priority=5), Column("params", "count"),
                  Column("param mem", "bytes", priority=4),
@@ -196,10 +194,10 @@ def compare_grid(comparison: Comparison) -> Grid:
     if benched:
         grid.columns += [Column("time", "measured", priority=2),
                          Column("speedup pred/meas", "ratio", priority=2)]
-    for name, model in zip(names, comparison.models):
+    for model in comparison.models:
         totals = model.totals
-        row = [name, totals.macs, totals.flops, totals.params, totals.param_bytes,
-               totals.peak_activation_bytes,
+        row = [comparison.label(model), totals.macs, totals.flops, totals.params,
+               totals.param_bytes, totals.peak_activation_bytes,
                "baseline" if model is base else units.ratio_words(totals.macs, base.totals.macs)]
         if benched:
             predicted = comparison.predicted_speedup(model)
@@ -212,21 +210,21 @@ def compare_grid(comparison: Comparison) -> Grid:
                        else "")]
         grid.rows.append(row)
     if benched:
-        for name, model in zip(names, comparison.models):
+        for model in comparison.models:
             if model.bench is not None and bench_flags(model.bench):
-                grid.notes.append(f"{name}: measured time {', '.join(bench_flags(model.bench))}"
+                grid.notes.append(f"{comparison.label(model)}: measured time {', '.join(bench_flags(model.bench))}"
                                   f" (marked ?); its measured speedup is not reliable")
-    for name, model in zip(names, comparison.models):
+    for model in comparison.models:
         if model is base:
             continue
         exact = ""
         if model.totals.macs and base.totals.macs and model.totals.macs != base.totals.macs:
             exact = (f" ({model.totals.macs:,} vs {base.totals.macs:,} MACs; exactly "
                      f"{units.exact_ratio(model.totals.macs, base.totals.macs)})")
-        grid.notes.append(f"{name} vs {base_name}: "
+        grid.notes.append(f"{comparison.label(model)} vs {comparison.label(base)}: "
                           f"{', '.join(comparison.phrases(model))}{exact}")
         if benched:
-            grid.notes.append(f"  speedup over {base_name}: predicted "
+            grid.notes.append(f"  speedup over {comparison.label(base)}: predicted "
                               f"{units.times(comparison.predicted_speedup(model))} (from MACs), "
                               f"measured {units.times(comparison.measured_speedup(model))}")
     return grid
@@ -248,8 +246,10 @@ def calibration_grid(result: Any) -> Grid:
 
 def machine_note(machine: MachineRecord) -> str:
     """'benchmarked with openblas 0.3.31 (SkylakeX), 2 BLAS threads; float32 peak 198.8 GFLOP/s'."""
-    return (f"benchmarked with {machine.blas} ({machine.blas_arch}), {machine.threads} "
-            f"BLAS thread{'s' if machine.threads != 1 else ''} on {machine.cpu_count} CPUs; "
+    backend = "" if machine.backend == "numpy" else f"the {machine.backend} backend: "
+    threads = "BLAS" if machine.backend == "numpy" else "torch"
+    return (f"benchmarked with {backend}{machine.blas} ({machine.blas_arch}), {machine.threads} "
+            f"{threads} thread{'s' if machine.threads != 1 else ''} on {machine.cpu_count} CPUs; "
             f"{machine.dtype} matrix-multiply peak {machine.gemm_peak_gflops:.1f} GFLOP/s")
 
 
@@ -283,7 +283,7 @@ def check_grid(verdict: Verdict, *, show_all: bool = False) -> Grid:
     shown = list(verdict.results) if show_all or len(verdict.results) <= 40 else \
         verdict.failures
     grid = Grid(
-        title=f"convcost check: {'PASS' if verdict.passed else 'FAIL'}",
+        title=f"convcost check: {verdict.status}",
         columns=[Column("model", priority=0, wraps=True), Column("metric", priority=0),
                  Column("baseline", "amount", priority=2), Column("now", "amount", priority=0),
                  Column("change", "change", priority=0), Column("limit", "amount"),
@@ -303,6 +303,11 @@ def check_grid(verdict: Verdict, *, show_all: bool = False) -> Grid:
         grid.notes.append("added since the baseline: " + ", ".join(verdict.added))
     if verdict.removed:
         grid.notes.append("removed since the baseline: " + ", ".join(verdict.removed))
+    grid.notes.extend(f"renamed: {rename.old} -> {rename.new} ({rename.source}:{rename.line}; "
+                      f"checked against the old name)" for rename in verdict.renamed)
+    if verdict.errors:
+        grid.notes.append(f"ERROR: {verdict.errors} input{'s' if verdict.errors != 1 else ''} "
+                          f"could not be analysed (see standard error)")
     return grid
 
 
@@ -316,7 +321,17 @@ def github_annotations(verdict: Verdict, errors: list[ConvcostError]) -> str:
     for result in verdict.failures:
         lines.append(f"::error file={_escape_property(result.source)},line={result.line},"
                      f"title=convcost budget::{_escape_data(result.model + ': ' + result.reason)}")
-    status = "passed" if verdict.passed and not errors else "failed"
+    for rename in verdict.renamed:
+        lines.append(f"::warning file={_escape_property(rename.source)},line={rename.line},"
+                     f"title=convcost model renamed::{_escape_data(rename.old)} is now "
+                     f"{_escape_data(rename.new)}; checked against the baseline's "
+                     f"{_escape_data(rename.old)}")
+    lines.extend(f"::warning title=convcost model added::{_escape_data(name)} is not in the "
+                 f"baseline" for name in verdict.added)
+    lines.extend(f"::warning title=convcost model removed::{_escape_data(name)} is in the "
+                 f"baseline but was not analysed" for name in verdict.removed)
+    status = "passed" if verdict.passed and not errors else \
+        "error" if verdict.errors or errors else "failed"
     checks = len(verdict.results)
     lines.append(f"::notice title=convcost check::{checks} check{'s' if checks != 1 else ''}, "
                  f"{len(verdict.failures)} failed, {len(errors)} spec errors: {status}")
@@ -401,13 +416,13 @@ def analyze_csv(models: list[ModelReport]) -> str:
              None if layer.intensity is None else round(layer.intensity, 4)]
             for name, model in zip(display_names(models), models) for layer in model.layers]
     if any(model.bench is not None for model in models):  # --bench: the measured columns
-        header += ["time_s", "iqr_s", "gflops", "efficiency", "algorithm", "stable"]
-        timings = [layer.bench for model in models for layer in model.layers]
-        rows = [row + ([None] * 6 if timing is None else
+        header += ["time_s", "iqr_s", "gflops", "efficiency", "algorithm", "stable", "backend"]
+        timings = [(layer.bench, model.bench) for model in models for layer in model.layers]
+        rows = [row + ([None] * 7 if timing is None or bench is None else
                        [timing.median_s, timing.iqr_s, round(timing.gflops, 6),
                         None if timing.efficiency is None else round(timing.efficiency, 6),
-                        timing.algorithm, timing.stable])
-                for row, timing in zip(rows, timings)]
+                        timing.algorithm, timing.stable, bench.backend])
+                for row, (timing, bench) in zip(rows, timings)]
     if any(model.roofline for model in models):  # --device: seconds and bound per device
         from convcost.roofline.tables import layer_csv
         extra_header, extra_rows = layer_csv(models)
@@ -421,14 +436,13 @@ def compare_csv(comparison: Comparison) -> str:
     header = ["model", "macs", "flops", "other_ops", "params", "buffers", "param_bytes",
               "peak_activation_bytes", "macs_ratio", "params_ratio", "peak_ratio"]
     rows = []
-    names = display_names(comparison.models)
     benched = any(model.bench is not None for model in comparison.models)
-    for name, model in zip(names, comparison.models):
+    for model in comparison.models:
         totals = model.totals
         ratios = [comparison.ratio(model, key) for key in
                   ("macs", "params", "peak_activation_bytes")]
-        rows.append([name, totals.macs, totals.flops, totals.other_ops, totals.params,
-                     totals.buffers, totals.param_bytes, totals.peak_activation_bytes,
+        rows.append([comparison.label(model), totals.macs, totals.flops, totals.other_ops,
+                     totals.params, totals.buffers, totals.param_bytes, totals.peak_activation_bytes,
                      *(None if value is None else round(value, 6) for value in ratios)])
         if benched:  # --bench: the measurement, its flags and the measured speedup
             bench = model.bench

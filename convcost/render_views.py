@@ -9,7 +9,6 @@ every layer: it is the complete record.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
@@ -24,25 +23,12 @@ _BLOCK_KINDS = {"body": "residual", "short": "residual", "add": "residual", "gat
 
 
 def display_names(models: Sequence[ModelReport]) -> list[str]:
-    """Each model's name, qualified by its source where names repeat: ``name (file.convcost)``,
-    the path when file names repeat too, and ``:line`` when one file repeats the name."""
-    counts: dict[str, int] = {}
-    for model in models:
-        counts[model.name] = counts.get(model.name, 0) + 1
-    qualified: list[str] = []
-    for model in models:
-        if counts[model.name] == 1:
-            qualified.append(model.name)
-            continue
-        same = [other for other in models if other.name == model.name]
-        base = os.path.basename(model.source) or model.source
-        where = base if sum(1 for other in same if (os.path.basename(other.source) or
-                                                    other.source) == base) == 1 else \
-            model.source
-        if sum(1 for other in same if other.source == model.source) > 1:
-            where = f"{where}:{model.line}"
-        qualified.append(f"{model.name} ({where})")
-    return qualified
+    """Each model's name as tables and CSV show it: qualified by its source where names
+    repeat (``SOURCE:NAME``, what ``--baseline`` takes; see
+    :func:`convcost.compare.model_labels`)."""
+    from convcost.compare import model_labels
+
+    return model_labels(models)
 
 
 def block_of(path: str, depth: int) -> str:

@@ -75,15 +75,15 @@ def _twice(name: str) -> list[ModelReport]:
 
 def test_duplicate_names_are_qualified_by_source() -> None:
     models = _twice("net")
-    assert display_names(models) == ["net (a/x.convcost)", "net (y.convcost)",
-                                     "net (c/x.convcost:1)", "net (c/x.convcost:2)"]
+    assert display_names(models) == ["a/x.convcost:net", "b/y.convcost:net",
+                                     "c/x.convcost:1:net", "c/x.convcost:2:net"]
     unique = [analyze_text("8 -> relu").reports[0]]
     assert display_names(unique) == ["8 -> relu"]
     grid = render.compare_grid(compare(models))
     assert [row[0] for row in grid.rows] == display_names(models)
     rows = list(csv.reader(io.StringIO(render.compare_csv(compare(models)))))
-    assert rows[1][0] == "net (a/x.convcost)"
-    assert "net (y.convcost)" in render.analyze_csv(models)
+    assert rows[1][0] == "a/x.convcost:net"
+    assert "b/y.convcost:net" in render.analyze_csv(models)
 
 
 def _benched(model: ModelReport, stable: bool) -> ModelReport:

@@ -14,7 +14,15 @@ import sys
 
 import click
 
-from convcost.cli import analyze, check, language, machine, plot  # noqa: F401  (registers)
+from convcost.cli import (  # noqa: F401  (registers the commands)
+    analyze,
+    check,
+    export,
+    importer,
+    language,
+    machine,
+    plot,
+)
 from convcost.cli.base import EXIT_INTERRUPTED, EXIT_OK, cli
 
 __all__ = ["cli", "main"]

@@ -109,7 +109,7 @@ def view_options(function: F) -> F:
 def analyze(ctx: click.Context, specs: tuple[str, ...], size: tuple[int, int] | None,
             batch: int, dtype: str, fmt: str, devices: tuple[Device, ...], bench: bool,
             threads: int | None, max_memory: int | None, bench_budget: float | None,
-            jobs: int, depth: int | None, top: int | None, sort: str | None,
+            backend: str, jobs: int, depth: int | None, top: int | None, sort: str | None,
             summary: bool) -> None:
     """Per-layer costs of every model in SPEC_OR_FILE...
 
@@ -117,6 +117,7 @@ def analyze(ctx: click.Context, specs: tuple[str, ...], size: tuple[int, int] | 
     *.convcost), a glob pattern, or - for standard input.
     """
     check_device_dtype(devices, dtype)
+    check_backend(bench, backend)
     view = View(depth, top, sort.lower() if sort else None, summary)
     if view.sort == "time" and not bench and not devices:
         raise click.BadParameter("--sort time needs times: add --bench, or --device for "
@@ -125,19 +126,22 @@ def analyze(ctx: click.Context, specs: tuple[str, ...], size: tuple[int, int] | 
         # Compact JSON of a batch: the one output that parts of it may write in parallel.
         from convcost.batch import analyze_arguments_rendered
 
-        rendered = analyze_arguments_rendered(
-            specs, Options(size=size, batch=batch, dtype=dtype.lower()), jobs,
-            lambda part: with_devices(part, devices))
-        emit_document(rendered.reports, rendered.errors, rendered=rendered.rendered)
+        options = Options(size=size, batch=batch, dtype=dtype.lower())
+        rendered = analyze_arguments_rendered(specs, options, jobs,
+                                              lambda part: with_devices(part, devices))
+        emit_document(rendered.reports, rendered.errors, rendered=rendered.rendered,
+                      configuration=options.to_json())
         report_errors(rendered)
         ctx.exit(EXIT_BAD_INPUT if rendered.errors else EXIT_OK)
     analysis = analyze_specs(specs, size, batch, dtype)
-    machine = _benchmark(analysis, bench, dtype, batch, threads, max_memory, bench_budget)
+    machine = _benchmark(analysis, bench, dtype, batch, threads, max_memory, bench_budget,
+                         backend)
     with_devices(analysis, devices)
     fmt = fmt.lower()
     if fmt == "json":
         extra: dict[str, Any] = {"machine": machine.to_json()} if machine is not None else {}
-        emit_document(analysis.reports, analysis.errors, **extra)
+        emit_document(analysis.reports, analysis.errors, **extra,
+                      configuration=Options(size, batch, dtype.lower()).to_json())
     elif view.summary and analysis.reports:
         from convcost import render
         from convcost.render_views import heaviest_models
@@ -172,7 +176,8 @@ def analyze(ctx: click.Context, specs: tuple[str, ...], size: tuple[int, int] | 
 @cli.command(epilog=CONVENTIONS)
 @click.argument("specs", nargs=-1, required=True, metavar="A B [C...]")
 @click.option("--baseline", metavar="NAME",
-              help="Model to compare against (default: the first one).")
+              help="Model to compare against, by name, or as SOURCE:NAME when several "
+                   "files define that name (default: the first one).")
 @analysis_options()
 @device_option
 @bench_options
@@ -180,7 +185,7 @@ def analyze(ctx: click.Context, specs: tuple[str, ...], size: tuple[int, int] | 
 def compare(ctx: click.Context, specs: tuple[str, ...], baseline: str | None,
             size: tuple[int, int] | None, batch: int, dtype: str, fmt: str,
             devices: tuple[Device, ...], bench: bool, threads: int | None,
-            max_memory: int | None, bench_budget: float | None) -> None:
+            max_memory: int | None, bench_budget: float | None, backend: str) -> None:
     """Compare models side by side against a baseline.
 
     Arguments are chains or spec files (a file's models are all compared), e.g.
@@ -192,6 +197,7 @@ def compare(ctx: click.Context, specs: tuple[str, ...], baseline: str | None,
     from convcost.errors import UsageError
 
     check_device_dtype(devices, dtype)
+    check_backend(bench, backend)
     analysis = analyze_specs(specs, size, batch, dtype)
     if len(analysis.models) + len(analysis.errors) < 2:
         report_errors(analysis)
@@ -203,7 +209,8 @@ def compare(ctx: click.Context, specs: tuple[str, ...], baseline: str | None,
         except UsageError as error:
             report_errors(analysis)
             raise click.UsageError(error.message) from None
-    machine = _benchmark(analysis, bench, dtype, batch, threads, max_memory, bench_budget)
+    machine = _benchmark(analysis, bench, dtype, batch, threads, max_memory, bench_budget,
+                         backend)
     with_devices(analysis, devices)
     # Once, on the final reports (with their measurements when benchmarked).
     comparison = compare_models(analysis.reports, baseline) if analysis.models else None
@@ -212,7 +219,8 @@ def compare(ctx: click.Context, specs: tuple[str, ...], baseline: str | None,
         extra: dict[str, Any] = {"comparison": comparison.to_json()} if comparison else {}
         if machine is not None:
             extra["machine"] = machine.to_json()
-        emit_document(analysis.reports, analysis.errors, **extra)
+        emit_document(analysis.reports, analysis.errors, **extra,
+                      configuration=Options(size, batch, dtype.lower()).to_json())
     elif comparison is not None:
         from convcost import render
         if fmt == "csv":
@@ -223,8 +231,22 @@ def compare(ctx: click.Context, specs: tuple[str, ...], baseline: str | None,
     ctx.exit(EXIT_BAD_INPUT if analysis.errors else EXIT_OK)
 
 
+def check_backend(bench: bool, backend: str) -> None:
+    """Usage error (exit 2) before anything is analysed when --backend cannot run here."""
+    if not bench or backend.lower() == "numpy":
+        return
+    from convcost.bench.backends import check_backend as check
+    from convcost.errors import UsageError
+
+    try:
+        check(backend.lower())
+    except UsageError as error:
+        raise click.UsageError(error.message) from None
+
+
 def _benchmark(analysis: Analysis, enabled: bool, dtype: str, batch: int, threads: int | None,
-               max_memory: int | None, budget: float | None) -> MachineRecord | None:
+               max_memory: int | None, budget: float | None,
+               backend: str = "numpy") -> MachineRecord | None:
     """With --bench, measure every model (progress on standard error); the analysis then
     holds the measured reports, and refused models become its errors. Returns the machine
     record (None without --bench)."""
@@ -252,7 +274,12 @@ def _benchmark(analysis: Analysis, enabled: bool, dtype: str, batch: int, thread
             progress.update(task, completed=max(0, number - 1),
                             description=f"benchmarking {label}{what}")
 
-        result = bench_models(analysis.models, settings, show)
+        if backend.lower() == "numpy":
+            result = bench_models(analysis.models, settings, show)
+        else:
+            from convcost.bench.backends.torch import bench_models as torch_bench_models
+
+            result = torch_bench_models(analysis.models, settings, backend.lower(), show)
     for warning in result.warnings:
         click.echo(f"convcost: note: {warning}", err=True)
     analysis.models = list(result.models)

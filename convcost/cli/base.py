@@ -84,6 +84,12 @@ def bench_options(function: F) -> F:
         click.option("--bench", is_flag=True,
                      help="Also run every model with NumPy and report measured times, GFLOP/s "
                           "and efficiency against this machine's matrix-multiply peak."),
+        click.option("--backend", type=click.Choice(["numpy", "torch", "torch-cuda"],
+                                                    case_sensitive=False),
+                     default="numpy", show_default=True,
+                     help="What executes the models for --bench: convcost's NumPy kernels, or "
+                          "the PyTorch modules of 'convcost export' on the CPU (torch) or a "
+                          "CUDA device (torch-cuda); torch must be installed."),
         click.option("--threads", type=click.IntRange(min=1), metavar="N",
                      help="BLAS threads for --bench (default: as configured)."),
         click.option("--max-memory", callback=quantity(True), metavar="BYTES",
