@@ -204,13 +204,17 @@ def emit_document(models: Sequence[ModelReport], errors: Sequence[ConvcostError]
                   rendered: Sequence[str] = (), **extra: Any) -> None:
     """The convcost/1 document of ``models`` (then the ``rendered`` ones): indented on a
     terminal, compact when piped."""
-    from convcost.cost.report import document_text
+    from convcost.cost.report import document_parts, document_text
 
-    text = document_text(models, errors, indent=2 if sys.stdout.isatty() else None,
-                         rendered=rendered, **extra)
-    # Written directly: click.echo would scan the whole (large) text for ANSI codes to strip.
-    sys.stdout.write(text)
-    sys.stdout.write("\n")
+    # Written directly, piece by piece: click.echo would scan the whole (large) text for ANSI
+    # codes to strip, and a 100,000-layer document need never be one string.
+    write = sys.stdout.write
+    if sys.stdout.isatty():
+        write(document_text(models, errors, indent=2, **extra))
+    else:
+        for part in document_parts(models, errors, rendered=rendered, **extra):
+            write(part)
+    write("\n")
 
 
 def emit_grids(grids: list[Any], fmt: str, machine: MachineRecord | None) -> None:

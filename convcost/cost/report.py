@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from convcost.cost.handlers import step_cost
@@ -197,12 +197,8 @@ _LAYERS = "\x00convcost-layers\x00"
 def document_text(models: Sequence[ModelReport], errors: Sequence[ConvcostError], *,
                   indent: int | None = None, rendered: Sequence[str] = (),
                   **extra: Any) -> str:
-    """:func:`document` as JSON text: indented by ``indent``, or compact (``None``).
-
-    Compact text is written model by model, each layer formatted directly rather than built
-    as a dict (2.3x cheaper: the layers are nearly all of a document); what it writes equals
-    ``json.dumps`` of :func:`document`, which the tests check. ``rendered`` are models
-    already written by :func:`models_text` (in other processes), placed after ``models``."""
+    """:func:`document` as JSON text: indented by ``indent``, or compact (``None``, see
+    :func:`document_parts`)."""
     import json
 
     if indent is not None:
@@ -210,32 +206,66 @@ def document_text(models: Sequence[ModelReport], errors: Sequence[ConvcostError]
             raise ValueError("rendered models are compact JSON; they cannot be indented")
         return json.dumps(document(models, errors, **extra), indent=indent, ensure_ascii=False,
                           allow_nan=False)
+    return "".join(document_parts(models, errors, rendered=rendered, **extra))
+
+
+def document_parts(models: Sequence[ModelReport], errors: Sequence[ConvcostError], *,
+                   rendered: Sequence[str] = (), **extra: Any) -> Iterator[str]:
+    """:func:`document` as compact JSON text, in pieces to write one after another (a
+    100,000-layer model is never one string).
+
+    Written model by model, each layer formatted directly rather than built as a dict (2.3x
+    cheaper: the layers are nearly all of a document); the text equals ``json.dumps`` of
+    :func:`document`, which the tests check. ``rendered`` are models already written by
+    :func:`models_text` (in other processes), placed after ``models``."""
+    import json
+
     skeleton = json.dumps(document([], errors, **extra), separators=(",", ":"),
                           ensure_ascii=False, allow_nan=False)
     # document() puts the schema and then the models first: '{"schema":"convcost/1","models":[]'
     head = skeleton.index('"models":[]') + len('"models":[')
-    parts = [models_text(models)] if models else []
-    parts.extend(part for part in rendered if part)
-    return skeleton[:head] + ",".join(parts) + skeleton[head:]
+    yield skeleton[:head]
+    first = True
+    for model in models:
+        if not first:
+            yield ","
+        first = False
+        yield from _model_parts(model)
+    for part in rendered:
+        if part:
+            yield part if first else "," + part
+            first = False
+    yield skeleton[head:]
 
 
 def models_text(models: Sequence[ModelReport]) -> str:
     """The compact JSON objects of ``models``, comma-separated (the inside of a document's
     ``models`` array)."""
+    return ",".join("".join(_model_parts(model)) for model in models)
+
+
+#: Layers per piece of :func:`document_parts`.
+_LAYERS_PER_PART = 2048
+
+
+def _model_parts(model: ModelReport) -> Iterator[str]:
+    """One model's compact JSON object, in pieces."""
     import json
 
-    texts = []
     marker = json.dumps(_LAYERS)
-    for model in models:
-        skeleton = json.dumps(model.to_json(layers=False), separators=(",", ":"),
-                              ensure_ascii=False, allow_nan=False)
-        if skeleton.count(marker) != 1:  # a placeholder in user text after all: the slow way
-            texts.append(json.dumps(model.to_json(), separators=(",", ":"), ensure_ascii=False,
-                                    allow_nan=False))
-            continue
-        before, _, after = skeleton.partition(marker)
-        texts.append(before + "[" + ",".join(map(_layer_text, model.layers)) + "]" + after)
-    return ",".join(texts)
+    skeleton = json.dumps(model.to_json(layers=False), separators=(",", ":"),
+                          ensure_ascii=False, allow_nan=False)
+    if skeleton.count(marker) != 1:  # a placeholder in user text after all: the slow way
+        yield json.dumps(model.to_json(), separators=(",", ":"), ensure_ascii=False,
+                         allow_nan=False)
+        return
+    before, _, after = skeleton.partition(marker)
+    yield before + "["
+    layers = model.layers
+    for start in range(0, len(layers), _LAYERS_PER_PART):
+        text = ",".join(map(_layer_text, layers[start:start + _LAYERS_PER_PART]))
+        yield text if start == 0 else "," + text
+    yield "]" + after
 
 
 def _layer_text(layer: LayerReport) -> str:
