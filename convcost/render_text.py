@@ -12,7 +12,7 @@ notes wrap at spaces (long words are split, never cut), so no character is lost.
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
@@ -52,27 +52,35 @@ def to_text(grid: Grid, width: int = 100, *, glyphs: Glyphs = UNICODE, color: bo
     """``grid`` as text of at most ``width`` columns (wider only when its key columns alone
     are wider), one newline-terminated line each, with its title and notes; ``color`` makes
     the title and the header bold (ANSI codes, not counted in the width)."""
-    from convcost.render import cells
+    from convcost.render import BAR_WIDTH, cells
 
     width = max(width, 20)
+    # Every cell formatted once, without bars; a shown share column gets its bars per row.
     plain = [cells(row, grid.columns, bars=False) for row in grid.rows]
-    has_share = any(column.kind == "share" for column in grid.columns)
-    barred = ([cells(row, grid.columns, bars=True, glyphs=glyphs) for row in grid.rows]
-              if has_share else plain)
     footer = cells(grid.footer, grid.columns, bars=False) if grid.footer is not None else None
-    layout = fit(grid, barred, plain, footer, width - MARGIN)
-    body = barred if layout.bars else plain
+    natural = _natural(grid, plain, footer)
+    shares = [position for position, column in enumerate(grid.columns) if column.kind == "share"]
+    barred = list(natural)
+    for position in shares:
+        longest = max((len(row[position]) for row in plain), default=0)
+        barred[position] = max(natural[position], longest + BAR_WIDTH + 1)
+    layout = fit(grid, natural, barred if shares else None, width - MARGIN)
     lines = [_bold(line, color) for line in _wrap(grid.title, width, "", "")]
     lines.append("")
     header = [grid.columns[position].name for position in layout.shown]
-    lines += [_bold(line.rstrip(), color) for line in _row_lines(header, layout, grid)]
+    row_lines = _row_writer(layout, grid)
+    lines += [_bold(line.rstrip(), color) for line in row_lines(header)]
     lines.append(" " * MARGIN
                  + glyphs.rule * (sum(layout.widths) + GAP * (len(layout.widths) - 1)))
-    for row in body:
-        lines += _row_lines([row[position] for position in layout.shown], layout, grid)
+    bars = [position for position in shares if position in layout.shown] if layout.bars else []
+    for raw, row in zip(grid.rows, plain):
+        for position in bars:
+            row[position] = cells([raw[position]], [grid.columns[position]], bars=True,
+                                  glyphs=glyphs)[0]
+        lines += row_lines([row[position] for position in layout.shown])
     if footer is not None:
         lines.append("")
-        lines += _row_lines([footer[position] for position in layout.shown], layout, grid)
+        lines += row_lines([footer[position] for position in layout.shown])
     lines.append("")
     notes = list(grid.notes)
     if layout.dropped:
@@ -85,12 +93,10 @@ def to_text(grid: Grid, width: int = 100, *, glyphs: Glyphs = UNICODE, color: bo
     return "".join(line.rstrip() + "\n" for line in lines)
 
 
-def fit(grid: Grid, barred: Sequence[Sequence[str]], plain: Sequence[Sequence[str]],
-        footer: Sequence[str] | None, width: int) -> Layout:
-    """Choose the shown columns and their widths for ``width`` characters."""
+def fit(grid: Grid, natural: list[int], barred: list[int] | None, width: int) -> Layout:
+    """Choose the shown columns and their widths for ``width`` characters, from the natural
+    widths of the columns (``barred``: with share bars, when there are share columns)."""
     columns = grid.columns
-    natural_bars = _natural(grid, barred, footer)
-    natural = _natural(grid, plain, footer) if barred is not plain else natural_bars
     shown = list(range(len(columns)))
     dropped: list[str] = []
 
@@ -102,10 +108,8 @@ def fit(grid: Grid, barred: Sequence[Sequence[str]], plain: Sequence[Sequence[st
     def total(widths: list[int]) -> int:
         return sum(minimum(position, widths) for position in shown) + GAP * (len(shown) - 1)
 
-    bars = barred is not plain
-    if bars and total(natural_bars) > width:
-        bars = False  # the bars go before any column does
-    widths = natural_bars if bars else natural
+    bars = barred is not None and total(barred) <= width  # the bars go before any column
+    widths = barred if bars and barred is not None else natural
     by_priority = sorted((position for position in shown if columns[position].priority),
                          key=lambda position: (-columns[position].priority, -position))
     for position in by_priority:
@@ -123,17 +127,15 @@ def fit(grid: Grid, barred: Sequence[Sequence[str]], plain: Sequence[Sequence[st
         final[slot] += grow
         spare -= grow
     return Layout(tuple(shown), tuple(final), bars,
-                  tuple(name for name in (columns[p].name for p in range(len(columns)))
-                        if name in dropped))
+                  tuple(column.name for column in columns if column.name in dropped))
 
 
 def _natural(grid: Grid, body: Sequence[Sequence[str]], footer: Sequence[str] | None
              ) -> list[int]:
+    """Each column's width without wrapping: its longest cell or its name."""
     widths = [len(column.name) for column in grid.columns]
-    for row in body:
-        for position, cell in enumerate(row):
-            if len(cell) > widths[position]:
-                widths[position] = len(cell)
+    for position, cells in enumerate(zip(*body)):
+        widths[position] = max(widths[position], max(map(len, cells)))
     for position, cell in enumerate(footer or ()):
         widths[position] = max(widths[position], len(cell))
     return widths
@@ -143,21 +145,26 @@ def _bold(line: str, color: bool) -> str:
     return f"\x1b[1m{line}\x1b[0m" if color and line else line
 
 
-def _row_lines(texts: Sequence[str], layout: Layout, grid: Grid) -> list[str]:
-    """One table row as one line, or several when a wrappable cell is wider than its column."""
-    columns = [grid.columns[position] for position in layout.shown]
-    if all(len(text) <= size for text, size in zip(texts, layout.widths)):  # the common case
-        return [" " * MARGIN + (" " * GAP).join(text.rjust(size) if column.numeric else
-                                         text.ljust(size) for text, size, column in
-                                         zip(texts, layout.widths, columns))]
-    pieces = [_wrap(text, size, "", "") if len(text) > size else [text]
-              for text, size in zip(texts, layout.widths)]
-    height = max(len(piece) for piece in pieces)
-    return [" " * MARGIN + (" " * GAP).join((piece[line] if line < len(piece) else "").rjust(size)
-                      if column.numeric else
-                      (piece[line] if line < len(piece) else "").ljust(size)
-                      for piece, size, column in zip(pieces, layout.widths, columns))
-            for line in range(height)]
+def _row_writer(layout: Layout, grid: Grid) -> Callable[[Sequence[str]], list[str]]:
+    """A function laying out one row (cells of the shown columns) as one line, or several
+    when a wrappable cell is wider than its column."""
+    slots = [(size, grid.columns[position].numeric)
+             for position, size in zip(layout.shown, layout.widths)]
+    margin, gap = " " * MARGIN, " " * GAP
+
+    def write(texts: Sequence[str]) -> list[str]:
+        if all(len(text) <= size for text, (size, _) in zip(texts, slots)):  # the common case
+            return [margin + gap.join(text.rjust(size) if numeric else text.ljust(size)
+                                      for text, (size, numeric) in zip(texts, slots))]
+        pieces = [_wrap(text, size, "", "") if len(text) > size else [text]
+                  for text, (size, _) in zip(texts, slots)]
+        height = max(len(piece) for piece in pieces)
+        return [margin + gap.join(
+            (piece[line] if line < len(piece) else "").rjust(size) if numeric else
+            (piece[line] if line < len(piece) else "").ljust(size)
+            for piece, (size, numeric) in zip(pieces, slots)) for line in range(height)]
+
+    return write
 
 
 def wrap_note(text: str, width: int) -> list[str]:
