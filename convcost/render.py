@@ -116,8 +116,9 @@ def analyze_grid(model: ModelReport) -> Grid:
             if timing is None:
                 row += [None, None, None, ""]
             else:
+                flag = f" ({timing.efficiency_flag})" if timing.efficiency_flag else ""
                 row += [timing.median_s, timing.gflops if layer.macs else None,
-                        timing.efficiency, timing.algorithm]
+                        timing.efficiency, timing.algorithm + flag]
         grid.rows.append(row)
     grid.footer = ["", "total", str(model.output), totals.macs, 1.0 if totals.macs else 0.0,
                    totals.params, None, None]
@@ -167,7 +168,8 @@ def compare_grid(comparison: Comparison) -> Grid:
             measured = comparison.measured_speedup(model)
             row += [bench_seconds(model),
                     "baseline" if model is base else
-                    f"{units.times(predicted)} / {units.times(measured)}"]
+                    f"{units.times(predicted)} / {units.times(measured)}"
+                    f"{'' if comparison.measured_reliable(model) else ' ?'}"]
         grid.rows.append(row)
     for model in comparison.models:
         if model is base:
@@ -181,7 +183,8 @@ def compare_grid(comparison: Comparison) -> Grid:
         if benched:
             grid.notes.append(f"  speedup over {base.name}: predicted "
                               f"{units.times(comparison.predicted_speedup(model))} (from MACs), "
-                              f"measured {units.times(comparison.measured_speedup(model))}")
+                              f"measured {units.times(comparison.measured_speedup(model))}"
+                              f"{'' if comparison.measured_reliable(model) else _UNRELIABLE}")
     return grid
 
 
@@ -205,11 +208,18 @@ def machine_note(machine: MachineRecord) -> str:
             f"{machine.dtype} matrix-multiply peak {machine.gemm_peak_gflops:.1f} GFLOP/s")
 
 
+_UNRELIABLE = (" (UNRELIABLE: a timing was unstable, unsteady or contended; see the "
+               "models' warnings)")
+
+
 def _bench_note(bench: ModelBench) -> str:
     """'measured 12.3 ms per batch (IQR 0.21 ms, 5 x 20 runs), 85.2 GFLOP/s, stable'."""
+    flags = ", ".join(flag for flag, on in (("UNSTABLE", not bench.stable),
+                                            ("UNSTEADY", not bench.probes_agree),
+                                            ("CONTENDED", bench.contended)) if on)
     note = (f"measured {units.seconds(bench.median_s)} per batch (IQR "
             f"{units.seconds(bench.iqr_s)}, {bench.repeats} x {bench.loops} runs), "
-            f"{bench.gflops:.1f} GFLOP/s, {'stable' if bench.stable else 'UNSTABLE'}")
+            f"{bench.gflops:.1f} GFLOP/s, {flags or 'stable'}")
     return note + "".join(f"\n  warning: {warning}" for warning in bench.warnings)
 
 
