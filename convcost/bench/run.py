@@ -153,6 +153,8 @@ class Monitor:
     stat: StatReader = read_proc_stat
     threads: int = 1
     cpus: int = 1
+    #: The probe's reading (GFLOP/s) when ``peak_per_probe`` was set (0.0: not measured).
+    reference_gflops: float = 0.0
 
 
 def _no_stat() -> None:
@@ -174,7 +176,8 @@ def make_monitor(dtype: str, peak_gflops: float, threads: int,
     reference = statistics.median(probe() for _ in range(REFERENCE_PROBES))
     # A peak below the probe's reading means the calibration read low: trust the probe.
     scale = max(1.0, peak_gflops / reference) if reference > 0 else 1.0
-    return Monitor(probe=probe, peak_per_probe=scale, threads=threads, cpus=cpu_count())
+    return Monitor(probe=probe, peak_per_probe=scale, threads=threads, cpus=cpu_count(),
+                   reference_gflops=reference)
 
 
 @dataclass(frozen=True)
