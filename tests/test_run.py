@@ -209,13 +209,39 @@ def test_address_space_headroom_is_the_limit_minus_what_is_mapped(
 
 def test_an_address_space_limit_refuses_the_models_above_it(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("convcost.bench.run.address_space_headroom", lambda: 10**6)
+    # What is left beyond the reserve kept for BLAS's own buffer: a megabyte.
+    monkeypatch.setattr("convcost.bench.run.address_space_headroom",
+                        lambda: machine.BLAS_RESERVE_BYTES + 10**6)
     models = _models("small: 8x8x4 -> 1x1(4)\nbig: 4096 -> fc(4096)\nalso: 8x8x4 -> relu")
     run = bench_models(models, SETTINGS, clock=ticking())
     assert [model.report.bench is not None for model in run.models] == [True, False, True]
     (error,) = run.errors
     assert isinstance(error, BenchRefused) and error.line == 2
     assert "(what the address-space limit, ulimit -v, leaves)" in error.message
+
+
+def test_too_little_address_space_skips_the_peak_and_refuses_with_a_note(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("convcost.bench.run.address_space_headroom", lambda: 2**20)
+    run = bench_models(_models("8x8x4 -> 1x1(4)"), BenchSettings(max_memory=2**30),
+                       clock=ticking())
+    assert run.machine.gemm_peak_gflops == 0.0
+    assert any("address-space limit (ulimit -v) leaves 1.00 MiB" in note
+               for note in run.warnings)
+    (error,) = run.errors
+    assert isinstance(error, BenchRefused) and "ulimit -v" in error.message
+
+
+def test_running_out_of_memory_while_calibrating_is_a_note(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def exhausted(*_: Any) -> float:
+        raise MemoryError
+
+    monkeypatch.setattr("convcost.bench.run.gemm_peak_gflops", exhausted)
+    run = bench_models(_models("8x8x4 -> relu"), BenchSettings(max_memory=2**30),
+                       clock=ticking())
+    assert run.machine.gemm_peak_gflops == 0.0 and run.errors == ()
+    assert any("out of memory while measuring" in note for note in run.warnings)
 
 
 def test_float16_counts_the_float32_draw_of_its_weights() -> None:

@@ -29,7 +29,9 @@ from convcost.bench.results import MachineInfo, MachineRecord
 from convcost.bench.timing import Probe, Timer, TimingPolicy, measure
 
 __all__ = [
+    "BLAS_RESERVE_BYTES",
     "CALIBRATION_POLICY",
+    "MARGIN_BYTES",
     "EXECUTABLE_DTYPES",
     "QUICK_CALIBRATION_POLICY",
     "Calibration",
@@ -39,6 +41,7 @@ __all__ = [
     "available_memory",
     "blas_threads",
     "calibrate",
+    "calibration_bytes",
     "cpu_count",
     "gemm_peak_gflops",
     "gemm_probe",
@@ -120,6 +123,14 @@ def available_memory() -> int:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
         return 8 * 2**30
+
+
+#: Address space kept free under ``ulimit -v`` beyond a model's estimate: OpenBLAS maps a
+#: 32 MiB work buffer on its first call and exits the process (no MemoryError) when it cannot;
+#: the rest covers the GEMM probe and the interpreter's own growth.
+BLAS_RESERVE_BYTES = 48 * 2**20
+#: What is kept free once BLAS has run (its buffer mapped): the interpreter's own growth.
+MARGIN_BYTES = 16 * 2**20
 
 
 def address_space_headroom(status: str = "/proc/self/status") -> int | None:
@@ -259,6 +270,15 @@ def gemm_peak_gflops(dtype: str, policy: TimingPolicy = CALIBRATION_POLICY,
     _check_dtype(dtype)
     chosen = tuple(sizes) if sizes is not None else GEMM_SIZES[dtype]
     return _gemm_cached(dtype, policy, chosen, timer)[0]
+
+
+def calibration_bytes(dtype: str) -> int:
+    """Bytes :func:`gemm_peak_gflops` allocates at ``dtype`` with its default sizes: three
+    n x n matrices, and the float32 draw of one."""
+    _check_dtype(dtype)
+    n = max(GEMM_SIZES[dtype])
+    itemsize = {"float16": 2, "float32": 4, "float64": 8}[dtype]
+    return n * n * (3 * itemsize + 4)
 
 
 #: Square size of the GEMM probe per dtype: ~1 ms per matmul at this machine's peak (float16

@@ -42,11 +42,14 @@ from convcost.bench.contention import (
     watch,
 )
 from convcost.bench.machine import (
+    BLAS_RESERVE_BYTES,
     CALIBRATION_POLICY,
     EXECUTABLE_DTYPES,
+    MARGIN_BYTES,
     address_space_headroom,
     available_memory,
     blas_threads,
+    calibration_bytes,
     cpu_count,
     gemm_peak_gflops,
     gemm_probe,
@@ -227,9 +230,7 @@ def bench_models(models: Sequence[Analyzed], settings: BenchSettings,
         peak = settings.gemm_peak_gflops
         if peak is None:
             say(0, len(models), "", "calibrating the matrix-multiply peak")
-            # The full policy and default sizes: a quick, small-matrix peak can read low on a
-            # noisy machine and would report efficiencies above 100%.
-            peak = gemm_peak_gflops(dtype, CALIBRATION_POLICY) if dtype in EXECUTABLE_DTYPES else 0.0
+            peak = _calibrated_peak(dtype, notes)
         machine = machine_record(dtype, peak)
         if monitor is None and clock is not time.perf_counter:
             monitor = UNWATCHED
@@ -242,7 +243,10 @@ def bench_models(models: Sequence[Analyzed], settings: BenchSettings,
             def step(what: str, number: int = number, name: str = model.report.name) -> None:
                 say(number, len(models), name, what)
             headroom = address_space_headroom()
-            limit = ram_limit if headroom is None else min(ram_limit, headroom)
+            # Once the probe has run, BLAS's buffer is mapped and counted in the headroom.
+            reserve = MARGIN_BYTES if monitor.probe is not None else BLAS_RESERVE_BYTES
+            limit = ram_limit if headroom is None else \
+                min(ram_limit, max(0, headroom - reserve))
             try:
                 measured.append(bench_model(model, settings, peak_gflops=peak,
                                             max_memory=limit, clock=clock, on_step=step,
@@ -259,6 +263,28 @@ def bench_models(models: Sequence[Analyzed], settings: BenchSettings,
                                        "or raise the address-space limit (ulimit -v)"))
                 measured.append(model)
     return BenchRun(tuple(measured), machine, tuple(errors), tuple(notes))
+
+
+def _calibrated_peak(dtype: str, notes: list[str]) -> float:
+    """The matrix-multiply peak of ``dtype`` (0.0: no efficiencies), measured unless the
+    address-space limit leaves too little room for it (a note says so)."""
+    if dtype not in EXECUTABLE_DTYPES:
+        return 0.0
+    import numpy  # noqa: F401  -- loaded (with its BLAS threads) before the headroom is read
+    headroom = address_space_headroom()
+    need = BLAS_RESERVE_BYTES + calibration_bytes(dtype)
+    if headroom is not None and headroom < need:
+        notes.append(f"the address-space limit (ulimit -v) leaves {nbytes(headroom)}, less "
+                     f"than the {nbytes(need)} measuring the matrix-multiply peak takes: no "
+                     f"efficiencies")
+        return 0.0
+    try:
+        # The full policy and default sizes: a quick, small-matrix peak can read low on a
+        # noisy machine and would report efficiencies above 100%.
+        return gemm_peak_gflops(dtype, CALIBRATION_POLICY)
+    except MemoryError:
+        notes.append("out of memory while measuring the matrix-multiply peak: no efficiencies")
+        return 0.0
 
 
 def _located(kind: type[BenchError], model: Analyzed, reason: str) -> BenchError:
