@@ -352,9 +352,12 @@ def bench_model(model: Analyzed, settings: BenchSettings, *, peak_gflops: float,
     gflops = report.totals.flops / chain.median_s / 1e9 if chain.median_s > 0 else 0.0
     steady = chain.probes_agree and agree_mostly(agreement)
     notes = list(chain.warnings) + list(contention.notes)
-    if not steady:
-        notes.append("unsteady: the GEMM probes around the timed blocks disagreed by more "
-                     "than 10% (the machine's speed changed); efficiencies withheld")
+    if not chain.probes_agree:
+        notes.append("unsteady: the GEMM probes around the chain's timed blocks disagreed by "
+                     "more than 10% (the machine's speed changed while timing it)")
+    if not agree_mostly(agreement):
+        notes.append("unsteady: the GEMM probes around the layers' timed blocks disagreed by "
+                     "more than 10%; their efficiencies are withheld")
     bench = ModelBench(median_s=chain.median_s, iqr_s=chain.iqr_s, repeats=chain.repeats,
                        loops=chain.loops, gflops=gflops, stable=chain.stable,
                        warnings=tuple(notes), layers=tuple(layers), estimate_bytes=need,
