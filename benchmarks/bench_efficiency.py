@@ -79,6 +79,8 @@ def _conv_rows(name: str, model: Analyzed, monitor: Monitor) -> list[dict[str, A
 
     rng = np.random.default_rng(0)
     rows = []
+    assert model.report.bench is not None
+    chain_contended = model.report.bench.contended
     for step, costed in zip(model.program.steps, model.report.layers):
         if step.kind != "conv" or costed.bench is None:
             continue
@@ -100,6 +102,7 @@ def _conv_rows(name: str, model: Analyzed, monitor: Monitor) -> list[dict[str, A
                      "contended": contention.contended,
                      "in_place": costed.bench.efficiency,
                      "in_place_flag": costed.bench.efficiency_flag,
+                     "in_place_contended": chain_contended,
                      "algorithm": kernel.algorithm})
     return rows
 
@@ -173,15 +176,15 @@ def main() -> int:
         line = (f"{row['model'][:34]:34} {row['path']:8} {row['text'][:18]:18} "
                 f"{row['macs'] / 1e6:6.0f}M {row['seconds'] * 1e3:7.2f} {row['gflops']:8.1f} "
                 f"{_flagged(row['efficiency'], row['flag'], row['contended']):>16} "
-                f"{_flagged(row['in_place'], row['in_place_flag'], False):>16}  "
+                f"{_flagged(row['in_place'], row['in_place_flag'], row['in_place_contended']):>16}  "
                 f"{row['algorithm']:13}")
         reference = torch_times.get((row["model"], row["path"]))
         print(line + (f"  {reference * 1e3:8.2f}" if reference else ""))
     big = [row for row in rows if row["macs"] >= BIG]
     trusted = [row for row in big if row["efficiency"] is not None and not row["flag"]
                and not row["contended"]]
-    in_place = [row["in_place"] for row in big
-                if row["in_place"] is not None and not row["in_place_flag"]]
+    in_place = [row["in_place"] for row in big if row["in_place"] is not None
+                and not row["in_place_flag"] and not row["in_place_contended"]]
     print()
     withheld = len(big) - len(trusted)
     if trusted:

@@ -24,7 +24,14 @@ from convcost.bench.results import (
     ModelBench,
     classify_efficiency,
 )
-from convcost.bench.run import UNWATCHED, BenchSettings, Monitor, bench_models
+from convcost.bench.run import (
+    MAX_PEAK_PER_PROBE,
+    UNWATCHED,
+    BenchSettings,
+    Monitor,
+    bench_models,
+    make_monitor,
+)
 from convcost.bench.timing import (
     TimingPolicy,
     agree_mostly,
@@ -111,6 +118,24 @@ def test_probes_agree_within_ten_percent() -> None:
 def test_efficiency_classification(efficiency: float | None, agree: bool, stable: bool,
                                    expected: tuple[float | None, str]) -> None:
     assert classify_efficiency(efficiency, agree, stable) == expected
+
+
+@pytest.mark.parametrize(("peak", "scale"), [
+    (100.0, MAX_PEAK_PER_PROBE),  # a probe far below the peak: capped
+    (0.5, 1.0),  # a peak below the probe: the probe is trusted
+    (1.0, 1.0 / (2 * 384**3 / 0.125 / 1e9)),
+])
+def test_the_monitor_scales_its_probe_to_the_calibrated_peak(peak: float, scale: float) -> None:
+    # Every matmul of the probe takes one tick of 0.125 s: 2 * 384^3 / 0.125 flop/s.
+    monitor = make_monitor("float32", peak, 1, ticking())
+    assert monitor.probe is not None and monitor.probe() == 2 * 384**3 / 0.125 / 1e9
+    assert monitor.peak_per_probe == pytest.approx(scale)
+    assert monitor.reference_gflops == 2 * 384**3 / 0.125 / 1e9
+
+
+def test_no_peak_or_dtype_means_no_probe() -> None:
+    assert make_monitor("float32", 0.0, 2).probe is None
+    assert make_monitor("bfloat16", 100.0, 2).probe is None
 
 
 # --- bench_models with a monitor ---------------------------------------------------------------
