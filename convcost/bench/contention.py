@@ -132,11 +132,12 @@ def watch(clock: Callable[[], float], cpu_clock: CpuClock,
 
 
 def assess(wall_s: Sequence[float], cpu_s: Sequence[float], threads: int, cpus: int,
-           interval: Interval | None) -> Contention:
+           interval: Interval | None, phase: str = "") -> Contention:
     """Contention over timed blocks of ``wall_s`` seconds that used ``cpu_s`` process CPU
     seconds (same length, or ``cpu_s`` empty when not measured), run with ``threads``
     threads on ``cpus`` usable CPUs, inside the watched ``interval`` (whose machine readings
-    say what the whole machine did meanwhile).
+    say what the whole machine did meanwhile). ``phase`` (e.g. "timing the chain") is named
+    in the notes.
 
     Contended when any block's CPU time is below :data:`CPU_SHARE_FLOOR` of its wall time
     (the main thread was descheduled), or when others kept more than ``cpus - threads`` +
@@ -144,6 +145,7 @@ def assess(wall_s: Sequence[float], cpu_s: Sequence[float], threads: int, cpus: 
     was free and more threads were used.
     """
     wall = sum(wall_s)
+    during = f" ({phase})" if phase else ""
     notes: list[str] = []
     contended = False
     share: float | None = None
@@ -153,7 +155,7 @@ def assess(wall_s: Sequence[float], cpu_s: Sequence[float], threads: int, cpus: 
         if worst < CPU_SHARE_FLOOR:
             contended = True
             notes.append(f"contended: a timed block got only {worst:.0%} of a core's CPU time "
-                         f"(the process was waiting for a CPU)")
+                         f"(the process was waiting for a CPU){during}")
     others: float | None = None
     before, after = (interval.before, interval.after) if interval is not None else (None, None)
     if interval is not None and before is not None and after is not None \
@@ -165,7 +167,7 @@ def assess(wall_s: Sequence[float], cpu_s: Sequence[float], threads: int, cpus: 
         if others is not None and others > spare + OTHERS_SLACK_CORES:
             contended = True
             notes.append(f"contended: other processes kept {others:.1f} of {cpus} CPUs busy "
-                         f"while {threads} thread{'s' if threads != 1 else ''} ran")
+                         f"while {threads} thread{'s' if threads != 1 else ''} ran{during}")
     if contended and threads > 1 and others is not None and cpus - others >= 1 - 0.25:
         notes.append("at least one core was free: --threads 1 measures more reliably here")
     return Contention(contended, share, others, tuple(notes))

@@ -343,12 +343,14 @@ def bench_model(model: Analyzed, settings: BenchSettings, *, peak_gflops: float,
     chain = measure(lambda: executor.run(x), policy, clock, cpu_clock=watcher.cpu_clock,
                     probe=watcher.probe)
     chain_contention = assess(chain.block_s, chain.cpu_s, watcher.threads, watcher.cpus,
-                              stop() if watcher.cpu_clock is not None else None)
+                              stop() if watcher.cpu_clock is not None else None,
+                              "timing the chain")
     say("timing each layer")
     stop = watch(clock, cpu_clock, watcher.stat)
     passes = _in_place_times(executor, x, chain.median_s, policy.budget_s, clock, watcher)
     layer_contention = assess(passes.block_s, passes.cpu_s, watcher.threads, watcher.cpus,
-                              stop() if watcher.cpu_clock is not None else None)
+                              stop() if watcher.cpu_clock is not None else None,
+                              "timing the layers")
     contention = combine([chain_contention, layer_contention])
     agreement = probe_agreement(passes.probes)
     layers = [_layer_bench(costed.flops, costed.macs, kernel.algorithm, times, peak_gflops,
