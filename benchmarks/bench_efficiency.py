@@ -205,9 +205,12 @@ def main() -> int:
           f"{sum(bench.contended for bench in runs)} of {len(runs)} chain runs contended"
           + ("; RUN CONTENDED" if contended or any(bench.contended for bench in runs) else
              "; not contended"))
-    for note in dict.fromkeys(note for bench in runs for note in bench.warnings
-                              if note.startswith(("contended", "at least one core"))):
+    notes = list(dict.fromkeys(note for bench in runs for note in bench.warnings
+                               if note.startswith(("contended", "at least one core"))))
+    for note in notes[:4]:
         print(f"  {note}")
+    if len(notes) > 4:
+        print(f"  ... and {len(notes) - 4} more such notes")
     predicted = 1_048_576 / 278_528
     measured = seeds[0].median_s / seeds[1].median_s
     off = abs(measured / predicted - 1)
