@@ -38,7 +38,7 @@ def test_oversized_and_unreadable_files(tmp_path: Path) -> None:
     locked.mkdir()  # a directory named like a spec: searched, holds nothing
     _, errors = collect([str(big), str(locked)])
     assert "file is larger than 16 MiB" in errors[0].message
-    assert "no .convcost files found in directory" in errors[1].message
+    assert "no .convcost or .onnx files found in directory" in errors[1].message
 
 
 def test_invalid_utf8_is_located(tmp_path: Path) -> None:

@@ -14,7 +14,14 @@ import sys
 
 import click
 
-from convcost.cli import analyze, check, machine, plot  # noqa: F401  (registers the commands)
+from convcost.cli import (  # noqa: F401  (registers the commands)
+    analyze,
+    check,
+    export,
+    importer,
+    machine,
+    plot,
+)
 from convcost.cli.base import EXIT_INTERRUPTED, EXIT_OK, cli
 
 __all__ = ["cli", "main"]
