@@ -184,7 +184,7 @@ def compare_grid(comparison: Comparison) -> Grid:
             grid.notes.append(f"  speedup over {comparison.label(base)}: predicted "
                               f"{units.times(comparison.predicted_speedup(model))} (from MACs), "
                               f"measured {units.times(comparison.measured_speedup(model))}"
-                              f"{'' if comparison.measured_reliable(model) else _UNRELIABLE}")
+                              f"{_reliability(comparison, model)}")
     return grid
 
 
@@ -210,15 +210,27 @@ def machine_note(machine: MachineRecord) -> str:
             f"{machine.dtype} matrix-multiply peak {machine.gemm_peak_gflops:.1f} GFLOP/s")
 
 
-_UNRELIABLE = (" (UNRELIABLE: a timing was unstable, unsteady or contended; see the "
-               "models' warnings)")
+def _bench_flags(bench: ModelBench) -> str:
+    """'UNSTABLE, CONTENDED', or '' for a reliable measurement."""
+    return ", ".join(flag for flag, on in (("UNSTABLE", not bench.stable),
+                                           ("UNSTEADY", not bench.probes_agree),
+                                           ("CONTENDED", bench.contended)) if on)
+
+
+def _reliability(comparison: Comparison, model: ModelReport) -> str:
+    """'' when both timings were reliable, else ' (UNRELIABLE: base: UNSTABLE; b: CONTENDED)'
+    naming each unreliable model (``analyze --bench`` shows why, in its warnings)."""
+    if comparison.measured_reliable(model):
+        return ""
+    reasons = [f"{report.name}: {_bench_flags(report.bench)}"
+               for report in (comparison.baseline, model)
+               if report.bench is not None and not report.bench.reliable]
+    return f" (UNRELIABLE: {'; '.join(reasons)})"
 
 
 def _bench_note(bench: ModelBench) -> str:
     """'measured 12.3 ms per batch (IQR 0.21 ms, 5 x 20 runs), 85.2 GFLOP/s, stable'."""
-    flags = ", ".join(flag for flag, on in (("UNSTABLE", not bench.stable),
-                                            ("UNSTEADY", not bench.probes_agree),
-                                            ("CONTENDED", bench.contended)) if on)
+    flags = _bench_flags(bench)
     note = (f"measured {units.seconds(bench.median_s)} per batch (IQR "
             f"{units.seconds(bench.iqr_s)}, {bench.repeats} x {bench.loops} runs), "
             f"{bench.gflops:.1f} GFLOP/s, {flags or 'stable'}")

@@ -212,6 +212,13 @@ def test_compare_marks_a_measured_speedup_from_an_unreliable_timing(
     entry = mixed.to_json()["models"][1]
     assert entry["measured_reliable"] is False and entry["measured_speedup"] > 0
     validate(document(list(mixed.models), [], comparison=mixed.to_json()))
+    # The table marks the ratio and the note says whose timing was unreliable, and why.
+    from convcost.render import compare_grid
+
+    grid = compare_grid(mixed)
+    assert str(grid.rows[1][-1]).endswith(" ?")
+    assert any("(UNRELIABLE: a: UNSTEADY)" in note for note in grid.notes)
+    assert not any("UNRELIABLE" in note for note in compare_grid(comparison).notes)
 
 
 # --- the address-space limit -------------------------------------------------------------------
