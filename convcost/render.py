@@ -153,8 +153,9 @@ def analyze_grid(model: ModelReport, name: str | None = None) -> Grid:
             if timing is None:
                 row += [None, None, None, ""]
             else:
+                flag = f" ({timing.efficiency_flag})" if timing.efficiency_flag else ""
                 row += [(timing.median_s, timing.stable), timing.gflops if layer.macs else None,
-                        timing.efficiency, timing.algorithm]
+                        timing.efficiency, timing.algorithm + flag]
         grid.rows.append(row)
     grid.footer = ["", "total", str(model.output), totals.macs, 1.0 if totals.macs else 0.0,
                    totals.params, None, None]
@@ -214,8 +215,7 @@ def compare_grid(comparison: Comparison) -> Grid:
             row += [None if model.bench is None else (model.bench.median_s, not flagged),
                     "baseline" if model is base else
                     f"{units.times(predicted)} / {units.times(measured)}"
-                    + ("?" if flagged or base.bench is not None and bench_flags(base.bench)
-                       else "")]
+                    + ("" if comparison.measured_reliable(model) else " ?")]
         grid.rows.append(row)
     if benched:
         for model in comparison.models:
@@ -234,7 +234,8 @@ def compare_grid(comparison: Comparison) -> Grid:
         if benched:
             grid.notes.append(f"  speedup over {comparison.label(base)}: predicted "
                               f"{units.times(comparison.predicted_speedup(model))} (from MACs), "
-                              f"measured {units.times(comparison.measured_speedup(model))}")
+                              f"measured {units.times(comparison.measured_speedup(model))}"
+                              f"{_reliability(comparison, model)}")
     return grid
 
 
@@ -262,25 +263,36 @@ def machine_note(machine: MachineRecord) -> str:
 
 
 def bench_flags(bench: ModelBench) -> list[str]:
-    """What makes a measurement doubtful: 'unstable', and any other flag the benchmark set
-    (a true boolean field such as ``contended``, or a ``flags`` tuple of words)."""
-    from dataclasses import fields
+    """What makes a measurement doubtful, as words: 'unstable' (spread), 'unsteady' (the
+    GEMM probes around the timed blocks disagreed), 'contended' (other processes held the
+    cores); [] for a reliable measurement."""
+    return [flag for flag, on in (("unstable", not bench.stable),
+                                  ("unsteady", not bench.probes_agree),
+                                  ("contended", bench.contended)) if on]
 
-    flags = [] if bench.stable else ["unstable"]
-    for field_ in fields(bench):
-        value = getattr(bench, field_.name)
-        if field_.name == "flags" and isinstance(value, (tuple, list)):
-            flags += [str(flag) for flag in value if str(flag) not in flags]
-        elif value is True and field_.name != "stable":
-            flags.append(field_.name.replace("_", " "))
-    return flags
+
+def _bench_flags(bench: ModelBench) -> str:
+    """'UNSTABLE, CONTENDED', or '' for a reliable measurement."""
+    return ", ".join(flag.upper() for flag in bench_flags(bench))
+
+
+def _reliability(comparison: Comparison, model: ModelReport) -> str:
+    """'' when both timings were reliable, else ' (UNRELIABLE: base: UNSTABLE; b: CONTENDED)'
+    naming each unreliable model (``analyze --bench`` shows why, in its warnings)."""
+    if comparison.measured_reliable(model):
+        return ""
+    reasons = [f"{report.name}: {_bench_flags(report.bench)}"
+               for report in (comparison.baseline, model)
+               if report.bench is not None and not report.bench.reliable]
+    return f" (UNRELIABLE: {'; '.join(reasons)})"
 
 
 def _bench_note(bench: ModelBench) -> str:
     """'measured 12.3 ms per batch (IQR 0.21 ms, 5 x 20 runs), 85.2 GFLOP/s, stable'."""
+    flags = _bench_flags(bench)
     note = (f"measured {units.seconds(bench.median_s)} per batch (IQR "
             f"{units.seconds(bench.iqr_s)}, {bench.repeats} x {bench.loops} runs), "
-            f"{bench.gflops:.1f} GFLOP/s, {'stable' if bench.stable else 'UNSTABLE'}")
+            f"{bench.gflops:.1f} GFLOP/s, {flags or 'stable'}")
     return note + "".join(f"\n  warning: {warning}" for warning in bench.warnings)
 
 
