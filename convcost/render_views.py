@@ -12,11 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
-from convcost.cost.report import LayerReport, ModelReport
+from convcost.cost.report import SORT_KEYS, LayerReport, ModelReport
 from convcost.errors import UsageError
 
 #: ``--sort`` keys and what they sort by (largest first).
-SORT_KEYS = ("macs", "params", "memory", "time")
 #: How a block is named after the path segment that follows its position.
 _BLOCK_KINDS = {"body": "residual", "short": "residual", "add": "residual", "gate": "gate",
                 "mul": "gate", "concat": "branches", "slice": "split"}

@@ -25,7 +25,7 @@ from convcost.cli.base import (
     report_errors,
     with_devices,
 )
-from convcost.render_views import SORT_KEYS
+from convcost.cost.report import SORT_KEYS
 
 if TYPE_CHECKING:
     from convcost.bench.results import MachineRecord

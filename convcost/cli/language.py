@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import re
-from importlib import resources
 from typing import NamedTuple
 
 import click
@@ -24,6 +23,8 @@ class Section(NamedTuple):
 
 def reference_text() -> str:
     """The whole language reference (Markdown)."""
+    from importlib import resources  # here only: it costs start-up time (tempfile, pathlib)
+
     return resources.files("convcost").joinpath("language.md").read_text(encoding="utf-8")
 
 

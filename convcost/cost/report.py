@@ -30,6 +30,9 @@ COMPARED_METRICS: tuple[tuple[str, str], ...] = tuple(
 METRIC_NAMES = {key: noun for key, noun, _ in METRICS}
 BYTE_METRICS = frozenset(key for key, _, is_bytes in METRICS if is_bytes)
 
+#: What ``--sort`` orders layers and models by (the heaviest first).
+SORT_KEYS = ("macs", "params", "memory", "time")
+
 #: Bytes per element of each supported ``--dtype``: the one dtype table.
 DTYPE_BYTES: dict[str, int] = {
     "float32": 4, "float16": 2, "bfloat16": 2, "int8": 1, "float64": 8,
