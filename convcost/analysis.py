@@ -70,7 +70,7 @@ def analyze_source(source: Source, options: Options = Options(), *,
         try:
             program = resolve(model, options.size)
         except SpecError as error:
-            result.errors.append(error.with_traceback(None))  # keep no frames alive
+            result.errors.append(error.detached())  # keep no frames alive
             continue
         report = build_report(program, source=source.name, spec=model.text,
                               batch=options.batch, dtype=options.dtype, line=model.span.line)

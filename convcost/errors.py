@@ -25,6 +25,7 @@ from the analysis) is :class:`InternalError`, never silently ignored.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import NamedTuple, TypeVar
 
@@ -37,6 +38,10 @@ class Source(NamedTuple):
     name: str
     text: str
 
+    def lines(self) -> tuple[str, ...]:
+        """The lines of the text: '\\n', '\\r\\n' and a lone '\\r' each end one."""
+        return _split_lines(self.text)
+
     def line_text(self, line: int) -> str:
         """The text of 1-based ``line`` without its newline ('' if out of range)."""
         lines = _split_lines(self.text)
@@ -48,7 +53,12 @@ class Source(NamedTuple):
 @lru_cache(maxsize=16)
 def _split_lines(text: str) -> tuple[str, ...]:
     # Cached: the parser quotes many lines of one file; str caches its hash, so a hit is cheap.
-    return tuple(text.split("\n"))
+    if "\r" not in text:
+        return tuple(text.split("\n"))
+    return tuple(_LINE_END.split(text))
+
+
+_LINE_END = re.compile(r"\r\n?|\n")
 
 
 class Span(NamedTuple):
@@ -87,6 +97,14 @@ class ConvcostError(Exception):
         """An error at ``span`` of ``source``, quoting the line it is on."""
         return cls(message, source.name, span.line, span.column, span.length,
                    source.line_text(span.line))
+
+    def detached(self: _E) -> _E:
+        """This error without the frames it was raised through (nor those of an error it
+        was raised while handling): stored errors must not keep whole parses alive."""
+        self.__traceback__ = None
+        self.__context__ = None
+        self.__cause__ = None
+        return self
 
     def __reduce__(self) -> tuple[object, ...]:
         # Keep the location when pickled (the default would pass only the message).

@@ -34,13 +34,13 @@ def collect(arguments: list[str], stdin: BinaryIO | None = None) -> tuple[list[I
         try:
             expanded = _expand(argument, stdin)
         except ConvcostError as error:
-            errors.append(error.with_traceback(None))  # keep no frames alive
+            errors.append(error.detached())  # keep no frames alive
             continue
         for item in expanded:
             try:  # each file on its own: one unreadable file never hides the others
                 inputs.append(item if isinstance(item, Input) else _read_file(item))
             except ConvcostError as error:
-                errors.append(error.with_traceback(None))  # keep no frames alive
+                errors.append(error.detached())  # keep no frames alive
     return inputs, errors
 
 
