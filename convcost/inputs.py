@@ -8,7 +8,9 @@ parse error, not "file not found"), unless it looks like a path.
 
 from __future__ import annotations
 
+import codecs
 import os
+import stat
 import sys
 from typing import BinaryIO, NamedTuple
 
@@ -17,6 +19,13 @@ from convcost.errors import ConvcostError, ReadError, Source
 SPEC_SUFFIX = ".convcost"
 #: Largest spec file read, in bytes: larger inputs are refused rather than parsed for minutes.
 MAX_FILE_BYTES = 16 * 1024 * 1024
+#: Prefixed by :func:`mark_specs` to a command-line chain that starts with '-' so that option
+#: parsing takes it for an argument; a NUL can never be part of a real argument.
+SPEC_MARK = "\0"
+#: Byte-order marks and their encodings, longest first (UTF-32 LE starts like UTF-16 LE).
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+         (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
+         (codecs.BOM_UTF16_BE, "utf-16"))
 
 
 class Input(NamedTuple):
@@ -26,17 +35,43 @@ class Input(NamedTuple):
     bare_names: str
 
 
+def mark_specs(arguments: list[str]) -> list[str]:
+    """``arguments`` with every chain that starts with '-' (``"-1 -> relu"``, ``"-> relu"``)
+    marked by :data:`SPEC_MARK`, so option parsing keeps it as a spec; :func:`collect` drops
+    the mark. An argument containing '->' is a chain: no option contains one."""
+    return [SPEC_MARK + argument if argument[:1] == "-" and _is_chain(argument) else argument
+            for argument in arguments]
+
+
+def _is_chain(argument: str) -> bool:
+    return "->" in argument or "→" in argument
+
+
+def display_name(path: str) -> str:
+    """``path`` as valid text: bytes that are not UTF-8 (kept by Python as surrogates) are
+    shown as ``\\xNN`` escapes, so tables print and JSON stays UTF-8."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return path
+
+
 def collect(arguments: list[str], stdin: BinaryIO | None = None) -> tuple[list[Input], list[ConvcostError]]:
     """Expand ``arguments`` into sources, in order; unreadable ones become errors."""
     inputs: list[Input] = []
     errors: list[ConvcostError] = []
     for argument in arguments:
+        argument = argument.removeprefix(SPEC_MARK)
         try:
             expanded = _expand(argument, stdin)
         except ConvcostError as error:
             errors.append(error.detached())  # keep no frames alive
             continue
         for item in expanded:
+            if isinstance(item, ConvcostError):  # an unreadable directory inside a scan
+                errors.append(item)
+                continue
             try:  # each file on its own: one unreadable file never hides the others
                 inputs.append(item if isinstance(item, Input) else _read_file(item))
             except ConvcostError as error:
@@ -44,21 +79,23 @@ def collect(arguments: list[str], stdin: BinaryIO | None = None) -> tuple[list[I
     return inputs, errors
 
 
-def _expand(argument: str, stdin: BinaryIO | None) -> list[Input | str]:
-    """The inputs an argument stands for: parsed-later text, or file paths to read."""
-    if "->" in argument or "→" in argument:
+def _expand(argument: str, stdin: BinaryIO | None) -> list[Input | str | ConvcostError]:
+    """The inputs an argument stands for: parsed-later text, file paths to read, or the
+    errors of directories a scan could not read."""
+    if _is_chain(argument):
         return [Input(Source("<arg>", argument), "text")]
     if argument == "-":
-        stream = stdin if stdin is not None else sys.stdin.buffer
-        return [Input(_decode("<stdin>", stream.read(MAX_FILE_BYTES + 1)), "line")]
+        if stdin is None:
+            # A closed standard input (``<&-``) reads as empty, not as a crash.
+            stdin = sys.stdin.buffer if sys.stdin is not None else None
+        data = stdin.read(MAX_FILE_BYTES + 1) if stdin is not None else b""
+        return [Input(_decode("<stdin>", data), "line")]
     if os.path.isdir(argument):
-        import glob  # here and below only: it costs start-up time
-
-        files = sorted(glob.glob(os.path.join(glob.escape(argument), "**", "*" + SPEC_SUFFIX),
-                                 recursive=True))
-        if not files:
-            raise ReadError(f"no {SPEC_SUFFIX} files found in directory '{argument}'", argument)
-        return [path for path in files if os.path.isfile(path)]
+        found = _scan(argument)
+        if not found:
+            raise ReadError(f"no {SPEC_SUFFIX} files found in directory "
+                            f"'{display_name(argument)}'", display_name(argument))
+        return found
     if os.path.exists(argument):
         return [argument]
     if any(char in argument for char in "*?["):
@@ -67,20 +104,75 @@ def _expand(argument: str, stdin: BinaryIO | None) -> list[Input | str]:
         files = sorted(path for path in glob.glob(argument, recursive=True)
                        if os.path.isfile(path))
         if not files:
-            raise ReadError(f"no files match '{argument}'", argument)
+            raise ReadError(f"no files match '{display_name(argument)}'", display_name(argument))
         return list(files)
     if os.sep in argument or "/" in argument or argument.endswith(SPEC_SUFFIX):
-        raise ReadError(f"no such file: '{argument}'", argument)
+        raise ReadError(f"no such file: '{display_name(argument)}'", display_name(argument))
     return [Input(Source("<arg>", argument), "text")]
 
 
+def _scan(directory: str) -> list[Input | str | ConvcostError]:
+    """The ``*.convcost`` files under ``directory``, sorted, each real file once.
+
+    Directory symlinks are followed, but never into a directory already visited (a link
+    loop, or a link to a parent, is walked once); a directory that cannot be listed is an
+    error with the OS's reason, in place."""
+    found: list[Input | str | ConvcostError] = []
+    seen_dirs: set[tuple[int, int]] = set()
+    seen_files: set[tuple[int, int]] = set()
+
+    def walk(path: str) -> None:
+        try:
+            info = os.stat(path)
+            key = (info.st_dev, info.st_ino)
+            if key in seen_dirs:
+                return
+            seen_dirs.add(key)
+            with os.scandir(path) as listing:
+                entries = sorted(listing, key=lambda entry: entry.name)
+        except OSError as error:
+            name = display_name(path)
+            found.append(ReadError(f"cannot read directory '{name}': "
+                                   f"{error.strerror or error}", name))
+            return
+        for entry in entries:
+            try:
+                is_dir = entry.is_dir()
+                is_file = not is_dir and entry.name.endswith(SPEC_SUFFIX) and entry.is_file()
+            except OSError:
+                continue
+            if is_dir:
+                walk(entry.path)
+            elif is_file:
+                try:
+                    info = entry.stat()
+                except OSError:
+                    continue
+                if (info.st_dev, info.st_ino) not in seen_files:
+                    seen_files.add((info.st_dev, info.st_ino))
+                    found.append(entry.path)
+
+    walk(directory)
+    return found
+
+
 def _read_file(path: str) -> Input:
+    name = display_name(path)
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_FILE_BYTES + 1)
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; only regular files are read.
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as error:
-        raise ReadError(f"cannot read '{path}': {error.strerror or error}", path) from None
-    return Input(_decode(path, data), "line")
+        raise ReadError(f"cannot read '{name}': {error.strerror or error}", name) from None
+    with os.fdopen(descriptor, "rb") as handle:
+        try:
+            if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+                raise ReadError(f"'{name}' is not a regular file (a pipe, device or socket); "
+                                f"to read a stream, pipe it to standard input and pass '-'",
+                                name)
+            data = handle.read(MAX_FILE_BYTES + 1)
+        except OSError as error:
+            raise ReadError(f"cannot read '{name}': {error.strerror or error}", name) from None
+    return Input(_decode(name, data), "line")
 
 
 def _decode(name: str, data: bytes) -> Source:
@@ -88,6 +180,14 @@ def _decode(name: str, data: bytes) -> Source:
     if len(data) > MAX_FILE_BYTES:
         raise ReadError(f"file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB; spec files "
                         f"are small text files", name)
+    for bom, encoding in _BOMS:  # PowerShell writes UTF-16 with a BOM by default
+        if data.startswith(bom):
+            try:
+                return Source(name, data.decode(encoding).removeprefix("\ufeff"))
+            except UnicodeDecodeError as error:
+                raise ReadError(f"not {encoding.upper().removesuffix('-SIG')} text despite its "
+                                f"byte-order mark: bytes {error.start}-{error.end - 1} cannot "
+                                f"be decoded", name) from None
     if b"\0" in data:
         raise _byte_error(data, data.index(b"\0"), name,
                           "this looks like a binary file (it contains NUL bytes), not a spec")

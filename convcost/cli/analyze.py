@@ -12,6 +12,7 @@ from convcost.cli.base import (
     CONVENTIONS,
     EXIT_BAD_INPUT,
     EXIT_OK,
+    SPEC,
     analysis_options,
     analyze_specs,
     bench_options,
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from convcost.roofline.devices import Device
 
 @cli.command(epilog=CONVENTIONS)
-@click.argument("specs", nargs=-1, required=True, metavar="SPEC_OR_FILE...")
+@click.argument("specs", nargs=-1, required=True, type=SPEC, metavar="SPEC_OR_FILE...")
 @analysis_options()
 @device_option
 @bench_options
@@ -61,7 +62,7 @@ def analyze(ctx: click.Context, specs: tuple[str, ...], size: tuple[int, int] | 
 
 
 @cli.command(epilog=CONVENTIONS)
-@click.argument("specs", nargs=-1, required=True, metavar="A B [C...]")
+@click.argument("specs", nargs=-1, required=True, type=SPEC, metavar="A B [C...]")
 @click.option("--baseline", metavar="NAME",
               help="Model to compare against (default: the first one).")
 @analysis_options()
