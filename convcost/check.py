@@ -21,7 +21,7 @@ from convcost.cost.report import (
     SCHEMA,
     ModelReport,
 )
-from convcost.errors import BaselineError
+from convcost.errors import BaselineError, ReadError
 
 __all__ = ["BYTE_METRICS", "METRICS", "METRIC_NAMES", "TIME_METRIC_PREFIX", "BaselineError",
            "Result", "Verdict", "load_baseline", "metric_kind", "metric_name",
@@ -123,11 +123,16 @@ def parse_time_budget(text: str) -> tuple[str, float]:
 
 def load_baseline(path: str) -> list[dict[str, Any]]:
     """The models of a baseline document written by ``convcost analyze --format json``."""
+    from convcost.inputs import MAX_FILE_BYTES, read_regular
+
     try:
-        with open(path, encoding="utf-8") as handle:
-            document = json.load(handle)
-    except OSError as error:
-        raise BaselineError(f"cannot read baseline '{path}': {error.strerror or error}", path) from None
+        data = read_regular(path)  # a FIFO or /dev/zero must neither block nor fill memory
+        if len(data) > MAX_FILE_BYTES:
+            raise BaselineError(f"baseline '{path}' is larger than "
+                                f"{MAX_FILE_BYTES // 2**20} MiB", path)
+        document = json.loads(data.decode("utf-8"))
+    except ReadError as error:
+        raise BaselineError(f"cannot read baseline: {error.message}", path) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise BaselineError(f"baseline '{path}' is not JSON: {error}", path) from None
     if not isinstance(document, dict) or document.get("schema") != SCHEMA or \

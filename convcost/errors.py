@@ -153,6 +153,16 @@ class SpecError(InputError):
     kind = "spec"
 
 
+class SpecWarning(SpecError):
+    """Spec text that analyses but probably does not mean what it says (an input written
+    channels first, say): reported on standard error, never an error."""
+
+    kind = "warning"
+
+    def __str__(self) -> str:
+        return super().__str__().replace(": error: ", ": warning: ", 1)
+
+
 class BaselineError(InputError):
     """A ``check --baseline`` document that cannot be used."""
 

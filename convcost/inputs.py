@@ -158,6 +158,15 @@ def _scan(directory: str) -> list[Input | str | ConvcostError]:
 
 def _read_file(path: str) -> Input:
     name = display_name(path)
+    return Input(_decode(name, read_regular(path)), "line")
+
+
+def read_regular(path: str, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of the regular file ``path``: at most ``limit`` + 1 of them (so a caller
+    can tell an oversized file), never blocking on a FIFO or reading a device forever.
+
+    Raises :class:`ReadError` with the OS's reason, or for a file that is not regular."""
+    name = display_name(path)
     try:
         # O_NONBLOCK: opening a FIFO must not wait for a writer; only regular files are read.
         descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
@@ -169,10 +178,9 @@ def _read_file(path: str) -> Input:
                 raise ReadError(f"'{name}' is not a regular file (a pipe, device or socket); "
                                 f"to read a stream, pipe it to standard input and pass '-'",
                                 name)
-            data = handle.read(MAX_FILE_BYTES + 1)
+            return handle.read(limit + 1)
         except OSError as error:
             raise ReadError(f"cannot read '{name}': {error.strerror or error}", name) from None
-    return Input(_decode(name, data), "line")
 
 
 def _decode(name: str, data: bytes) -> Source:

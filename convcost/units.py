@@ -1,8 +1,14 @@
-"""Human units for tables (``1.05M``, ``4.00 MiB``, ``3.76x fewer``) and parsing them back."""
+"""Human units for tables (``1.05M``, ``4.00 MiB``, ``3.76x fewer``) and parsing them back.
+
+Exact counts stay integers: a quotient too large for a float (a count of 10^400, say) is
+written in scientific notation from the exact integers, never an OverflowError; a duration
+or ratio that is not finite is written '-'."""
 
 from __future__ import annotations
 
+import math
 import re
+from decimal import Context
 from fractions import Fraction
 
 _SI = (("T", 10**12), ("G", 10**9), ("M", 10**6), ("K", 10**3))
@@ -13,16 +19,36 @@ def count(value: int) -> str:
     """A count with an SI suffix and three significant digits: 1048576 -> '1.05M'."""
     for suffix, scale in _SI:
         if abs(value) >= scale:
-            return _three_digits(value / scale) + suffix
-    return str(value)
+            return _quotient(value, scale) + suffix
+    return _whole(value)
 
 
 def nbytes(value: int) -> str:
     """Bytes in binary units: 4195328 -> '4.00 MiB'."""
     for suffix, scale in _IEC:
         if abs(value) >= scale:
-            return f"{_three_digits(value / scale)} {suffix}"
-    return f"{value} B"
+            return f"{_quotient(value, scale)} {suffix}"
+    return f"{_whole(value)} B"
+
+
+#: Quotients at or above this are written in scientific notation (a plain float would print
+#: up to 300 digits, and an int above ~1e308 does not convert to float at all).
+_PLAIN_LIMIT = 10**15
+_SCIENTIFIC = Context(prec=3)
+
+
+def _quotient(value: int, scale: int) -> str:
+    """``value / scale`` to three significant digits, exactly for any size of integer."""
+    if abs(value) >= _PLAIN_LIMIT * scale:
+        return format(_SCIENTIFIC.divide(_SCIENTIFIC.create_decimal(value), scale), ".2e")
+    return _three_digits(value / scale)
+
+
+def _whole(value: int) -> str:
+    """An integer as digits (scientific beyond 15 digits: Python refuses str() of huge ints)."""
+    if abs(value) >= _PLAIN_LIMIT:
+        return format(_SCIENTIFIC.create_decimal(value), ".2e")
+    return str(value)
 
 
 def _three_digits(number: float) -> str:
@@ -35,6 +61,8 @@ def _three_digits(number: float) -> str:
 
 def seconds(value: float) -> str:
     """A duration with three significant digits: 0.0123 -> '12.3 ms'."""
+    if not math.isfinite(value):
+        return "-"
     for suffix, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
         if value >= scale:
             return f"{_three_digits(value / scale)} {suffix}"
@@ -43,7 +71,7 @@ def seconds(value: float) -> str:
 
 def times(ratio: float | None) -> str:
     """A speedup or ratio as a factor: 3.7647 -> '3.76x'; None -> '-'."""
-    return "-" if ratio is None else f"{ratio:.2f}x"
+    return "-" if ratio is None or not math.isfinite(ratio) else f"{ratio:.2f}x"
 
 
 def ratio_words(value: int, baseline: int) -> str:
@@ -53,8 +81,15 @@ def ratio_words(value: int, baseline: int) -> str:
     if value == 0 or baseline == 0:
         return "none" if value == 0 else "new"
     if value < baseline:
-        return f"{baseline / value:.2f}x fewer"
-    return f"{value / baseline:.2f}x more"
+        return f"{_factor(baseline, value)}x fewer"
+    return f"{_factor(value, baseline)}x more"
+
+
+def _factor(larger: int, smaller: int) -> str:
+    """``larger / smaller`` with two decimals, exactly for any size of integer."""
+    if abs(larger) >= _PLAIN_LIMIT * abs(smaller):
+        return format(_SCIENTIFIC.divide(_SCIENTIFIC.create_decimal(larger), smaller), ".2e")
+    return f"{larger / smaller:.2f}"
 
 
 def ratio_phrase(value: int, baseline: int, noun: str) -> str:

@@ -253,6 +253,8 @@ def analyze_specs(specs: tuple[str, ...], size: tuple[int, int] | None, batch: i
 def report_errors(analysis: Analysis) -> None:
     """Every error to standard error, then a one-line summary when files were read or
     anything failed (chains typed on the command line need no summary)."""
+    for warning in analysis.warnings:
+        click.echo(str(warning), err=True)
     for error in analysis.errors:
         click.echo(_styled_error(error), err=True)
     if analysis.batch_input or analysis.errors:

@@ -10,7 +10,7 @@ import re
 from functools import lru_cache
 from typing import NamedTuple
 
-from convcost.errors import Source, Span, SpecError
+from convcost.errors import Source, Span, SpecError, SpecWarning
 from convcost.lang.ast import (
     BranchesSpec,
     Chain,
@@ -466,6 +466,8 @@ class ParsedSource:
     def __init__(self) -> None:
         self.models: list[ModelSpec] = []
         self.errors: list[SpecError] = []
+        #: Inputs that parse but look misread (see :func:`channels_first_warning`).
+        self.warnings: list[SpecWarning] = []
 
 
 def parse_source(source: Source, *, bare_names: str = "line") -> ParsedSource:
@@ -495,6 +497,9 @@ def parse_source(source: Source, *, bare_names: str = "line") -> ParsedSource:
                 _define(source, statement, fragments)
                 continue
             chain = _Parser(source, statement.tokens, fragments).parse_chain()
+            warning = channels_first_warning(source, chain.input)
+            if warning is not None:
+                result.warnings.append(warning)
             if statement.kind == "model":
                 name = statement.name
                 if name in seen_models:
@@ -512,6 +517,23 @@ def parse_source(source: Source, *, bare_names: str = "line") -> ParsedSource:
         except SpecError as error:
             result.errors.append(error.detached())  # keep no frames alive
     return result
+
+
+#: An input HxWxC with H at most this and W and C at least CHANNELS_FIRST_WIDE looks like
+#: PyTorch's CxHxW written in convcost's channels-last order (3x224x224).
+CHANNELS_FIRST_H = 4
+CHANNELS_FIRST_WIDE = 16
+
+
+def channels_first_warning(source: Source, given: InputSpec) -> SpecWarning | None:
+    """A warning when the input looks written channels first, like PyTorch's 3x224x224."""
+    h, w, c = given.h, given.w, given.c
+    if h is None or w is None or not (h <= CHANNELS_FIRST_H and min(w, c) >= CHANNELS_FIRST_WIDE):
+        return None
+    return SpecWarning.at(source, given.span,
+                          f"input {h}x{w}x{c} reads as H={h}, W={w}, C={c}: convcost writes "
+                          f"inputs HxWxC (channels last); if {h} is the channel count, write "
+                          f"{w}x{c}x{h}")
 
 
 def parse_chain(text: str, source_name: str = "<arg>") -> ModelSpec:
