@@ -37,14 +37,25 @@ class Input(NamedTuple):
 
 def mark_specs(arguments: list[str]) -> list[str]:
     """``arguments`` with every chain that starts with '-' (``"-1 -> relu"``, ``"-> relu"``)
-    marked by :data:`SPEC_MARK`, so option parsing keeps it as a spec; :func:`collect` drops
-    the mark. An argument containing '->' is a chain: no option contains one."""
-    return [SPEC_MARK + argument if argument[:1] == "-" and _is_chain(argument) else argument
-            for argument in arguments]
+    marked by :data:`SPEC_MARK`, so option parsing keeps it as a spec (:func:`collect` drops
+    the mark), and chains decoded as UTF-8. An argument containing '->' is a chain: no
+    option contains one."""
+    return [_marked(argument) if _is_chain(argument) else argument for argument in arguments]
+
+
+def _marked(chain: str) -> str:
+    """A chain argument as it was typed: under a C locale Python decodes argv as ASCII, so
+    UTF-8 text ('56×56×64 → relu') arrives as surrogates; chains are text, not paths."""
+    try:
+        chain.encode("utf-8")
+    except UnicodeEncodeError:
+        chain = chain.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return SPEC_MARK + chain if chain[:1] == "-" else chain
 
 
 def _is_chain(argument: str) -> bool:
-    return "->" in argument or "→" in argument
+    # '\udce2\udc86\udc92' is '→' as a C locale decodes its UTF-8 bytes
+    return "->" in argument or "→" in argument or "\udce2\udc86\udc92" in argument
 
 
 def display_name(path: str) -> str:
@@ -117,7 +128,8 @@ def _scan(directory: str) -> list[Input | str | ConvcostError]:
     Directory symlinks are followed, but never into a directory already visited (a link
     loop, or a link to a parent, is walked once); a directory that cannot be listed is an
     error with the OS's reason, in place."""
-    found: list[Input | str | ConvcostError] = []
+    found: list[str] = []
+    problems: list[Input | str | ConvcostError] = []
     seen_dirs: set[tuple[int, int]] = set()
     seen_files: set[tuple[int, int]] = set()
 
@@ -132,7 +144,7 @@ def _scan(directory: str) -> list[Input | str | ConvcostError]:
                 entries = sorted(listing, key=lambda entry: entry.name)
         except OSError as error:
             name = display_name(path)
-            found.append(ReadError(f"cannot read directory '{name}': "
+            problems.append(ReadError(f"cannot read directory '{name}': "
                                    f"{error.strerror or error}", name))
             return
         for entry in entries:
@@ -153,7 +165,7 @@ def _scan(directory: str) -> list[Input | str | ConvcostError]:
                     found.append(entry.path)
 
     walk(directory)
-    return found
+    return [*problems, *sorted(found)]  # sorted by path, as a recursive glob lists them
 
 
 def _read_file(path: str) -> Input:

@@ -157,7 +157,7 @@ class _Parser:
     def _parse_input(self) -> InputSpec:
         """input := DIMS   (``C`` or ``HxWxC``)"""
         token = self.token
-        if token.kind == "END":
+        if token.kind in ("END", "ARROW"):
             raise self.error(f"missing input: a chain starts with {INPUT_HELP}")
         parts = self.dims(token) if token.kind == "DIMS" else []
         looks_like_layer = token.kind in ("WORD", "REF", "LBRACKET", "LPAREN") or (
