@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import re
-from decimal import Context
 from fractions import Fraction
 
 _SI = (("T", 10**12), ("G", 10**9), ("M", 10**6), ("K", 10**3))
@@ -34,21 +33,28 @@ def nbytes(value: int) -> str:
 #: Quotients at or above this are written in scientific notation (a plain float would print
 #: up to 300 digits, and an int above ~1e308 does not convert to float at all).
 _PLAIN_LIMIT = 10**15
-_SCIENTIFIC = Context(prec=3)
 
 
 def _quotient(value: int, scale: int) -> str:
     """``value / scale`` to three significant digits, exactly for any size of integer."""
     if abs(value) >= _PLAIN_LIMIT * scale:
-        return format(_SCIENTIFIC.divide(_SCIENTIFIC.create_decimal(value), scale), ".2e")
+        return _scientific(value, scale)
     return _three_digits(value / scale)
 
 
 def _whole(value: int) -> str:
     """An integer as digits (scientific beyond 15 digits: Python refuses str() of huge ints)."""
     if abs(value) >= _PLAIN_LIMIT:
-        return format(_SCIENTIFIC.create_decimal(value), ".2e")
+        return _scientific(value, 1)
     return str(value)
+
+
+def _scientific(value: int, divisor: int) -> str:
+    """``value / divisor`` as '1.23e+45', from the exact integers (decimal, not float)."""
+    from decimal import Context  # only for astronomical values: it costs start-up time
+
+    context = Context(prec=3)
+    return format(context.divide(context.create_decimal(value), divisor), ".2e")
 
 
 def _three_digits(number: float) -> str:
@@ -88,7 +94,7 @@ def ratio_words(value: int, baseline: int) -> str:
 def _factor(larger: int, smaller: int) -> str:
     """``larger / smaller`` with two decimals, exactly for any size of integer."""
     if abs(larger) >= _PLAIN_LIMIT * abs(smaller):
-        return format(_SCIENTIFIC.divide(_SCIENTIFIC.create_decimal(larger), smaller), ".2e")
+        return _scientific(larger, smaller)
     return f"{larger / smaller:.2f}"
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
-from pathlib import Path
 
 from convcost.inputs import MAX_FILE_BYTES, collect
 

@@ -7,6 +7,7 @@ source, line and column of the offending token and say what would have been vali
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -446,7 +447,8 @@ _TIMES = str.maketrans({"X": "x", "×": "x"})
 class _Statement:
     """Physical lines grouped into one statement, with their tokens."""
 
-    __slots__ = ("kind", "line", "name", "name_span", "tokens", "error", "depth", "ends_open")
+    __slots__ = ("kind", "line", "name", "name_span", "tokens", "error", "depth", "ends_open",
+                 "arrows")
 
     def __init__(self, kind: str, line: int, name: str = "",
                  name_span: Span = Span(1, 1)) -> None:
@@ -458,6 +460,7 @@ class _Statement:
         self.error: SpecError | None = None
         self.depth = 0
         self.ends_open = False  # the line ended in ':' with nothing after it yet
+        self.arrows = 0  # '->' written so far: each joins at least one more layer
 
 
 class ParsedSource:
@@ -586,9 +589,9 @@ def _statement_text(source: Source, statement: _Statement) -> str:
     return " ".join(piece for piece in pieces if piece)
 
 
-def _statements(source: Source) -> list[_Statement]:
-    """Group the lines of ``source`` into statements by the contract's continuation rules."""
-    statements: list[_Statement] = []
+def _statements(source: Source) -> Iterator[_Statement]:
+    """Group the lines of ``source`` into statements by the contract's continuation rules,
+    yielding each once complete (a caller that stops early leaves the rest untokenized)."""
     current: _Statement | None = None
     for number, raw in enumerate(source.lines(), start=1):
         code = strip_comment(raw).rstrip()
@@ -598,17 +601,29 @@ def _statements(source: Source) -> list[_Statement]:
         let = None if header else _LET_HEADER.match(code)
         starts_new = header is not None or let is not None or current is None
         offset = header.end() if header else 0
-        try:
-            tokens = tokenize_line(source, code[offset:], number, offset + 1)
-            problem = None
-        except SpecError as error:
-            tokens, problem = [], error.detached()
+        arrows = code.count("->") + code.count("→")
+        before = 0 if starts_new or current is None else current.arrows
+        if before > MAX_LAYERS:  # the rest of a statement already refused: skip, unread
+            continue
+        if before + arrows > MAX_LAYERS:
+            # More arrows than the layer limit: refused before tokenizing megabytes of it.
+            tokens, problem = [], SpecError.at(
+                source, Span(number, offset + 1),
+                f"more than {MAX_LAYERS:,} layers in one statement, the limit per model")
+        else:
+            try:
+                tokens = tokenize_line(source, code[offset:], number, offset + 1)
+                problem = None
+            except SpecError as error:
+                tokens, problem = [], error.detached()
         if not starts_new and current is not None:
             continues = (current.depth > 0 or current.ends_open
                          or (current.tokens and current.tokens[-1].kind in ("ARROW", "PIPE"))
                          or (tokens and tokens[0].kind in ("ARROW", "PIPE")))
             starts_new = not continues
         if starts_new or current is None:
+            if current is not None:
+                yield current
             if header:
                 current = _Statement("model", number, header.group(1),
                                      Span(number, header.start(1) + 1, len(header.group(1))))
@@ -616,8 +631,8 @@ def _statements(source: Source) -> list[_Statement]:
                 current = _Statement("let" if let else "bare", number)
                 if let and len(tokens) > 1 and tokens[1].kind == "WORD":
                     current.name = tokens[1].text
-            statements.append(current)
         current.tokens.extend(tokens)
+        current.arrows += arrows
         if problem is not None and current.error is None:
             current.error = problem
         if tokens:  # the language has no strings: brackets in the code are bracket tokens
@@ -625,4 +640,5 @@ def _statements(source: Source) -> list[_Statement]:
             current.depth += (body.count("(") + body.count("[") - body.count(")")
                               - body.count("]"))
         current.ends_open = header is not None and not tokens
-    return statements
+    if current is not None:
+        yield current
