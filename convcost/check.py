@@ -123,10 +123,10 @@ def parse_time_budget(text: str) -> tuple[str, float]:
 
 def load_baseline(path: str) -> list[dict[str, Any]]:
     """The models of a baseline document written by ``convcost analyze --format json``."""
-    from convcost.inputs import MAX_FILE_BYTES, read_regular
+    from convcost.inputs import MAX_FILE_BYTES, read_bounded
 
     try:
-        data = read_regular(path)  # a FIFO or /dev/zero must neither block nor fill memory
+        data = read_bounded(path)  # a FIFO or /dev/zero must neither block nor fill memory
         if len(data) > MAX_FILE_BYTES:
             raise BaselineError(f"baseline '{path}' is larger than "
                                 f"{MAX_FILE_BYTES // 2**20} MiB", path)

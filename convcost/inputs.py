@@ -170,26 +170,32 @@ def _scan(directory: str) -> list[Input | str | ConvcostError]:
 
 def _read_file(path: str) -> Input:
     name = display_name(path)
-    return Input(_decode(name, read_regular(path)), "line")
+    return Input(_decode(name, read_bounded(path)), "line")
 
 
-def read_regular(path: str, limit: int = MAX_FILE_BYTES) -> bytes:
-    """The bytes of the regular file ``path``: at most ``limit`` + 1 of them (so a caller
-    can tell an oversized file), never blocking on a FIFO or reading a device forever.
+def read_bounded(path: str, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of file ``path``: at most ``limit`` + 1 of them (so a caller can tell an
+    oversized file). Never blocks on a FIFO without a writer (it reads as empty), so
+    ``<(command)`` works while a stray named pipe cannot hang a run; devices and sockets
+    (``/dev/zero``, ``/dev/tty``) are refused.
 
-    Raises :class:`ReadError` with the OS's reason, or for a file that is not regular."""
+    Raises :class:`ReadError` with the OS's reason, or for a device or socket."""
     name = display_name(path)
     try:
-        # O_NONBLOCK: opening a FIFO must not wait for a writer; only regular files are read.
+        # O_NONBLOCK: opening a FIFO must not wait for a writer to appear.
         descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as error:
         raise ReadError(f"cannot read '{name}': {error.strerror or error}", name) from None
     with os.fdopen(descriptor, "rb") as handle:
         try:
-            if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-                raise ReadError(f"'{name}' is not a regular file (a pipe, device or socket); "
-                                f"to read a stream, pipe it to standard input and pass '-'",
-                                name)
+            mode = os.fstat(descriptor).st_mode
+            if stat.S_ISFIFO(mode):
+                # With a writer (a pipe, '<(command)'), read until it closes; without one,
+                # a read returns end-of-file at once.
+                os.set_blocking(descriptor, True)
+            elif not stat.S_ISREG(mode):
+                raise ReadError(f"'{name}' is not a file but a device or socket; to read a "
+                                f"stream, pipe it to standard input and pass '-'", name)
             return handle.read(limit + 1)
         except OSError as error:
             raise ReadError(f"cannot read '{name}': {error.strerror or error}", name) from None

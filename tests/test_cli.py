@@ -352,9 +352,11 @@ def _bash(script: str, tmp_path: Path, env: dict[str, str] | None = None) -> dic
 
 def test_exit_codes_survive_pipes_and_closed_or_full_streams(tmp_path: Path) -> None:
     err = tmp_path / "err"
+    many = tmp_path / "many.convcost"  # about 300 KB of CSV: more than a pipe buffer holds
+    many.write_text("8 -> 1x1(8) -> relu\n" * 2000)
     codes = _bash(f"""
-        $P analyze examples | head -1 >/dev/null; echo head=${{PIPESTATUS[0]}}
-        $P analyze examples "8 -> bogus" 2>{err}1 | true; echo true=${{PIPESTATUS[0]}}
+        $P analyze {many} --format csv | head -1 >/dev/null; echo head=${{PIPESTATUS[0]}}
+        $P analyze {many} "8 -> bogus" --format csv 2>{err}1 | true; echo true=${{PIPESTATUS[0]}}
         $P analyze "8 -> relu" >&- 2>{err}2; echo closed=$?
         $P analyze "8 -> relu" >/dev/full 2>{err}3; echo full=$?
         $P analyze - <&- >/dev/null 2>{err}4; echo stdin=$?

@@ -67,14 +67,29 @@ def test_utf16_and_utf32_files_with_a_byte_order_mark_are_decoded(tmp_path: Path
     assert [i.source.text for i in inputs] == ["a: 8 -> relu\n"] * 4
 
 
-def test_fifos_and_devices_are_refused_without_blocking(tmp_path: Path) -> None:
+def test_fifos_do_not_block_and_devices_are_refused(tmp_path: Path) -> None:
     import os
 
     fifo = tmp_path / "pipe.convcost"
     os.mkfifo(fifo)  # no writer: a blocking open would hang here forever
     inputs, errors = collect([str(fifo), "/dev/zero"])
-    assert inputs == []
-    assert [e.message.split(" is ")[1][:17] for e in errors] == ["not a regular fil"] * 2
+    assert [i.source.text for i in inputs] == [""]  # no writer: end of file at once
+    assert [e.message.split(" is ")[1] for e in errors] == \
+        ["not a file but a device or socket; to read a stream, pipe it to standard input and "
+         "pass '-'"]
+
+
+def test_a_pipe_with_a_writer_is_read(tmp_path: Path) -> None:
+    import os
+
+    read_end, write_end = os.pipe()  # what bash's <(command) passes as /dev/fd/N
+    os.write(write_end, b"a: 8 -> relu\n")
+    os.close(write_end)
+    try:
+        inputs, errors = collect([f"/dev/fd/{read_end}"])
+    finally:
+        os.close(read_end)
+    assert errors == [] and inputs[0].source.text == "a: 8 -> relu\n"
 
 
 def test_symlink_loops_are_scanned_once(tmp_path: Path) -> None:
@@ -138,7 +153,7 @@ def test_closed_stdin_reads_as_empty(monkeypatch: pytest.MonkeyPatch) -> None:
     assert errors == [] and inputs[0].source.text == ""
 
 
-def test_baseline_fifo_is_refused(tmp_path: Path) -> None:
+def test_baseline_fifo_does_not_block_and_devices_are_refused(tmp_path: Path) -> None:
     import os
 
     from convcost.check import load_baseline
@@ -146,5 +161,7 @@ def test_baseline_fifo_is_refused(tmp_path: Path) -> None:
 
     fifo = tmp_path / "base.json"
     os.mkfifo(fifo)
-    with pytest.raises(BaselineError, match="not a regular file"):
+    with pytest.raises(BaselineError, match="not JSON"):  # empty, not a hang
         load_baseline(str(fifo))
+    with pytest.raises(BaselineError, match="device or socket"):
+        load_baseline("/dev/zero")
