@@ -69,6 +69,16 @@ class Span(NamedTuple):
     length: int = 1
 
 
+#: Messages longer than this have long words cut to _WORD_SHOWN characters, then the whole
+#: message to _MAX_MESSAGE: every message stays bounded whatever the input quoted in it.
+_LONG_MESSAGE = 600
+_MAX_MESSAGE = 1000
+_WORD_SHOWN = 40
+_LONG_WORD = re.compile(r"\S{%d,}" % (_WORD_SHOWN + 20))
+#: Characters of a long source line quoted above a caret.
+_QUOTED = 120
+
+
 class ConvcostError(Exception):
     """The root of every error convcost reports: a message and where it applies."""
 
@@ -84,6 +94,9 @@ class ConvcostError(Exception):
         length: int = 1,
         line_text: str = "",
     ) -> None:
+        if len(message) > _LONG_MESSAGE:  # a quoted 10 MB word must not become the message
+            message = _LONG_WORD.sub(lambda word: word.group()[:_WORD_SHOWN] + "...", message)
+            message = message[:_MAX_MESSAGE] + ("..." if len(message) > _MAX_MESSAGE else "")
         super().__init__(message)
         self.message = message
         self.source = source
@@ -118,14 +131,24 @@ class ConvcostError(Exception):
         return self.source
 
     def caret_lines(self) -> list[str]:
-        """The quoted line and a caret line under the offending text ([] without a line)."""
+        """The quoted line and a caret line under the offending text ([] without a line).
+
+        A long line is quoted as a window around the column ('...' marks the cuts), so
+        errors on a megabyte-long line stay a few lines long."""
         if not self.line or not self.line_text:
             return []
-        text = self.line_text
+        text, start = self.line_text, self.column - 1
+        left, right = 0, len(text)
+        if right > _QUOTED:
+            left = max(0, min(start - _QUOTED // 3, right - _QUOTED))
+            right = left + _QUOTED
+        before = "..." if left else ""
+        shown = before + text[left:right] + ("..." if right < len(text) else "")
         # Keep tabs in the indentation so the caret lines up in any terminal.
-        prefix = "".join("\t" if ch == "\t" else " " for ch in text[: self.column - 1])
-        width = max(1, min(self.length, len(text) - self.column + 1))
-        return ["  " + text, "  " + prefix + "^" * width]
+        prefix = " " * len(before) + "".join("\t" if ch == "\t" else " "
+                                             for ch in text[left:start])
+        width = max(1, min(self.length, len(text) - start, right - start))
+        return ["  " + shown, "  " + prefix + "^" * width]
 
     def __str__(self) -> str:
         return "\n".join([f"{self.location}: error: {self.message}", *self.caret_lines()])

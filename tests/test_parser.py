@@ -379,3 +379,13 @@ def test_channels_first_input_warns() -> None:
     assert "write 224x224x3" in parsed.warnings[0].message
     for fine in ("224x224x3 -> relu", "1x1x2048 -> fc(10)", "7x7x512 -> relu", "256 -> relu"):
         assert parse_source(Source("<arg>", fine), bare_names="text").warnings == []
+
+
+def test_errors_on_huge_lines_and_words_stay_short() -> None:
+    long_line = "m: 8" + " -> relu" * 100_000 + " -> bogus -> relu\n"
+    error = parse_source(Source("f", long_line)).errors[0]
+    quoted, caret = error.caret_lines()
+    assert len(quoted) < 140 and "bogus" in quoted
+    assert quoted.index("bogus") == caret.index("^") and caret.endswith("^^^^^")
+    word = parse_source(Source("f", "m: 8 -> " + "x" * 1_000_000 + "\n")).errors[0]
+    assert len(str(word)) < 1200
