@@ -74,7 +74,7 @@ class Span(NamedTuple):
 _LONG_MESSAGE = 600
 _MAX_MESSAGE = 1000
 _WORD_SHOWN = 40
-_LONG_WORD = re.compile(r"\S{%d,}" % (_WORD_SHOWN + 20))
+_LONG_WORD = re.compile(r"\S{" + str(_WORD_SHOWN + 20) + ",}")
 #: Characters of a long source line quoted above a caret.
 _QUOTED = 120
 

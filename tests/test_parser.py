@@ -382,7 +382,7 @@ def test_channels_first_input_warns() -> None:
 
 
 def test_errors_on_huge_lines_and_words_stay_short() -> None:
-    long_line = "m: 8" + " -> relu" * 100_000 + " -> bogus -> relu\n"
+    long_line = "m: 8" + " -> relu" * 50_000 + " -> bogus -> relu\n"
     error = parse_source(Source("f", long_line)).errors[0]
     quoted, caret = error.caret_lines()
     assert len(quoted) < 140 and "bogus" in quoted
