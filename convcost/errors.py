@@ -75,8 +75,9 @@ _LONG_MESSAGE = 600
 _MAX_MESSAGE = 1000
 _WORD_SHOWN = 40
 _LONG_WORD = re.compile(r"\S{" + str(_WORD_SHOWN + 20) + ",}")
-#: Characters of a long source line quoted above a caret.
-_QUOTED = 120
+#: Lines longer than _LONG_LINE are quoted above a caret as a window of _QUOTED characters.
+_LONG_LINE = 240
+_QUOTED = 160
 
 
 class ConvcostError(Exception):
@@ -139,7 +140,7 @@ class ConvcostError(Exception):
             return []
         text, start = self.line_text, self.column - 1
         left, right = 0, len(text)
-        if right > _QUOTED:
+        if right > _LONG_LINE:
             left = max(0, min(start - _QUOTED // 3, right - _QUOTED))
             right = left + _QUOTED
         before = "..." if left else ""

@@ -385,7 +385,7 @@ def test_errors_on_huge_lines_and_words_stay_short() -> None:
     long_line = "m: 8" + " -> relu" * 50_000 + " -> bogus -> relu\n"
     error = parse_source(Source("f", long_line)).errors[0]
     quoted, caret = error.caret_lines()
-    assert len(quoted) < 140 and "bogus" in quoted
+    assert len(quoted) < 180 and "bogus" in quoted
     assert quoted.index("bogus") == caret.index("^") and caret.endswith("^^^^^")
     word = parse_source(Source("f", "m: 8 -> " + "x" * 1_000_000 + "\n")).errors[0]
     assert len(str(word)) < 1200
