@@ -25,7 +25,9 @@ from the analysis) is :class:`InternalError`, never silently ignored.
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 from functools import lru_cache
 from typing import NamedTuple, TypeVar
 
@@ -222,3 +224,15 @@ class InternalError(ConvcostError):
     analysis): reported as such, never silently ignored."""
 
     kind = "internal"
+
+
+def interrupted_while_starting() -> None:
+    """Ctrl-C while convcost's modules load: as the ``convcost`` command (or ``python -m
+    convcost``), end quietly with exit code 130; imported as a library, re-raise."""
+    program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if program not in ("convcost", "-m", "__main__.py"):
+        raise KeyboardInterrupt
+    if sys.stderr is not None:
+        sys.stderr.write("convcost: interrupted\n")
+        sys.stderr.flush()
+    os._exit(130)

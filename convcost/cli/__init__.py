@@ -22,10 +22,9 @@ try:  # Ctrl-C while the modules load (a second or so on a cold start) ends quie
     from convcost.cli.terminal import prepare_environment, prepare_streams
     from convcost.inputs import mark_specs
 except KeyboardInterrupt:
-    if sys.stderr is not None:
-        sys.stderr.write("convcost: interrupted\n")
-        sys.stderr.flush()
-    os._exit(130)
+    from convcost.errors import interrupted_while_starting
+
+    interrupted_while_starting()
 
 __all__ = ["cli", "main"]
 
