@@ -127,6 +127,8 @@ def parse_quantity(text: str, *, byte_units: bool = False) -> int:
     """Parse '4.2G', '26M', '120MB' or '1.5GiB' into an exact integer (ValueError if bad)."""
     match = _QUANTITY.match(text)
     suffixes = _BYTE_SUFFIXES if byte_units else _COUNT_SUFFIXES
+    if match and len(match.group(1)) > 40:  # Fraction() of 5,000 digits hits int()'s limit
+        raise ValueError(f"'{text[:20]}...' is too long to be a quantity")
     if not match or match.group(2).upper() not in suffixes:
         allowed = "K, M, G, T, KB, MB, GB, KiB, MiB or GiB" if byte_units else "K, M, G or T"
         raise ValueError(f"'{text}' is not a number with an optional suffix {allowed}")

@@ -434,3 +434,21 @@ def test_channels_first_input_warns_on_stderr(run: Run) -> None:
     result = run("analyze", "3x224x224 -> 3x3(64)", "--format", "json")
     assert result.exit_code == 0
     assert "warning: input 3x224x224 reads as H=3, W=224, C=224" in result.stderr
+
+
+def test_a_bug_is_reported_without_a_traceback(monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    import convcost.cli.base as base
+    from convcost.cli import main
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(base, "analyze_arguments", broken)
+    for name in ("COLUMNS", "FORCE_COLOR", "NO_COLOR", "CONVCOST_TRACEBACK"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(SystemExit) as exit_:
+        main(["analyze", "8 -> relu"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == ("convcost: internal error: RuntimeError: boom; this is a "
+                                       "bug in convcost (set CONVCOST_TRACEBACK=1 to see where)\n")

@@ -26,3 +26,10 @@ def test_non_finite_durations_and_ratios_are_dashes() -> None:
     assert units.seconds(float("nan")) == "-"
     assert units.seconds(float("inf")) == "-"
     assert units.times(float("inf")) == "-"
+
+
+def test_quantities_with_thousands_of_digits_are_refused_plainly() -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="too long to be a quantity"):
+        units.parse_quantity("9" * 5000 + "MB", byte_units=True)

@@ -68,6 +68,12 @@ def main(argv: list[str] | None = None) -> None:
     except MemoryError:
         click.echo("convcost: error: out of memory; analyse fewer or smaller models", err=True)
         code = EXIT_BAD_INPUT
+    except Exception as error:  # a bug in convcost: said plainly, traceback on request
+        if os.environ.get("CONVCOST_TRACEBACK"):
+            raise
+        click.echo(f"convcost: internal error: {type(error).__name__}: {error}; this is a bug "
+                   f"in convcost (set CONVCOST_TRACEBACK=1 to see where)", err=True)
+        code = EXIT_BAD_INPUT
     code = _flush(code)
     _exit(code if isinstance(code, int) else EXIT_OK, argv is None)
 
