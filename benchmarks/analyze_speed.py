@@ -40,7 +40,8 @@ def startup_ratio(runs: int, spec: Path = SPEC) -> tuple[float, float, float]:
     # A pip install compiles bytecode; an editable checkout under PYTHONDONTWRITEBYTECODE
     # would otherwise recompile every module on every run and measure the wrong thing.
     compileall.compile_dir(str(ROOT / "convcost"), quiet=1)
-    executable = shutil.which("convcost") or str(Path(sys.executable).with_name("convcost"))
+    sibling = Path(sys.executable).with_name("convcost")  # the install this Python runs
+    executable = str(sibling) if sibling.exists() else shutil.which("convcost") or "convcost"
     convcost = [executable, "analyze", str(spec), "--format", "json"]
     click = [sys.executable, "-c", "import click"]
     for command in (convcost, click):  # warm the file cache

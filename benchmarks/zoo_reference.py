@@ -111,7 +111,7 @@ def main() -> int:
         return 1 if bad else 0
     if args.models:
         raise SystemExit("give no model names to rewrite the JSON (it must list them all)")
-    OUTPUT.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    OUTPUT.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     print(f"wrote {OUTPUT}", file=sys.stderr)
     return 0
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from typing import BinaryIO, NamedTuple
 
 from convcost.cost.report import ModelReport, build_report
 from convcost.errors import ConvcostError, Source, SpecError
-from convcost.inputs import Input, collect
+from convcost.inputs import ONNX_SUFFIX, Input, collect
 from convcost.lang import parse_source
 from convcost.model.program import Program
 from convcost.model.resolve import resolve
@@ -19,6 +20,16 @@ class Options(NamedTuple):
     size: tuple[int, int] | None = None
     batch: int = 1
     dtype: str = "float32"
+
+    def describe(self) -> str:
+        """'batch 4, float16, size 112x112' (or 'inputs as written' without a size)."""
+        size = f"size {self.size[0]}x{self.size[1]}" if self.size else "inputs as written"
+        return f"batch {self.batch}, {self.dtype}, {size}"
+
+    def to_json(self) -> dict[str, object]:
+        """The ``configuration`` of a ``convcost/1`` document (``size`` [H, W] or null)."""
+        return {"batch": self.batch, "dtype": self.dtype,
+                "size": list(self.size) if self.size else None}
 
 
 class Analyzed(NamedTuple):
@@ -42,6 +53,11 @@ class Analysis:
         #: Whether any file, directory, pattern or standard input was among them (a run that
         #: reads files ends with a one-line summary).
         self.batch_input = False
+
+    @property
+    def count(self) -> int:
+        """How many models were analysed."""
+        return len(self.models)
 
     @property
     def reports(self) -> list[ModelReport]:
@@ -87,13 +103,38 @@ def analyze_text(text: str, options: Options = Options(), source_name: str = "<a
     return analyze_source(Source(source_name, text), options, bare_names="text")
 
 
+def analyze_onnx(item: Input, options: Options = Options()) -> Analysis:
+    """Lower and cost the ONNX model of ``item`` (named after its file)."""
+    from convcost.importers.onnx import read_onnx  # only for ONNX inputs: start-up time
+
+    result = Analysis()
+    name = item.source.name
+    stem = os.path.basename(name)
+    stem = stem[:-len(ONNX_SUFFIX)] if stem.lower().endswith(ONNX_SUFFIX) else stem
+    if not stem or stem.startswith("<"):
+        stem = "onnx_model"
+    try:
+        program = read_onnx(item.onnx or b"", stem, size=options.size, batch=options.batch,
+                            source=name)
+    except ConvcostError as error:
+        result.errors.append(error.with_traceback(None))  # keep no frames alive
+        return result
+    report = build_report(program, source=name, spec=f"ONNX model {os.path.basename(name)}",
+                          batch=options.batch, dtype=options.dtype)
+    result.models.append(Analyzed(program, report))
+    return result
+
+
 def analyze_inputs(inputs: list[Input], options: Options = Options()) -> Analysis:
     """Analyse every input in order."""
     total = Analysis()
     for item in inputs:
+        if item.onnx is not None:
+            total.extend(analyze_onnx(item, options))
+            continue
         total.extend(analyze_source(item.source, options, bare_names=item.bare_names))
     total.sources = len(inputs)
-    total.batch_input = any(item.bare_names == "line" for item in inputs)
+    total.batch_input = any(item.bare_names != "text" for item in inputs)
     return total
 
 

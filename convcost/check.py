@@ -3,28 +3,25 @@
 A *budget* is an absolute limit applied to every model (``--max-macs 4.2G``). A *baseline* is
 an earlier ``convcost analyze --format json`` document; a model fails when a metric grew beyond
 ``baseline * (1 + tolerance)``. Models are matched to the baseline by source and name, or by
-name alone when that is unambiguous. A *time budget* limits a model's roofline time on a
-device (``--max-time t4=5ms``); its metric key is ``time@<device id>``.
+name alone when that is unambiguous, or as a rename (same file and line). A *time budget*
+limits a model's roofline time on a device (``--max-time t4=5ms``); its metric key is ``time@<device id>``.
 """
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
+from fractions import Fraction
 from typing import Any, NamedTuple
 
-from convcost.cost.report import (
-    BYTE_METRICS,
-    METRIC_NAMES,
-    METRICS,
-    SCHEMA,
-    ModelReport,
-)
-from convcost.errors import BaselineError, ReadError
+from convcost.baseline import Baseline, BaselineModel, load_baseline, parse_models, source_key
+from convcost.compare import model_labels
+from convcost.cost.report import BYTE_METRICS, METRIC_NAMES, METRICS, ModelReport
+from convcost.errors import BaselineError
 
-__all__ = ["BYTE_METRICS", "METRICS", "METRIC_NAMES", "TIME_METRIC_PREFIX", "BaselineError",
-           "Result", "Verdict", "load_baseline", "metric_kind", "metric_name",
+__all__ = ["BYTE_METRICS", "METRICS", "METRIC_NAMES", "TIME_METRIC_PREFIX", "Baseline",
+           "BaselineError", "Rename", "Result", "Verdict", "load_baseline", "metric_kind", "metric_name",
            "parse_time_budget", "parse_tolerance", "run_check", "time_metric"]
 
 #: Metric keys of time budgets: ``time@t4``.
@@ -47,10 +44,14 @@ class Result(NamedTuple):
 
     @property
     def change(self) -> float | None:
-        """Relative change against the baseline (0.05 = grew 5%)."""
+        """Relative change against the baseline (0.05 = grew 5%); None without a baseline
+        value, from 0, or beyond what a float holds."""
         if self.baseline is None or self.baseline == 0:
             return None
-        return self.now / self.baseline - 1
+        try:
+            return self.now / self.baseline - 1
+        except OverflowError:
+            return None
 
     def to_json(self) -> dict[str, Any]:
         return {"model": self.model, "source": self.source, "metric": self.metric,
@@ -58,27 +59,52 @@ class Result(NamedTuple):
                 "limit": self.limit, "passed": self.passed, "reason": self.reason}
 
 
+class Rename(NamedTuple):
+    """A baseline model that now has another name (same source file and line)."""
+
+    old: str
+    new: str
+    source: str
+    line: int
+
+
 class Verdict(NamedTuple):
-    """All results, and the models added to or removed from the baseline."""
+    """All results, the models added to or removed from the baseline, those renamed, and how
+    many inputs failed to analyse (``errors``: any of them makes the verdict ERROR)."""
 
     results: tuple[Result, ...]
     added: tuple[str, ...]
     removed: tuple[str, ...]
     baseline: str | None
-    tolerance: float
+    tolerance: Fraction
+    renamed: tuple[Rename, ...] = ()
+    errors: int = 0
 
     @property
     def passed(self) -> bool:
-        return all(result.passed for result in self.results)
+        """Whether every check passed and every input was analysed (exit code 0)."""
+        return self.errors == 0 and all(result.passed for result in self.results)
+
+    @property
+    def status(self) -> str:
+        """'PASS', 'FAIL' (a check failed: exit 1) or 'ERROR' (an input failed: exit 2)."""
+        return "ERROR" if self.errors else "PASS" if self.passed else "FAIL"
 
     @property
     def failures(self) -> list[Result]:
         return [result for result in self.results if not result.passed]
 
+    def with_errors(self, errors: int) -> Verdict:
+        """This verdict counting ``errors`` inputs that could not be analysed."""
+        return self._replace(errors=errors)
+
     def to_json(self) -> dict[str, Any]:
-        return {"passed": self.passed, "baseline": self.baseline, "tolerance": self.tolerance,
+        return {"passed": self.passed, "status": self.status, "errors": self.errors,
+                "baseline": self.baseline, "tolerance": float(self.tolerance),
                 "results": [result.to_json() for result in self.results],
-                "added": list(self.added), "removed": list(self.removed)}
+                "added": list(self.added), "removed": list(self.removed),
+                "renamed": [{"from": rename.old, "to": rename.new, "source": rename.source,
+                             "line": rename.line} for rename in self.renamed]}
 
 
 def time_metric(device: str) -> str:
@@ -121,88 +147,135 @@ def parse_time_budget(text: str) -> tuple[str, float]:
     return device.strip(), seconds
 
 
-def load_baseline(path: str) -> list[dict[str, Any]]:
-    """The models of a baseline document written by ``convcost analyze --format json``."""
-    from convcost.inputs import MAX_FILE_BYTES, read_bounded
-
-    try:
-        data = read_bounded(path)  # a FIFO or /dev/zero must neither block nor fill memory
-        if len(data) > MAX_FILE_BYTES:
-            raise BaselineError(f"baseline '{path}' is larger than "
-                                f"{MAX_FILE_BYTES // 2**20} MiB", path)
-        document = json.loads(data.decode("utf-8"))
-    except ReadError as error:
-        raise BaselineError(f"cannot read baseline: {error.message}", path) from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise BaselineError(f"baseline '{path}' is not JSON: {error}", path) from None
-    if not isinstance(document, dict) or document.get("schema") != SCHEMA or \
-            not isinstance(document.get("models"), list):
-        raise BaselineError(f"baseline '{path}' is not a {SCHEMA} document; write one with "
-                            f"'convcost analyze SPECS --format json > {path}'", path)
-    models = []
-    for entry in document["models"]:
-        totals = entry.get("totals") if isinstance(entry, dict) else None
-        if not isinstance(totals, dict) or not isinstance(entry.get("name"), str):
-            raise BaselineError(f"baseline '{path}' has a model without a name or totals", path)
-        models.append(entry)
-    return models
+#: A tolerance as written: a percentage ('1%', '2.5 %') or a fraction below 1 ('0.01').
+_TOLERANCE = re.compile(r"(?P<number>\d{1,9}(?:\.\d{0,9})?|\.\d{1,9})\s*(?P<percent>%?)")
 
 
-def parse_tolerance(text: str) -> float:
-    """'1%' -> 0.01, '0.05' -> 0.05 (ValueError if negative or malformed)."""
-    stripped = text.strip()
-    value = float(stripped[:-1]) / 100 if stripped.endswith("%") else float(stripped)
-    if value < 0:
-        raise ValueError("the tolerance cannot be negative")
+def parse_tolerance(text: str) -> Fraction:
+    """The growth a tolerance allows, exactly: '1%' -> 1/100, '0.05' -> 1/20.
+
+    A percentage ``N%`` (up to 9 digits either side of the point) or a bare fraction below 1.
+    A bare ``1`` or more is refused: it would silently mean 100% or more, and ``15`` is
+    almost always meant as 15%. ValueError for anything else (negative, NaN, infinite,
+    exponents)."""
+    match = _TOLERANCE.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"'{text[:40]}' is not a tolerance like 1%, 2.5% or 0.01")
+    value = Fraction(match["number"])
+    if match["percent"]:
+        return value / 100
+    if value >= 1:
+        raise ValueError(f"a bare tolerance is a fraction below 1 ('{text.strip()}' would "
+                         f"allow {value * 100}% growth); write '{match['number']}%' for "
+                         f"{match['number']} percent")
     return value
 
 
+def _percent(tolerance: Fraction) -> str:
+    """'1%', '2.5%' (for sentences)."""
+    return f"{float(tolerance * 100):g}%"
+
+
 def run_check(models: list[ModelReport], budgets: dict[str, int],
-              baseline: list[dict[str, Any]] | None = None, *, baseline_name: str | None = None,
-              tolerance: float = 0.0,
+              baseline: Baseline | Sequence[Mapping[str, Any]] | None = None, *,
+              baseline_name: str | None = None, tolerance: Fraction | float = 0,
               time_budgets: Mapping[str, float] | None = None) -> Verdict:
     """Check ``models`` against ``budgets`` (metric key -> limit), ``baseline`` models and
     ``time_budgets`` (device id -> seconds; the models must carry roofline times for those
-    devices, see :func:`convcost.roofline.with_roofline`, else ValueError)."""
+    devices, see :func:`convcost.roofline.with_roofline`, else ValueError).
+
+    Models match baseline models by source and name, then by a name unique in the baseline;
+    a model left over whose file and line held a left-over baseline model is a rename, and
+    is checked against it. A ``baseline`` given as JSON objects is validated first
+    (:class:`BaselineError`)."""
+    allowed = Fraction(tolerance)
+    if allowed < 0:
+        raise ValueError("the tolerance cannot be negative")
+    old_models: tuple[BaselineModel, ...] | None = None
+    if isinstance(baseline, Baseline):
+        old_models = baseline.models
+        baseline_name = baseline_name or baseline.path
+    elif baseline is not None:
+        old_models = parse_models(list(baseline), baseline_name or "<baseline>")
+    found = _match(models, old_models) if old_models is not None else {}
+    renamed = [Rename(old_models[number].name, models[position].name, models[position].source,
+                      models[position].line)
+               for position, number in found.items()
+               if old_models is not None and old_models[number].name != models[position].name]
     results: list[Result] = []
-    matched: set[int] = set()
-    by_key = {(entry.get("source"), entry["name"]): number
-              for number, entry in enumerate(baseline or [])}
-    by_name: dict[str, list[int]] = {}
-    for number, entry in enumerate(baseline or []):
-        by_name.setdefault(entry["name"], []).append(number)
-    added: list[str] = []
-    for model in models:
-        old = None
-        if baseline is not None:
-            found = by_key.get((model.source, model.name))
-            if found is None and len(by_name.get(model.name, [])) == 1:
-                found = by_name[model.name][0]
-            if found is None:
-                added.append(model.name)
-            else:
-                matched.add(found)
-                old = baseline[found]["totals"]
+    for position, model in enumerate(models):
+        number = found.get(position)
+        old = old_models[number].totals if old_models is not None and number is not None \
+            else None
         for key, name, _ in METRICS:
-            now = getattr(model.totals, key)
-            limit = budgets.get(key)
-            before = old.get(key) if old is not None else None
-            if limit is None and not isinstance(before, int):
-                continue
-            reasons = []
-            if limit is not None and now > limit:
-                reasons.append(f"{name} {now:,} over the budget of {limit:,}")
-            if isinstance(before, int) and now > before * (1 + tolerance):
-                grown = f"{(now / before - 1) * 100:.2f}%" if before else "from 0"
-                reasons.append(f"{name} grew {grown} ({before:,} -> {now:,}), beyond the "
-                               f"tolerance of {tolerance * 100:g}%")
-            results.append(Result(model.name, model.source, model.line, key, now,
-                                  before if isinstance(before, int) else None, limit,
-                                  not reasons, "; ".join(reasons)))
+            results.extend(_metric_result(model, key, name, budgets.get(key),
+                                          old.get(key) if old is not None else None, allowed))
         results.extend(_time_results(model, time_budgets or {}))
-    removed = [entry["name"] for number, entry in enumerate(baseline or [])
-               if number not in matched]
-    return Verdict(tuple(results), tuple(added), tuple(removed), baseline_name, tolerance)
+    matched = set(found.values())
+    # Named as compare names them: qualified by source when two models share a name.
+    labels, old_labels = model_labels(models), model_labels(old_models or ())
+    added = [labels[position] for position in range(len(models))
+             if old_models is not None and position not in found]
+    removed = [old_labels[number] for number in range(len(old_labels)) if number not in matched]
+    return Verdict(tuple(results), tuple(added), tuple(removed), baseline_name, allowed,
+                   tuple(renamed))
+
+
+def _match(models: list[ModelReport], old: Sequence[BaselineModel]) -> dict[int, int]:
+    """Position of each model -> number of the baseline model it is checked against."""
+    by_key = {(entry.source, entry.name): number for number, entry in enumerate(old)}
+    by_name: dict[str, list[int]] = {}
+    for number, entry in enumerate(old):
+        by_name.setdefault(entry.name, []).append(number)
+    found: dict[int, int] = {}
+    taken: set[int] = set()
+    for position, model in enumerate(models):
+        hit = by_key.get((source_key(model.source), model.name))
+        if hit is None and len(by_name.get(model.name, [])) == 1:
+            hit = by_name[model.name][0]
+        if hit is not None and hit not in taken:  # one model per baseline model
+            found[position] = hit
+            taken.add(hit)
+    # Renames: a left-over model and a left-over baseline model alone at one file's line.
+    # Chains typed on the command line ('<arg>', line 1) have no place to share.
+    left: dict[tuple[str, int], list[int]] = {}
+    for number, entry in enumerate(old):
+        if number not in taken and not entry.source.startswith("<"):
+            left.setdefault((entry.source, entry.line), []).append(number)
+    fresh: dict[tuple[str, int], list[int]] = {}
+    for position, model in enumerate(models):
+        if position not in found and not model.source.startswith("<"):
+            fresh.setdefault((source_key(model.source), model.line), []).append(position)
+    for place, positions in fresh.items():
+        numbers = left.get(place, [])
+        if len(positions) == 1 and len(numbers) == 1:
+            found[positions[0]] = numbers[0]
+    return dict(sorted(found.items()))
+
+
+def _metric_result(model: ModelReport, key: str, name: str, limit: int | None,
+                   before: int | None, tolerance: Fraction) -> list[Result]:
+    """The result of one metric of ``model`` (none when it has no limit and no baseline)."""
+    if limit is None and before is None:
+        return []
+    now: int = getattr(model.totals, key)
+    reasons = []
+    if limit is not None and now > limit:
+        reasons.append(f"{name} {now:,} over the budget of {limit:,}")
+    # Exact: now > before * (1 + tolerance), in integers.
+    if before is not None and now * tolerance.denominator > \
+            before * (tolerance.denominator + tolerance.numerator):
+        grown = f"{_growth_percent(now, before)}" if before else "from 0"
+        reasons.append(f"{name} grew {grown} ({before:,} -> {now:,}), beyond the tolerance "
+                       f"of {_percent(tolerance)}")
+    return [Result(model.name, model.source, model.line, key, now, before, limit, not reasons,
+                   "; ".join(reasons))]
+
+
+def _growth_percent(now: int, before: int) -> str:
+    """'5.00%': the growth of ``now`` over ``before`` (> 0), rounded exactly in integers."""
+    hundredths = (now - before) * 10_000 // before
+    return f"{hundredths // 100:,}.{hundredths % 100:02d}%"
 
 
 def _time_results(model: ModelReport, budgets: Mapping[str, float]) -> list[Result]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any, NamedTuple, Protocol
 
 from convcost.cost.report import COMPARED_METRICS, ModelReport
 from convcost.errors import UsageError
@@ -10,10 +12,19 @@ from convcost.units import ratio_phrase
 
 
 class Comparison(NamedTuple):
-    """Models side by side against ``baseline`` (one of ``models``)."""
+    """Models side by side against ``baseline`` (one of ``models``); ``labels`` name them in
+    tables and CSV (see :func:`model_labels`)."""
 
     baseline: ModelReport
     models: tuple[ModelReport, ...]
+    labels: tuple[str, ...] = ()
+
+    def label(self, model: ModelReport) -> str:
+        """How tables name ``model``: its name, qualified by its source when not unique."""
+        for candidate, label in zip(self.models, self.labels):
+            if candidate is model:
+                return label
+        return model.name
 
     def ratio(self, model: ModelReport, metric: str) -> float | None:
         """``model / baseline`` for ``metric`` (None when the baseline's value is 0)."""
@@ -65,21 +76,54 @@ def bench_seconds(model: ModelReport) -> float | None:
     return model.bench.median_s if model.bench is not None else None
 
 
+class Located(Protocol):
+    """Anything named in a source at a line: a model report, or a baseline's model."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def line(self) -> int: ...
+
+
+def model_labels(models: Sequence[Located]) -> list[str]:
+    """Each model's name, or ``SOURCE:NAME`` when another model has the same name (two files
+    may both define ``net``), or ``SOURCE:LINE:NAME`` when even that is shared."""
+    names = Counter(model.name for model in models)
+    labels = [f"{model.source}:{model.name}" if names[model.name] > 1 else model.name
+              for model in models]
+    shared = Counter(labels)
+    return [f"{model.source}:{model.line}:{model.name}" if shared[label] > 1 else label
+            for model, label in zip(models, labels)]
+
+
 def find_baseline(models: list[ModelReport], baseline: str | None = None) -> int:
-    """Position of the model named ``baseline`` (default: the first); raises
-    :class:`~convcost.errors.UsageError` when there is none."""
+    """Position of the model named ``baseline`` (default: the first), by its name or its
+    label (``SOURCE:NAME``); raises :class:`~convcost.errors.UsageError` when there is none
+    or when the name is ambiguous."""
     if not models:
         raise UsageError("there are no models to compare", "<args>")
     if baseline is None:
         return 0
-    for position, model in enumerate(models):
-        if model.name == baseline:
+    labels = model_labels(models)
+    for position, label in enumerate(labels):
+        if label == baseline:
             return position
-    names = ", ".join(repr(model.name) for model in models)
-    raise UsageError(f"--baseline '{baseline}' names no model; the models are {names}",
+    named = [position for position, model in enumerate(models) if model.name == baseline]
+    if len(named) == 1:
+        return named[0]
+    if named:
+        choices = ", ".join(repr(labels[position]) for position in named[:10])
+        raise UsageError(f"--baseline '{baseline}' is ambiguous: {len(named)} models have that "
+                         f"name; give one of {choices}", "--baseline")
+    names = ", ".join(repr(label) for label in labels[:20])
+    more = f" and {len(labels) - 20} more" if len(labels) > 20 else ""
+    raise UsageError(f"--baseline '{baseline}' names no model; the models are {names}{more}",
                      "--baseline")
 
 
 def compare(models: list[ModelReport], baseline: str | None = None) -> Comparison:
     """Compare ``models`` against the one named ``baseline`` (default: the first)."""
-    return Comparison(models[find_baseline(models, baseline)], tuple(models))
+    return Comparison(models[find_baseline(models, baseline)], tuple(models),
+                      tuple(model_labels(models)))

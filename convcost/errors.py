@@ -12,7 +12,8 @@ The families (``kind`` in JSON error entries):
 - :class:`InputError`: the input cannot be used. :class:`ReadError` (``"read"``): a path
   that cannot be read, found or decoded; :class:`SpecError` (``"spec"``): spec text that
   cannot be parsed or resolved, with a span; :class:`BaselineError` (``"baseline"``): a
-  ``check --baseline`` document that cannot be used.
+  ``check --baseline`` document that cannot be used; :class:`OnnxError` (``"onnx"``): an ONNX
+  file that cannot be read or lowered (not ONNX, truncated, an unsupported op).
 - :class:`BenchError`: a model that cannot be measured. :class:`BenchRefused`
   (``"bench"``): too large for the memory limit, or a failure inside the benchmark;
   :class:`UnsupportedDtype` (``"dtype"``): a dtype NumPy cannot execute.
@@ -193,6 +194,12 @@ class BaselineError(InputError):
     """A ``check --baseline`` document that cannot be used."""
 
     kind = "baseline"
+
+
+class OnnxError(InputError):
+    """An ONNX model that cannot be read or lowered; the message names the node."""
+
+    kind = "onnx"
 
 
 class BenchError(ConvcostError):

@@ -1,9 +1,12 @@
 """Command-line arguments to spec sources: chain strings, files, directories, globs and ``-``.
 
 An argument containing ``->`` is a chain. Otherwise an existing file or directory is read
-(directories recursively for ``*.convcost``), a pattern with ``*``, ``?`` or ``[`` is globbed,
-``-`` is standard input, and anything else is parsed as a chain (so ``256`` alone gets a
-parse error, not "file not found"), unless it looks like a path.
+(directories recursively for ``*.convcost`` and ``*.onnx``), a pattern with ``*``, ``?`` or
+``[`` is globbed, ``-`` is standard input, and anything else is parsed as a chain (so ``256``
+alone gets a parse error, not "file not found"), unless it looks like a path.
+
+A file ending in ``.onnx``, or binary input that starts like a serialized ONNX model, is an
+ONNX input: its bytes are kept for :func:`convcost.importers.onnx.read_onnx`.
 """
 
 from __future__ import annotations
@@ -17,8 +20,11 @@ from typing import BinaryIO, NamedTuple
 from convcost.errors import ConvcostError, ReadError, Source
 
 SPEC_SUFFIX = ".convcost"
+ONNX_SUFFIX = ".onnx"
 #: Largest spec file read, in bytes: larger inputs are refused rather than parsed for minutes.
 MAX_FILE_BYTES = 16 * 1024 * 1024
+#: Largest ONNX file read, in bytes (protobuf's own limit is 2 GiB).
+MAX_ONNX_BYTES = 2 * 1024 * 1024 * 1024
 #: Prefixed by :func:`mark_specs` to a command-line chain that starts with '-' so that option
 #: parsing takes it for an argument; a NUL can never be part of a real argument.
 SPEC_MARK = "\0"
@@ -29,10 +35,13 @@ _BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
 
 
 class Input(NamedTuple):
-    """One source to parse; ``bare_names`` is 'text' for command-line chains, else 'line'."""
+    """One source to parse; ``bare_names`` is 'text' for command-line chains, else 'line'.
+
+    ``onnx`` holds the bytes of an ONNX model (``source.text`` is then empty)."""
 
     source: Source
     bare_names: str
+    onnx: bytes | None = None
 
 
 def mark_specs(arguments: list[str]) -> list[str]:
@@ -80,14 +89,36 @@ def collect(arguments: list[str], stdin: BinaryIO | None = None) -> tuple[list[I
             errors.append(error.detached())  # keep no frames alive
             continue
         for item in expanded:
-            if isinstance(item, ConvcostError):  # an unreadable directory inside a scan
+            if isinstance(item, ConvcostError):  # an unreadable directory under a directory
                 errors.append(item)
                 continue
             try:  # each file on its own: one unreadable file never hides the others
-                inputs.append(item if isinstance(item, Input) else _read_file(item))
+                inputs.append(item if isinstance(item, Input) else _named(_read_file(item)))
             except ConvcostError as error:
+                error.source = source_path(error.source)  # named as its models would be
                 errors.append(error.detached())  # keep no frames alive
     return inputs, errors
+
+
+def source_path(path: str) -> str:
+    """The one spelling of a file's path, which names its unnamed models: ``specs/x``,
+    ``./specs/x``, ``specs//x`` and the absolute path are the same file, named relative to
+    the working directory when inside it (else absolute). ``<arg>`` and ``<stdin>`` stay."""
+    if not path or (path.startswith("<") and path.endswith(">")):
+        return path
+    try:
+        absolute = os.path.abspath(path)
+        relative = os.path.relpath(absolute)
+    except (ValueError, OSError):  # another drive on Windows, or no working directory
+        return os.path.normpath(path)
+    if relative == os.pardir or relative.startswith(os.pardir + os.sep):
+        return absolute
+    return relative
+
+
+def _named(item: Input) -> Input:
+    """``item`` named by :func:`source_path` (it was opened as typed)."""
+    return item._replace(source=item.source._replace(name=source_path(item.source.name)))
 
 
 def _expand(argument: str, stdin: BinaryIO | None) -> list[Input | str | ConvcostError]:
@@ -96,16 +127,17 @@ def _expand(argument: str, stdin: BinaryIO | None) -> list[Input | str | Convcos
     if _is_chain(argument):
         return [Input(Source("<arg>", argument), "text")]
     if argument == "-":
-        if stdin is None:
-            # A closed standard input (``<&-``) reads as empty, not as a crash.
-            stdin = sys.stdin.buffer if sys.stdin is not None else None
-        data = stdin.read(MAX_FILE_BYTES + 1) if stdin is not None else b""
-        return [Input(_decode("<stdin>", data), "line")]
+        if stdin is None and sys.stdin is not None:
+            stdin = sys.stdin.buffer
+        if stdin is None:  # a closed standard input (``<&-``) reads as empty, not a crash
+            return [Input(Source("<stdin>", ""), "line")]
+        return [_input("<stdin>", stdin, False)]
     if os.path.isdir(argument):
         found = _scan(argument)
         if not found:
-            raise ReadError(f"no {SPEC_SUFFIX} files found in directory "
-                            f"'{display_name(argument)}'", display_name(argument))
+            name = display_name(argument)
+            raise ReadError(f"no {SPEC_SUFFIX} or {ONNX_SUFFIX} files found in directory "
+                            f"'{name}'", name)
         return found
     if os.path.exists(argument):
         return [argument]
@@ -123,15 +155,16 @@ def _expand(argument: str, stdin: BinaryIO | None) -> list[Input | str | Convcos
 
 
 def _scan(directory: str) -> list[Input | str | ConvcostError]:
-    """The ``*.convcost`` files under ``directory``, sorted, each real file once.
+    """The ``*.convcost`` and ``*.onnx`` files under ``directory``, sorted, each real file once.
 
     Directory symlinks are followed, but never into a directory already visited (a link
     loop, or a link to a parent, is walked once); a directory that cannot be listed is an
-    error with the OS's reason, in place."""
+    error with the OS's reason (its models would otherwise read as removed)."""
     found: list[str] = []
     problems: list[Input | str | ConvcostError] = []
     seen_dirs: set[tuple[int, int]] = set()
     seen_files: set[tuple[int, int]] = set()
+    suffixes = (SPEC_SUFFIX, ONNX_SUFFIX)
 
     def walk(path: str) -> None:
         try:
@@ -145,12 +178,12 @@ def _scan(directory: str) -> list[Input | str | ConvcostError]:
         except OSError as error:
             name = display_name(path)
             problems.append(ReadError(f"cannot read directory '{name}': "
-                                   f"{error.strerror or error}", name))
+                                      f"{error.strerror or error}", name))
             return
         for entry in entries:
             try:
                 is_dir = entry.is_dir()
-                is_file = not is_dir and entry.name.endswith(SPEC_SUFFIX) and entry.is_file()
+                is_file = not is_dir and entry.name.endswith(suffixes) and entry.is_file()
             except OSError:
                 continue
             if is_dir:
@@ -168,37 +201,76 @@ def _scan(directory: str) -> list[Input | str | ConvcostError]:
     return [*problems, *sorted(found)]  # sorted by path, as a recursive glob lists them
 
 
+def _open_file(path: str) -> BinaryIO:
+    """``path`` opened for reading without blocking on a FIFO that has no writer (it then
+    reads as empty; with a writer, as ``<(command)`` gives, it is read until closed).
+    Devices and sockets (``/dev/zero``, ``/dev/tty``) are refused."""
+    # O_NONBLOCK: opening a FIFO must not wait for a writer to appear.
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    handle = os.fdopen(descriptor, "rb")
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if stat.S_ISFIFO(mode):
+            os.set_blocking(descriptor, True)  # no writer: a read returns end-of-file at once
+        elif not stat.S_ISREG(mode):
+            name = display_name(path)
+            raise ReadError(f"'{name}' is not a file but a device or socket; to read a "
+                            f"stream, pipe it to standard input and pass '-'", name)
+    except BaseException:
+        handle.close()
+        raise
+    return handle
+
+
 def _read_file(path: str) -> Input:
     name = display_name(path)
-    return Input(_decode(name, read_bounded(path)), "line")
-
-
-def read_bounded(path: str, limit: int = MAX_FILE_BYTES) -> bytes:
-    """The bytes of file ``path``: at most ``limit`` + 1 of them (so a caller can tell an
-    oversized file). Never blocks on a FIFO without a writer (it reads as empty), so
-    ``<(command)`` works while a stray named pipe cannot hang a run; devices and sockets
-    (``/dev/zero``, ``/dev/tty``) are refused.
-
-    Raises :class:`ReadError` with the OS's reason, or for a device or socket."""
-    name = display_name(path)
     try:
-        # O_NONBLOCK: opening a FIFO must not wait for a writer to appear.
-        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        if path.lower().endswith(ONNX_SUFFIX):
+            from convcost.importers.onnx_wire import read_model_bytes  # no onnx import
+
+            try:
+                return Input(Source(name, ""), "onnx", read_model_bytes(path, MAX_ONNX_BYTES))
+            except ValueError:
+                raise _too_large(path) from None
+        with _open_file(path) as handle:
+            return _input(name, handle, False)
     except OSError as error:
         raise ReadError(f"cannot read '{name}': {error.strerror or error}", name) from None
-    with os.fdopen(descriptor, "rb") as handle:
-        try:
-            mode = os.fstat(descriptor).st_mode
-            if stat.S_ISFIFO(mode):
-                # With a writer (a pipe, '<(command)'), read until it closes; without one,
-                # a read returns end-of-file at once.
-                os.set_blocking(descriptor, True)
-            elif not stat.S_ISREG(mode):
-                raise ReadError(f"'{name}' is not a file but a device or socket; to read a "
-                                f"stream, pipe it to standard input and pass '-'", name)
-            return handle.read(limit + 1)
-        except OSError as error:
-            raise ReadError(f"cannot read '{name}': {error.strerror or error}", name) from None
+
+
+def _too_large(name: str) -> ReadError:
+    return ReadError(f"file is larger than {MAX_ONNX_BYTES // 1024 ** 3} GiB, the limit of an "
+                     f"ONNX model", name)
+
+
+def _input(name: str, stream: BinaryIO, onnx: bool) -> Input:
+    """The spec text or the ONNX bytes read from ``stream``."""
+    data = stream.read((MAX_ONNX_BYTES if onnx else MAX_FILE_BYTES) + 1)
+    if not onnx and _sniff_onnx(data):
+        onnx = True
+        data += stream.read(MAX_ONNX_BYTES + 1 - len(data))
+    if not onnx:
+        return Input(_decode(name, data), "line")
+    if len(data) > MAX_ONNX_BYTES:
+        raise _too_large(name)
+    from convcost.importers.onnx_wire import strip_weights
+
+    return Input(Source(name, ""), "onnx", strip_weights(data))
+
+
+def _sniff_onnx(data: bytes) -> bool:
+    """Binary data starting like a serialized ONNX model: field 1 (ir_version, a small
+    varint) first, as exporters write it. Text never starts so; parsing decides the rest."""
+    if len(data) < 3 or data[0] != 0x08 or not 0 < data[1] < 64:
+        return False
+    head = data[:65536]
+    if b"\0" in head:
+        return True
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
 
 
 def _decode(name: str, data: bytes) -> Source:

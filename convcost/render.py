@@ -149,7 +149,7 @@ def compare_grid(comparison: Comparison) -> Grid:
     """One row per model with its totals and how it compares to the baseline."""
     base = comparison.baseline
     grid = Grid(
-        title=f"compared with {base.name}",
+        title=f"compared with {comparison.label(base)}",
         columns=[Column("model"), Column("MACs", "count"), Column("FLOPs", "count"),
                  Column("params", "count"), Column("param mem", "bytes"),
                  Column("peak act.", "bytes"), Column("MACs vs base", "ratio")],
@@ -159,7 +159,7 @@ def compare_grid(comparison: Comparison) -> Grid:
         grid.columns += [Column("time", "seconds"), Column("speedup pred/meas", "ratio")]
     for model in comparison.models:
         totals = model.totals
-        row = [model.name, totals.macs, totals.flops, totals.params, totals.param_bytes,
+        row = [comparison.label(model), totals.macs, totals.flops, totals.params, totals.param_bytes,
                totals.peak_activation_bytes,
                "baseline" if model is base else units.ratio_words(totals.macs, base.totals.macs)]
         if benched:
@@ -176,10 +176,10 @@ def compare_grid(comparison: Comparison) -> Grid:
         if model.totals.macs and base.totals.macs and model.totals.macs != base.totals.macs:
             exact = (f" ({model.totals.macs:,} vs {base.totals.macs:,} MACs; exactly "
                      f"{units.exact_ratio(model.totals.macs, base.totals.macs)})")
-        grid.notes.append(f"{model.name} vs {base.name}: "
+        grid.notes.append(f"{comparison.label(model)} vs {comparison.label(base)}: "
                           f"{', '.join(comparison.phrases(model))}{exact}")
         if benched:
-            grid.notes.append(f"  speedup over {base.name}: predicted "
+            grid.notes.append(f"  speedup over {comparison.label(base)}: predicted "
                               f"{units.times(comparison.predicted_speedup(model))} (from MACs), "
                               f"measured {units.times(comparison.measured_speedup(model))}")
     return grid
@@ -200,8 +200,10 @@ def calibration_grid(result: Any) -> Grid:
 
 def machine_note(machine: MachineRecord) -> str:
     """'benchmarked with openblas 0.3.31 (SkylakeX), 2 BLAS threads; float32 peak 198.8 GFLOP/s'."""
-    return (f"benchmarked with {machine.blas} ({machine.blas_arch}), {machine.threads} "
-            f"BLAS thread{'s' if machine.threads != 1 else ''} on {machine.cpu_count} CPUs; "
+    backend = "" if machine.backend == "numpy" else f"the {machine.backend} backend: "
+    threads = "BLAS" if machine.backend == "numpy" else "torch"
+    return (f"benchmarked with {backend}{machine.blas} ({machine.blas_arch}), {machine.threads} "
+            f"{threads} thread{'s' if machine.threads != 1 else ''} on {machine.cpu_count} CPUs; "
             f"{machine.dtype} matrix-multiply peak {machine.gemm_peak_gflops:.1f} GFLOP/s")
 
 
@@ -218,7 +220,7 @@ def check_grid(verdict: Verdict, *, show_all: bool = False) -> Grid:
     shown = list(verdict.results) if show_all or len(verdict.results) <= 40 else \
         verdict.failures
     grid = Grid(
-        title=f"convcost check: {'PASS' if verdict.passed else 'FAIL'}",
+        title=f"convcost check: {verdict.status}",
         columns=[Column("model"), Column("metric"), Column("baseline", "amount"),
                  Column("now", "amount"), Column("change", "change"), Column("limit", "amount"),
                  Column("result")],
@@ -237,6 +239,11 @@ def check_grid(verdict: Verdict, *, show_all: bool = False) -> Grid:
         grid.notes.append("added since the baseline: " + ", ".join(verdict.added))
     if verdict.removed:
         grid.notes.append("removed since the baseline: " + ", ".join(verdict.removed))
+    grid.notes.extend(f"renamed: {rename.old} -> {rename.new} ({rename.source}:{rename.line}; "
+                      f"checked against the old name)" for rename in verdict.renamed)
+    if verdict.errors:
+        grid.notes.append(f"ERROR: {verdict.errors} input{'s' if verdict.errors != 1 else ''} "
+                          f"could not be analysed (see standard error)")
     return grid
 
 
@@ -250,7 +257,17 @@ def github_annotations(verdict: Verdict, errors: list[ConvcostError]) -> str:
     for result in verdict.failures:
         lines.append(f"::error file={_escape_property(result.source)},line={result.line},"
                      f"title=convcost budget::{_escape_data(result.model + ': ' + result.reason)}")
-    status = "passed" if verdict.passed and not errors else "failed"
+    for rename in verdict.renamed:
+        lines.append(f"::warning file={_escape_property(rename.source)},line={rename.line},"
+                     f"title=convcost model renamed::{_escape_data(rename.old)} is now "
+                     f"{_escape_data(rename.new)}; checked against the baseline's "
+                     f"{_escape_data(rename.old)}")
+    lines.extend(f"::warning title=convcost model added::{_escape_data(name)} is not in the "
+                 f"baseline" for name in verdict.added)
+    lines.extend(f"::warning title=convcost model removed::{_escape_data(name)} is in the "
+                 f"baseline but was not analysed" for name in verdict.removed)
+    status = "passed" if verdict.passed and not errors else \
+        "error" if verdict.errors or errors else "failed"
     checks = len(verdict.results)
     lines.append(f"::notice title=convcost check::{checks} check{'s' if checks != 1 else ''}, "
                  f"{len(verdict.failures)} failed, {len(errors)} spec errors: {status}")
@@ -331,6 +348,12 @@ def analyze_csv(models: list[ModelReport]) -> str:
              layer.buffers, layer.param_bytes, layer.output_bytes, layer.traffic_bytes,
              None if layer.intensity is None else round(layer.intensity, 4)]
             for model in models for layer in model.layers]
+    if any(model.bench for model in models):  # --bench: measured seconds and the backend
+        header += ["measured_s", "backend"]
+        rows = [row + ([layer.bench.median_s, model.bench.backend] if model.bench and layer.bench
+                       else [None, None])
+                for row, (model, layer) in zip(rows, ((model, layer) for model in models
+                                                      for layer in model.layers))]
     if any(model.roofline for model in models):  # --device: seconds and bound per device
         from convcost.roofline.tables import layer_csv
         extra_header, extra_rows = layer_csv(models)
@@ -348,7 +371,8 @@ def compare_csv(comparison: Comparison) -> str:
         totals = model.totals
         ratios = [comparison.ratio(model, key) for key in
                   ("macs", "params", "peak_activation_bytes")]
-        rows.append([model.name, totals.macs, totals.flops, totals.other_ops, totals.params,
+        rows.append([comparison.label(model), totals.macs, totals.flops, totals.other_ops,
+                     totals.params,
                      totals.buffers, totals.param_bytes, totals.peak_activation_bytes,
                      *(None if value is None else round(value, 6) for value in ratios)])
     if comparison.baseline.roofline:  # --device: seconds and speedup per device

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from click.testing import Result
 
+from convcost.inputs import source_path
 from tests.conftest import EXAMPLES, ROOT
 
 Run = Callable[..., Result]
@@ -226,10 +227,13 @@ def test_check_reports_added_and_removed_models(run: Run, tmp_path: Path) -> Non
     specs, spec = _grow(tmp_path, 0)
     baseline = tmp_path / "baseline.json"
     baseline.write_text(run("analyze", str(specs), "--format", "json").stdout)
-    spec.write_text("net: 32x32x100 -> 1x1(100)\nnew: 8 -> relu\n")
+    spec.write_text("net: 32x32x100 -> 1x1(100)\n\nnew: 8 -> relu\n")  # not at steady's line
     document = _json(run("check", str(specs), "--baseline", str(baseline), "--format", "json"))
     assert document["check"]["added"] == ["new"]
     assert document["check"]["removed"] == ["steady"]
+    github = run("check", str(specs), "--baseline", str(baseline), "--format", "github").stdout
+    assert "::warning title=convcost model added::new is not in the baseline" in github
+    assert "::warning title=convcost model removed::steady is in the baseline" in github
 
 
 def test_check_budgets_and_github_annotations(run: Run) -> None:
@@ -239,7 +243,7 @@ def test_check_budgets_and_github_annotations(run: Run) -> None:
     result = run("check", path, "--max-macs", "4G", "--format", "github")
     assert result.exit_code == 1
     assert result.stdout.startswith(
-        f"::error file={path},line=41,title=convcost budget::resnet50: MACs 4,089,184,256 over "
+        f"::error file={source_path(path)},line=41,title=convcost budget::resnet50: MACs 4,089,184,256 over "
         f"the budget of 4,000,000,000\n")
 
 
@@ -248,7 +252,7 @@ def test_check_github_annotates_spec_errors(run: Run, tmp_path: Path) -> None:
     spec.write_text("net: 8 -> bogus\n")
     result = run("check", str(spec), "--max-macs", "1G", "--format", "github")
     assert result.exit_code == 2
-    assert result.stdout.startswith(f"::error file={spec},line=1,col=11,title=convcost spec "
+    assert result.stdout.startswith(f"::error file={source_path(str(spec))},line=1,col=11,title=convcost spec "
                                     f"error::unknown layer 'bogus'")
 
 
@@ -320,7 +324,7 @@ def test_directories_globs_and_empty_inputs(run: Run, tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     result = run("analyze", str(tmp_path / "empty"))
     assert result.exit_code == 2
-    assert f"{tmp_path / 'empty'}: error: no .convcost files found in directory" in result.stderr
+    assert f"{tmp_path / 'empty'}: error: no .convcost or .onnx files found in directory" in result.stderr
     nested = tmp_path / "specs" / "deeper"
     nested.mkdir(parents=True)
     (nested / "a.convcost").write_text("a: 8 -> relu\n")

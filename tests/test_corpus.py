@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from convcost.analysis import analyze_inputs
-from convcost.inputs import collect
+from convcost.inputs import collect, source_path
 
 DATA = Path(__file__).parent / "data"
 VALID = sorted((DATA / "valid").glob("*.convcost"))
@@ -20,7 +20,7 @@ def _analyze(path: Path) -> tuple[int, str]:
     inputs, errors = collect([str(path)])
     analysis = analyze_inputs(inputs)
     messages = "\n".join(str(error) for error in [*errors, *analysis.errors])
-    return len(analysis.reports), messages.replace(str(path), path.name)
+    return len(analysis.reports), messages.replace(source_path(str(path)), path.name)
 
 
 def test_corpus_is_not_empty() -> None:

@@ -40,7 +40,7 @@ def test_oversized_and_unreadable_files(tmp_path: Path) -> None:
     locked.mkdir()  # a directory named like a spec: searched, holds nothing
     _, errors = collect([str(big), str(locked)])
     assert "file is larger than 16 MiB" in errors[0].message
-    assert "no .convcost files found in directory" in errors[1].message
+    assert "no .convcost or .onnx files found in directory" in errors[1].message
 
 
 def test_invalid_utf8_is_located(tmp_path: Path) -> None:
@@ -151,17 +151,3 @@ def test_closed_stdin_reads_as_empty(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "stdin", None)
     inputs, errors = collect(["-"])
     assert errors == [] and inputs[0].source.text == ""
-
-
-def test_baseline_fifo_does_not_block_and_devices_are_refused(tmp_path: Path) -> None:
-    import os
-
-    from convcost.check import load_baseline
-    from convcost.errors import BaselineError
-
-    fifo = tmp_path / "base.json"
-    os.mkfifo(fifo)
-    with pytest.raises(BaselineError, match="not JSON"):  # empty, not a hang
-        load_baseline(str(fifo))
-    with pytest.raises(BaselineError, match="device or socket"):
-        load_baseline("/dev/zero")

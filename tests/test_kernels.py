@@ -386,7 +386,8 @@ def test_default_algorithms() -> None:
     assert choose_algorithm(conv_step((56, 56, 64), 128, (3, 3), (2, 2))) == "im2col-gemm"
     assert choose_algorithm(conv_step((14, 14, 256), 256, (3, 3))) == "shifted-gemm"
     assert choose_algorithm(conv_step((7, 7, 512), 512, (3, 3))) == "im2col-gemm"
-    assert choose_algorithm(conv_step((112, 112, 32), 64, (3, 3))) == "im2col-gemm"
+    assert choose_algorithm(conv_step((112, 112, 32), 64, (3, 3))) == "shifted-gemm"
+    assert choose_algorithm(conv_step((112, 112, 8), 16, (3, 3))) == "im2col-gemm"
     assert choose_algorithm(conv_step((224, 224, 3), 64, (7, 7), (2, 2))) == "im2col-gemm"
     assert choose_algorithm(conv_step((28, 28, 32), 32, (3, 3), groups=32)) == "direct"
     assert choose_algorithm(conv_step((28, 28, 32), 64, (3, 3), groups=4)) \

@@ -474,3 +474,37 @@ def test_calibrate_save_to_an_unwritable_place(run: Run, tmp_path: Path,
     result = run("calibrate", "--save", str(blocker / "sub" / "local.toml"))
     assert result.exit_code == 2
     assert "cannot save the profile: cannot write" in result.stderr
+
+
+def test_predicted_against_measured_on_local(box: str, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch,
+                                             validate: Validate) -> None:
+    """With --bench on 'local', layers and the model carry predicted / measured - 1; other
+    devices never do (their time is not comparable with this machine's)."""
+    from convcost.bench.results import LayerBench, ModelBench
+    from convcost.cost.report import document_text
+    from convcost.render import analyze_grid, to_markdown
+    from convcost.roofline.apply import with_roofline
+
+    local = tmp_path / "local.toml"
+    local.write_text(BOX, encoding="utf-8")
+    monkeypatch.setenv("CONVCOST_LOCAL_PROFILE", str(local))
+    report = convcost.analyze(CHAIN).reports[0]
+    layers = (LayerBench(BOX_CONV * 2, 0.0, 1.0, 0.5, "gemm"),
+              LayerBench(BOX_RELU / 2, 0.0, 0.0, None, "direct"))
+    bench = ModelBench(BOX_TOTAL * 4, 0.0, 5, 1, 1.0, True, (), layers)
+    measured = report._replace(bench=bench, layers=tuple(
+        layer._replace(bench=timing) for layer, timing in zip(report.layers, layers)))
+    predicted = with_roofline(measured, convcost.roofline.resolve_devices(["local", "t4"]))
+    conv, relu = predicted.layers
+    assert conv.roofline[0].error == pytest.approx(-0.5)
+    assert relu.roofline[0].error == pytest.approx(1.0)
+    assert predicted.roofline[0].error == pytest.approx(-0.75)
+    assert all(time.error is None for time in (conv.roofline[1], predicted.roofline[1]))
+    document = json.loads(document_text([predicted], []))
+    validate(document)
+    assert document["models"][0]["roofline"][0]["error"] == pytest.approx(-0.75)
+    assert "error" not in document["models"][0]["layers"][0]["roofline"][1]
+    text = to_markdown(analyze_grid(predicted))
+    assert "| t@local | err@local | t@t4 |" in text
+    assert "-50.00%" in text and "+100.00%" in text and "-75% against the measured" in text

@@ -44,11 +44,13 @@ class ModelBench:
     layers: tuple[LayerBench, ...]
     #: The memory estimate the run was admitted with (bytes; not in JSON).
     estimate_bytes: int = 0
+    #: What executed the model: ``numpy``, ``torch`` or ``torch-cuda`` (``--backend``).
+    backend: str = "numpy"
 
     def to_json(self) -> dict[str, Any]:
         return {"median_s": self.median_s, "iqr_s": self.iqr_s, "repeats": self.repeats,
                 "loops": self.loops, "gflops": self.gflops, "stable": self.stable,
-                "warnings": list(self.warnings)}
+                "warnings": list(self.warnings), "backend": self.backend}
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +79,11 @@ class MachineRecord(MachineInfo):
     #: Matrix-multiply peak of ``dtype`` in GFLOP/s (0.0 when it could not be measured).
     gemm_peak_gflops: float
     dtype: str
+    #: What executed the models (``--backend``); for the torch backends ``blas`` names the
+    #: torch version, ``blas_arch`` the device and ``threads`` torch's intra-op threads.
+    backend: str = "numpy"
 
     def to_json(self) -> dict[str, Any]:
         # MachineInfo named explicitly: zero-argument super() fails in slotted dataclasses.
         return {**MachineInfo.to_json(self), "gemm_peak_gflops": self.gemm_peak_gflops,
-                "dtype": self.dtype}
+                "dtype": self.dtype, "backend": self.backend}

@@ -17,7 +17,14 @@ try:  # Ctrl-C while the modules load (a second or so on a cold start) ends quie
 
     import click
 
-    from convcost.cli import analyze, check, machine, plot  # noqa: F401  (registers commands)
+    from convcost.cli import (  # noqa: F401  (registers the commands)
+        analyze,
+        check,
+        export,
+        importer,
+        machine,
+        plot,
+    )
     from convcost.cli.base import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, cli
     from convcost.cli.terminal import prepare_environment, prepare_streams
     from convcost.inputs import mark_specs

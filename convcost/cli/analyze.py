@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import gc
+import sys
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from convcost.analysis import Analysis
+from convcost.analysis import Analysis, Options
 from convcost.cli.base import (
     CONVENTIONS,
     EXIT_BAD_INPUT,
@@ -34,23 +35,42 @@ if TYPE_CHECKING:
 @analysis_options()
 @device_option
 @bench_options
+@click.option("--jobs", "-j", type=click.IntRange(min=0), default=0, metavar="N",
+              help="Processes for a large batch written as JSON: 0 (default) uses up to the "
+                   "usable CPUs for batches of over 32K characters of specs, 1 this process "
+                   "only. The output is the same either way.")
 @click.pass_context
 def analyze(ctx: click.Context, specs: tuple[str, ...], size: tuple[int, int] | None,
             batch: int, dtype: str, fmt: str, devices: tuple[Device, ...], bench: bool,
-            threads: int | None, max_memory: int | None, bench_budget: float | None) -> None:
+            threads: int | None, max_memory: int | None, bench_budget: float | None,
+            backend: str, jobs: int) -> None:
     """Per-layer costs of every model in SPEC_OR_FILE...
 
     Each argument is a chain ("56x56x64 -> 3x3(64)"), a spec file, a directory (searched for
     *.convcost), a glob pattern, or - for standard input.
     """
     check_device_dtype(devices, dtype)
+    check_backend(bench, backend)
+    if fmt.lower() == "json" and not bench and not sys.stdout.isatty() and jobs != 1:
+        # Compact JSON of a batch: the one output that parts of it may write in parallel.
+        from convcost.batch import analyze_arguments_rendered
+
+        options = Options(size=size, batch=batch, dtype=dtype.lower())
+        rendered = analyze_arguments_rendered(specs, options, jobs,
+                                              lambda part: with_devices(part, devices))
+        emit_document(rendered.reports, rendered.errors, rendered=rendered.rendered,
+                      configuration=options.to_json())
+        report_errors(rendered)
+        ctx.exit(EXIT_BAD_INPUT if rendered.errors else EXIT_OK)
     analysis = analyze_specs(specs, size, batch, dtype)
-    machine = _benchmark(analysis, bench, dtype, batch, threads, max_memory, bench_budget)
+    machine = _benchmark(analysis, bench, dtype, batch, threads, max_memory, bench_budget,
+                         backend)
     with_devices(analysis, devices)
     fmt = fmt.lower()
     if fmt == "json":
-        extra = {"machine": machine.to_json()} if machine is not None else {}
-        emit_document(analysis.reports, analysis.errors, **extra)
+        extra: dict[str, Any] = {"machine": machine.to_json()} if machine is not None else {}
+        emit_document(analysis.reports, analysis.errors, **extra,
+                      configuration=Options(size, batch, dtype.lower()).to_json())
     elif fmt == "csv":
         from convcost.render import analyze_csv
         click.echo(analyze_csv(analysis.reports), nl=False)
@@ -64,7 +84,8 @@ def analyze(ctx: click.Context, specs: tuple[str, ...], size: tuple[int, int] | 
 @cli.command(epilog=CONVENTIONS)
 @click.argument("specs", nargs=-1, required=True, type=SPEC, metavar="A B [C...]")
 @click.option("--baseline", metavar="NAME",
-              help="Model to compare against (default: the first one).")
+              help="Model to compare against, by name, or as SOURCE:NAME when several "
+                   "files define that name (default: the first one).")
 @analysis_options()
 @device_option
 @bench_options
@@ -72,7 +93,7 @@ def analyze(ctx: click.Context, specs: tuple[str, ...], size: tuple[int, int] | 
 def compare(ctx: click.Context, specs: tuple[str, ...], baseline: str | None,
             size: tuple[int, int] | None, batch: int, dtype: str, fmt: str,
             devices: tuple[Device, ...], bench: bool, threads: int | None,
-            max_memory: int | None, bench_budget: float | None) -> None:
+            max_memory: int | None, bench_budget: float | None, backend: str) -> None:
     """Compare models side by side against a baseline.
 
     Arguments are chains or spec files (a file's models are all compared), e.g.
@@ -84,6 +105,7 @@ def compare(ctx: click.Context, specs: tuple[str, ...], baseline: str | None,
     from convcost.errors import UsageError
 
     check_device_dtype(devices, dtype)
+    check_backend(bench, backend)
     analysis = analyze_specs(specs, size, batch, dtype)
     if len(analysis.models) + len(analysis.errors) < 2:
         report_errors(analysis)
@@ -95,7 +117,8 @@ def compare(ctx: click.Context, specs: tuple[str, ...], baseline: str | None,
         except UsageError as error:
             report_errors(analysis)
             raise click.UsageError(error.message) from None
-    machine = _benchmark(analysis, bench, dtype, batch, threads, max_memory, bench_budget)
+    machine = _benchmark(analysis, bench, dtype, batch, threads, max_memory, bench_budget,
+                         backend)
     with_devices(analysis, devices)
     # Once, on the final reports (with their measurements when benchmarked).
     comparison = compare_models(analysis.reports, baseline) if analysis.models else None
@@ -104,7 +127,8 @@ def compare(ctx: click.Context, specs: tuple[str, ...], baseline: str | None,
         extra: dict[str, Any] = {"comparison": comparison.to_json()} if comparison else {}
         if machine is not None:
             extra["machine"] = machine.to_json()
-        emit_document(analysis.reports, analysis.errors, **extra)
+        emit_document(analysis.reports, analysis.errors, **extra,
+                      configuration=Options(size, batch, dtype.lower()).to_json())
     elif comparison is not None:
         from convcost import render
         if fmt == "csv":
@@ -115,8 +139,22 @@ def compare(ctx: click.Context, specs: tuple[str, ...], baseline: str | None,
     ctx.exit(EXIT_BAD_INPUT if analysis.errors else EXIT_OK)
 
 
+def check_backend(bench: bool, backend: str) -> None:
+    """Usage error (exit 2) before anything is analysed when --backend cannot run here."""
+    if not bench or backend.lower() == "numpy":
+        return
+    from convcost.bench.backends import check_backend as check
+    from convcost.errors import UsageError
+
+    try:
+        check(backend.lower())
+    except UsageError as error:
+        raise click.UsageError(error.message) from None
+
+
 def _benchmark(analysis: Analysis, enabled: bool, dtype: str, batch: int, threads: int | None,
-               max_memory: int | None, budget: float | None) -> MachineRecord | None:
+               max_memory: int | None, budget: float | None,
+               backend: str = "numpy") -> MachineRecord | None:
     """With --bench, measure every model (progress on standard error); the analysis then
     holds the measured reports, and refused models become its errors. Returns the machine
     record (None without --bench)."""
@@ -144,7 +182,12 @@ def _benchmark(analysis: Analysis, enabled: bool, dtype: str, batch: int, thread
             progress.update(task, completed=max(0, number - 1),
                             description=f"benchmarking {label}{what}")
 
-        result = bench_models(analysis.models, settings, show)
+        if backend.lower() == "numpy":
+            result = bench_models(analysis.models, settings, show)
+        else:
+            from convcost.bench.backends.torch import bench_models as torch_bench_models
+
+            result = torch_bench_models(analysis.models, settings, backend.lower(), show)
     for warning in result.warnings:
         click.echo(f"convcost: note: {warning}", err=True)
     analysis.models = list(result.models)

@@ -172,6 +172,12 @@ def bench_options(function: F) -> F:
         click.option("--bench", is_flag=True,
                      help="Also run every model with NumPy and report measured times, GFLOP/s "
                           "and efficiency against this machine's matrix-multiply peak."),
+        click.option("--backend", type=click.Choice(["numpy", "torch", "torch-cuda"],
+                                                    case_sensitive=False),
+                     default="numpy", show_default=True,
+                     help="What executes the models for --bench: convcost's NumPy kernels, or "
+                          "the PyTorch modules of 'convcost export' on the CPU (torch) or a "
+                          "CUDA device (torch-cuda); torch must be installed."),
         click.option("--threads", type=click.IntRange(min=1), metavar="N",
                      help="BLAS threads for --bench (default: as configured)."),
         click.option("--max-memory", callback=quantity(True), metavar="BYTES",
@@ -258,7 +264,7 @@ def report_errors(analysis: Analysis) -> None:
     for error in analysis.errors:
         click.echo(_styled_error(error), err=True)
     if analysis.batch_input or analysis.errors:
-        count, sources, bad = len(analysis.models), analysis.sources, len(analysis.errors)
+        count, sources, bad = analysis.count, analysis.sources, len(analysis.errors)
         click.echo(f"convcost: {count} model{'s' if count != 1 else ''} analysed from "
                    f"{sources} source{'s' if sources != 1 else ''}; {bad} with errors",
                    err=True)
@@ -284,13 +290,21 @@ def emit_json(document: dict[str, Any]) -> None:
                           separators=None if indent else (",", ":")))
 
 
-def emit_document(models: Sequence[ModelReport], errors: Sequence[ConvcostError],
-                  **extra: Any) -> None:
-    """The convcost/1 document of ``models``: indented on a terminal, compact when piped."""
-    from convcost.cost.report import document_text
+def emit_document(models: Sequence[ModelReport], errors: Sequence[ConvcostError], *,
+                  rendered: Sequence[str] = (), **extra: Any) -> None:
+    """The convcost/1 document of ``models`` (then the ``rendered`` ones): indented on a
+    terminal, compact when piped."""
+    from convcost.cost.report import document_parts, document_text
 
-    click.echo(document_text(models, errors, indent=2 if sys.stdout.isatty() else None,
-                             **extra))
+    # Written directly, piece by piece: click.echo would scan the whole (large) text for ANSI
+    # codes to strip, and a 100,000-layer document need never be one string.
+    write = sys.stdout.write
+    if sys.stdout.isatty():
+        write(document_text(models, errors, indent=2, **extra))
+    else:
+        for part in document_parts(models, errors, rendered=rendered, **extra):
+            write(part)
+    write("\n")
 
 
 def emit_grids(grids: list[Any], fmt: str, machine: MachineRecord | None) -> None:

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from convcost.analysis import Options
 from convcost.cli.base import (
     CHECK_FORMATS,
     CONVENTIONS,
@@ -62,7 +63,8 @@ def _time_budgets(ctx: click.Context, param: click.Parameter, value: tuple[str, 
               help="JSON from an earlier 'convcost analyze --format json': fail when a model "
                    "grew beyond the tolerance.")
 @click.option("--tolerance", default="0%", show_default=True, metavar="PCT",
-              help="Growth allowed against --baseline, e.g. 1% or 0.01.")
+              help="Growth allowed against --baseline: a percentage (1%, 2.5%) or a fraction "
+                   "below 1 (0.01); a bare 15 is refused, write 15%.")
 @click.option("--max-time", "max_times", multiple=True, callback=_time_budgets,
               metavar="DEVICE=SECONDS",
               help="Fail when a model's predicted (roofline) time on DEVICE is longer, e.g. "
@@ -97,9 +99,8 @@ def check(ctx: click.Context, specs: tuple[str, ...], max_macs: int | None,
         ("param_bytes", max_param_memory)) if value is not None}
     try:
         allowed = checks.parse_tolerance(tolerance)
-    except ValueError:
-        raise click.BadParameter(f"'{tolerance}' is not a tolerance like 1% or 0.01",
-                                 param_hint="--tolerance") from None
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--tolerance") from None
     if not budgets and not max_times and baseline_path is None:
         raise click.UsageError("nothing to check: give budgets (--max-macs, --max-params, "
                                "--max-peak-memory, --max-param-memory, --max-time) or "
@@ -110,6 +111,7 @@ def check(ctx: click.Context, specs: tuple[str, ...], max_macs: int | None,
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--max-time") from None
     check_device_dtype(devices, dtype)
+    options = Options(size=size, batch=batch, dtype=dtype.lower())
     baseline = None
     if baseline_path is not None:
         try:
@@ -117,14 +119,22 @@ def check(ctx: click.Context, specs: tuple[str, ...], max_macs: int | None,
         except checks.BaselineError as error:
             click.echo(f"convcost: error: {error.message}", err=True)
             ctx.exit(EXIT_BAD_INPUT)
+        # Another configuration's totals are not comparable: a 4x regression at batch 4
+        # against a batch-8 baseline would read as -50%.
+        mismatch = baseline.mismatch(options)
+        if mismatch is not None:
+            click.echo(f"convcost: error: {mismatch}", err=True)
+            ctx.exit(EXIT_BAD_INPUT)
     analysis = analyze_specs(specs, size, batch, dtype)
     with_devices(analysis, devices)
     verdict = checks.run_check(analysis.reports, budgets, baseline, baseline_name=baseline_path,
                                tolerance=allowed,
-                               time_budgets={device.id: limit for device, limit in max_times})
+                               time_budgets={device.id: limit for device, limit in max_times}
+                               ).with_errors(len(analysis.errors))
     fmt = fmt.lower()
     if fmt == "json":
-        emit_document(analysis.reports, analysis.errors, check=verdict.to_json())
+        emit_document(analysis.reports, analysis.errors, configuration=options.to_json(),
+                      check=verdict.to_json())
     elif fmt == "github":
         from convcost.render import github_annotations
         click.echo(github_annotations(verdict, analysis.errors), nl=False)
@@ -136,8 +146,7 @@ def check(ctx: click.Context, specs: tuple[str, ...], max_macs: int | None,
         else:
             print_rich([render.to_rich(grid)])
     report_errors(analysis)
-    if analysis.errors:
-        ctx.exit(EXIT_BAD_INPUT)
-    ctx.exit(EXIT_OK if verdict.passed else EXIT_CHECK_FAILED)
+    ctx.exit(EXIT_BAD_INPUT if verdict.errors else EXIT_OK if verdict.passed else
+             EXIT_CHECK_FAILED)
 
 

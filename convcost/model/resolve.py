@@ -46,9 +46,9 @@ class _Walk:
         self.steps: list[Step] = []
         self.values = 1  # value 0 is the model's input
         self.depth = 0
-        #: (id of the LayerSpec, input shape) -> the step fields from ``output`` on (but
-        #: ``inputs``, ``out`` and ``operands``) that the layer resolves to.
-        self.geometry: dict[tuple[int, Shape], tuple[Any, ...]] = {}
+        #: (id of the LayerSpec, input shape) -> what the layer resolves to: its output shape,
+        #: and the step's fields after ``operands`` (kernel_hw ... column).
+        self.geometry: dict[tuple[int, Shape], tuple[Shape, tuple[Any, ...]]] = {}
 
     def emit(self, owner: LayerSpec | BranchesSpec | ResidualSpec | GateSpec | SplitSpec,
              **fields: Any) -> Step:
@@ -58,23 +58,6 @@ class _Walk:
             self.refuse(owner)
         step = Step(index=index, out=self.values, line=owner.span.line,
                     column=owner.span.column, **fields)
-        self.values += 1
-        self.steps.append(step)
-        return step
-
-    def emit_layer(self, spec: LayerSpec, path: str, value: _Value,
-                   geometry: tuple[Any, ...]) -> Step:
-        """Append a one-input layer step with resolved ``geometry`` (see ``self.geometry``).
-
-        The hot path of resolution: the step is built positionally, in field order."""
-        index = len(self.steps) + 1
-        if index > MAX_LAYERS:
-            self.refuse(spec)
-        shape = value.shape
-        span = spec.span
-        step = _new_step(Step, (index, path, spec.kind, spec.text, shape, geometry[0],
-                                (value.id,), self.values, (shape,), *geometry[1:],
-                                span.line, span.column))
         self.values += 1
         self.steps.append(step)
         return step
@@ -127,7 +110,7 @@ def _sequence(walk: _Walk, items: tuple[Item, ...], value: _Value, prefix: str,
                            f"this model nests groups, fragments and blocks more than "
                            f"{MAX_NESTING} levels deep")
     for item in items:
-        if isinstance(item, LayerSpec):
+        if isinstance(item, LayerSpec):  # the common case first
             position[0] += 1
             value = _layer(walk, item, value, f"{prefix}{position[0]}")
         elif isinstance(item, Sequence):
@@ -231,13 +214,27 @@ def _residual(walk: _Walk, spec: ResidualSpec, value: _Value, path: str) -> _Val
 
 
 def _layer(walk: _Walk, spec: LayerSpec, value: _Value, path: str) -> _Value:
-    """Resolve one layer's geometry and output shape, and emit its step."""
-    key = (id(spec), value.shape)
-    geometry = walk.geometry.get(key)
-    if geometry is None:
-        geometry = walk.geometry[key] = _geometry(walk, spec, value.shape)
-    step = walk.emit_layer(spec, path, value, geometry)
-    return _Value(step.out, geometry[0])
+    """Resolve one layer's geometry and output shape, and emit its step.
+
+    The hot path of resolution: a layer resolved before on the same input shape reuses its
+    geometry, and the step is built positionally, in field order."""
+    shape = value.shape
+    key = (id(spec), shape)
+    known = walk.geometry.get(key)
+    if known is None:
+        fields = _geometry(walk, spec, shape)
+        known = walk.geometry[key] = (fields[0], (*fields[1:], spec.span.line,
+                                                  spec.span.column))
+    output, rest = known
+    steps = walk.steps
+    index = len(steps) + 1
+    if index > MAX_LAYERS:
+        walk.refuse(spec)
+    out = walk.values
+    walk.values = out + 1
+    steps.append(_new_step(Step, (index, path, spec.kind, spec.text, shape, output,
+                                  (value.id,), out, (shape,)) + rest))
+    return _new_step(_Value, (out, output))
 
 
 def _geometry(walk: _Walk, spec: LayerSpec, shape: Shape) -> tuple[Any, ...]:

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Union
 
-from convcost.roofline.devices import Device, DeviceError, resolve_device
+from convcost.roofline.devices import LOCAL_ID, Device, DeviceError, resolve_device
 from convcost.roofline.predict import Bound, model_time
 
 if TYPE_CHECKING:
@@ -34,10 +34,17 @@ class RooflineTime:
     name: str
     time_s: float
     bound: Bound
+    #: Predicted / measured - 1, when the step was measured (``--bench``) on this very device
+    #: (``local``, the profile of the machine the benchmark ran on); else None.
+    error: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         # The display name is in the model's entry only: layers repeat it thousands of times.
-        return {"device": self.device, "time_s": self.time_s, "bound": self.bound}
+        data: dict[str, Any] = {"device": self.device, "time_s": self.time_s,
+                                "bound": self.bound}
+        if self.error is not None:
+            data["error"] = self.error
+        return data
 
 
 @dataclass(frozen=True)
@@ -50,8 +57,11 @@ class ModelRooflineTime(RooflineTime):
     peak_flops: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
-        return {"device": self.device, "name": self.name, "time_s": self.time_s,
+        data = {"device": self.device, "name": self.name, "time_s": self.time_s,
                 "bound": self.bound, "attainable_flops": self.attainable_flops}
+        if self.error is not None:
+            data["error"] = self.error
+        return data
 
 
 def resolve_devices(specs: Iterable[DeviceLike]) -> tuple[Device, ...]:
@@ -77,23 +87,38 @@ def check_dtype(devices: Sequence[Device], dtype: str) -> None:
 
 def with_roofline(report: ModelReport, devices: Sequence[Device]) -> ModelReport:
     """``report`` with per-layer and per-model roofline times on every device, in order
-    (replacing any earlier ones). DeviceError if a device has no peak for the report's dtype."""
+    (replacing any earlier ones). DeviceError if a device has no peak for the report's dtype.
+
+    On ``local`` (this machine's measured profile), a benchmarked report's layers and model
+    also get the prediction's error against the measured time."""
     work = [(2 * layer.macs + layer.other_ops, layer.traffic_bytes) for layer in report.layers]
     per_layer: list[list[RooflineTime]] = [[] for _ in report.layers]
     totals: list[ModelRooflineTime] = []
     for device in devices:
         predicted = model_time(work, report.dtype, device)
         memory_s = sum(t.time_s for t in predicted.layers if t.bound == "memory")
-        for times, layer in zip(per_layer, predicted.layers):
-            times.append(RooflineTime(device.id, device.name, layer.time_s, layer.bound))
+        measured = device.id == LOCAL_ID
+        for times, layer, time in zip(per_layer, report.layers, predicted.layers):
+            error = _error(time.time_s, layer.bench.median_s if measured and layer.bench
+                           else None)
+            times.append(RooflineTime(device.id, device.name, time.time_s, time.bound, error))
         totals.append(ModelRooflineTime(
             device.id, device.name, predicted.total_s,
             "memory" if memory_s > predicted.total_s / 2 else "compute",
+            _error(predicted.total_s, report.bench.median_s if measured and report.bench
+                   else None),
             predicted.attainable_flops_per_s if predicted.total_s > 0 else None,
             device.peak_for(report.dtype)))
     layers = tuple(layer._replace(roofline=tuple(times))
                    for layer, times in zip(report.layers, per_layer))
     return report._replace(layers=layers, roofline=tuple(totals))
+
+
+def _error(predicted_s: float, measured_s: float | None) -> float | None:
+    """Predicted / measured - 1 (None without a positive measurement)."""
+    if measured_s is None or measured_s <= 0:
+        return None
+    return predicted_s / measured_s - 1
 
 
 def apply_to_analysis(analysis: Analysis, devices: Sequence[Device]) -> None:

@@ -13,6 +13,7 @@ from convcost import units
 from convcost.compare import Comparison, bench_seconds
 from convcost.cost.report import ModelReport
 from convcost.render import Column, Grid
+from convcost.roofline.apply import RooflineTime
 from convcost.roofline.devices import Device
 
 #: How a prediction is made, for the notes under the tables.
@@ -30,19 +31,37 @@ def extend_analyze_grid(grid: Grid, model: ModelReport) -> None:
     the model's totals to its footer, and one note per device."""
     if not model.roofline:
         return
-    grid.columns += [Column(header(time.device), "roofline") for time in model.roofline]
+    # With --bench on 'local', the prediction's error against the measured time follows its
+    # time column.
+    checked = [time.error is not None for time in model.roofline]
+    for time, errors in zip(model.roofline, checked):
+        grid.columns.append(Column(header(time.device), "roofline"))
+        if errors:
+            grid.columns.append(Column(f"err@{time.device}", "change"))
+
+    def cells(times: Sequence[RooflineTime]) -> list[Any]:
+        row: list[Any] = []
+        for time, errors in zip(times, checked):
+            row.append((time.time_s, time.bound))
+            if errors:
+                row.append(time.error)
+        return row
+
     for row, layer in zip(grid.rows, model.layers):
-        row += [(time.time_s, time.bound) for time in layer.roofline]
+        row += cells(layer.roofline)
     if grid.footer is not None:
-        grid.footer += [(time.time_s, time.bound) for time in model.roofline]
+        grid.footer += cells(model.roofline)
     for position, total in enumerate(model.roofline):
         memory = sum(1 for layer in model.layers if layer.roofline[position].bound == "memory")
         attainable = ("" if total.attainable_flops is None else
                       f", {_flops(total.attainable_flops)} attainable "
                       f"({total.attainable_flops / total.peak_flops:.0%} of the {model.dtype} "
                       f"peak)")
+        against = ("" if total.error is None else
+                   f", {total.error:+.0%} against the measured "
+                   f"{units.seconds(model.bench.median_s if model.bench else 0.0)}")
         grid.notes.append(f"{header(total.device)} = {total.name}: predicted "
-                          f"{units.seconds(total.time_s)}{attainable}; {memory} of "
+                          f"{units.seconds(total.time_s)}{attainable}{against}; {memory} of "
                           f"{len(model.layers)} layers memory-bound (*)")
     grid.notes.append(METHOD)
 

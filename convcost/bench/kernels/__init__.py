@@ -5,7 +5,9 @@
 maps NHWC batches to the step's output. The families:
 
 - :mod:`~convcost.bench.kernels.conv`: ``conv`` (gemm, shifted-gemm, im2col-gemm,
-  grouped-im2col-gemm, direct), ``deconv`` (scatter-gemm), ``fc`` (gemm);
+  grouped-im2col-gemm, direct), ``deconv`` (scatter-gemm), ``fc`` (gemm); depthwise
+  ``direct`` lives in :mod:`~convcost.bench.kernels.depthwise` and the phase-planes gather
+  of ``im2col-gemm`` (small ``Kw*Cin``) in :mod:`~convcost.bench.kernels.im2col`;
 - :mod:`~convcost.bench.kernels.pool`: ``maxpool``/``avgpool`` (window), ``gap`` (reduce);
 - :mod:`~convcost.bench.kernels.elementwise`: activations and ``bn`` (elementwise), ``up``
   and ``concat`` (copy), ``add`` and the gate ``mul`` (elementwise),

@@ -96,11 +96,14 @@ class Chunking:
                 for n in range(batch) for h0 in range(0, height, self.rows)]
 
 
-def chunking(batch: int, height: int, width: int, row_elements: int) -> Chunking:
+def chunking(batch: int, height: int, width: int, row_elements: int,
+             elements: int | None = None) -> Chunking:
     """Blocks of about :data:`CHUNK_ROWS` pixels, fewer if a pixel needs ``row_elements``
-    scratch elements: each block's buffers then stay cache-sized and the GEMMs stay in the row
-    range where OpenBLAS runs near peak."""
-    pixels = max(1, min(CHUNK_ROWS, CHUNK_ELEMENTS // max(1, row_elements)))
+    scratch elements (at most ``elements`` per block, default :data:`CHUNK_ELEMENTS`): each
+    block's buffers then stay cache-sized and the GEMMs stay in the row range where OpenBLAS
+    runs near peak."""
+    budget = CHUNK_ELEMENTS if elements is None else elements
+    pixels = max(1, min(CHUNK_ROWS, budget // max(1, row_elements)))
     per_sample = height * width
     if per_sample <= pixels:
         samples = max(1, min(batch, pixels // per_sample))
@@ -201,6 +204,41 @@ class Geometry(NamedTuple):
 def geometry(step: Step) -> Geometry:
     top, _, left, _ = step.padding
     return Geometry(*step.kernel_hw, *step.stride_hw, *step.dilation_hw, top, left)
+
+
+class Phases(NamedTuple):
+    """The taps of one kernel axis grouped by stride phase: tap ``k`` reads padded input
+    position ``o*s + k*d`` = ``(o + k*d // s)*s + k*d % s``, so after splitting the input into
+    ``s`` phase planes (position ``q*s + p`` at ``[p][q]``) every tap reads a contiguous run.
+
+    ``phases[i]`` is plane ``i``'s phase ``p``; ``groups[i] = (plane, j0, jstep, taps)``:
+    taps ``taps`` read plane ``plane`` from offset ``j0`` in steps of ``jstep`` (so a group is
+    one strided view); ``extent`` is a plane's length (``out + (k - 1)*d // s``)."""
+
+    phases: tuple[int, ...]
+    groups: tuple[tuple[int, int, int, tuple[int, ...]], ...]
+    extent: int
+
+
+def phases(kernel: int, stride: int, dilation: int, out: int) -> Phases:
+    """:class:`Phases` of one axis of a window step with ``out`` output positions."""
+    by_phase: dict[int, list[int]] = {}
+    for k in range(kernel):
+        by_phase.setdefault(k * dilation % stride, []).append(k)
+    order = tuple(sorted(by_phase))
+    groups = []
+    for plane, p in enumerate(order):
+        taps = tuple(by_phase[p])
+        js = [k * dilation // stride for k in taps]
+        groups.append((plane, js[0], js[1] - js[0] if len(js) > 1 else 1, taps))
+    return Phases(order, tuple(groups), out + (kernel - 1) * dilation // stride)
+
+
+def valid(count: int, size: int, stride: int, offset: int) -> tuple[int, int]:
+    """``[lo, hi)`` of ``i`` in ``[0, count)`` with ``0 <= i*stride + offset < size``."""
+    lo = max(0, -(offset // stride))  # ceil(-offset / stride)
+    hi = min(count, (size - 1 - offset) // stride + 1) if size - 1 - offset >= 0 else 0
+    return lo, max(lo, hi)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,9 +13,12 @@ function of the step (:meth:`Conv.choose`):
     ``K = Kw*Cin``, accumulated: a copy ``Kh`` times smaller than im2col's.
 ``im2col-gemm`` / ``grouped-im2col-gemm``
     any stride, dilation and groups: gather every window into ``(g, N*Ho*Wo, Kh*Kw*Cin/g)``
-    and run one GEMM (batched over groups).
+    and run one GEMM (batched over groups). For groups 1 and a small ``Kw*Cin`` (stems) the
+    columns are gathered transposed from stride-phase planes instead
+    (:mod:`~convcost.bench.kernels.im2col`): long contiguous copies instead of short ones.
 ``direct``
-    depthwise convolutions: one broadcast multiply-add per kernel offset.
+    depthwise convolutions: a fused multiply-accumulate over the taps on contiguous NHWC
+    rows (:mod:`~convcost.bench.kernels.depthwise`).
 ``scatter-gemm``
     transposed convolutions: one GEMM ``x @ W`` to every output tap, then one strided add per
     tap into the (cropped) output.
@@ -40,6 +43,7 @@ from collections.abc import Callable
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from convcost.bench.kernels import depthwise, im2col
 from convcost.bench.kernels.base import (
     BIAS_TILE,
     Array,
@@ -54,9 +58,12 @@ from convcost.bench.kernels.base import (
 from convcost.model.program import Step
 
 #: ``shifted-gemm`` needs a GEMM inner dimension ``Kw*Cin`` at least this large: below it the
-#: Kh thin GEMMs run far from peak and one im2col GEMM with ``K = Kh*Kw*Cin`` wins (measured on
-#: OpenBLAS, 2 cores: K=64 runs ~80% of peak, K>=192 ~93%).
-SHIFTED_MIN_K = 128
+#: Kh thin GEMMs run far from peak and one im2col GEMM with ``K = Kh*Kw*Cin`` wins. Its copy
+#: is Kh times smaller than im2col's, which pays down to K=48 (measured at 1 thread, the same
+#: run alternating: 56x56x32 3x3(32) 0.79 ms against 1.05 ms im2col, 28x28x16 5x5(32) 0.31
+#: against 0.37 ms, 112x112x32 3x3(64) 5.0 against 5.6 ms, 56x56x24 3x3(24) 0.55 against
+#: 0.73 ms).
+SHIFTED_MIN_K = 48
 #: ... and at least this many output pixels ``Ho*Wo`` per sample: on small maps (7x7) every
 #: GEMM is short, one long-K GEMM amortises better and the im2col copy is cheap anyway
 #: (measured: 14x14x256 3x3 87% of peak shifted vs 74% im2col; 7x7x512 64% vs 68%).
@@ -139,6 +146,8 @@ class Conv(PreparedStep):
             # Regrouped or bias-extended copies of the weight: at most one full copy + a bias
             # row per kernel row.
             total += weight + step.kernel_hw[0] * step.output.c
+        if algorithm == "direct":
+            total += depthwise.tiled_weight_elements(step)
         if step.bias:
             total += BIAS_TILE * step.output.c
         return total
@@ -175,8 +184,9 @@ class Conv(PreparedStep):
                 shapes.append((block * cout,))  # accumulator before the NHWC transpose
             return chunk, shapes
         if algorithm == "direct":
-            chunk = chunking(n, oh, ow, cout)
-            return chunk, [(n, hp, wp, cin), (chunk.samples * chunk.rows * ow * cout,)]
+            return depthwise.plan(step, n)
+        if algorithm == "im2col-gemm" and im2col.uses_planes(step):
+            return im2col.plan(step, n)
         pitch = pitch_of(kh * kw * (cin // g), step.bias)  # (grouped-)im2col-gemm
         chunk = chunking(n, oh, ow, g * pitch + (cout if g > 1 else 0))
         block = chunk.samples * chunk.rows * ow
@@ -206,6 +216,12 @@ class Conv(PreparedStep):
         elif self.algorithm == "direct":
             # Depthwise: output c*m + j reads input channel c, so (Kh, Kw, C, m) is a view.
             self._w2 = w.reshape(kh, kw, g, cout // g)
+            self._depthwise = depthwise.DepthwisePlan(self.step, self.dtype, self._w2,
+                                                      self._params.get("bias"))
+        elif self.algorithm == "im2col-gemm" and im2col.uses_planes(self.step):
+            rows = w.reshape(kh * kw * cg, cout)[im2col.weight_rows(self.step)]
+            self._w2 = with_bias_row(rows, self._params.get("bias"))
+            self._planes = im2col.PlanesIm2col(self.step, self.dtype, self._w2)
         else:
             cog = cout // g
             # (Kh, Kw, Cg, g, Cog) -> (g, Kh*Kw*Cg, Cog): rows in the im2col column order.
@@ -218,6 +234,8 @@ class Conv(PreparedStep):
         methods: dict[str, Callable[[Array, Array], None]] = {
             "gemm": self._gemm, "shifted-gemm": self._shifted, "im2col-gemm": self._im2col,
             "grouped-im2col-gemm": self._im2col, "direct": self._direct}
+        if self.algorithm == "im2col-gemm" and im2col.uses_planes(self.step):
+            methods["im2col-gemm"] = self._im2col_planes
         self._method = methods[self.algorithm]
 
     def run(self, *inputs: Array) -> Array:
@@ -332,31 +350,13 @@ class Conv(PreparedStep):
                 acc.reshape(nb, hb, ow, g, cog)[...] = \
                     res.reshape(g, nb, hb, ow, cog).transpose(1, 2, 3, 0, 4)
 
+    def _im2col_planes(self, x: Array, out: Array) -> None:
+        blocks, shapes = self._planned(x.shape[0])
+        self._planes(x, out, self._workspace.take(self.dtype, *shapes), blocks)
+
     def _direct(self, x: Array, out: Array) -> None:
-        step = self.step
-        n, _, _, c = x.shape
-        ow = self.step.output.w
-        kh, kw, sh, sw, dh, dw, top, left = self.geometry
-        mult = step.output.c // c
-        blocks, shapes = self._planned(n)
-        xpad, tmpbuf = self._workspace.take(self.dtype, *shapes)
-        fill_padded(xpad, x, top, left, 0.0)
-        for n0, n1, h0, h1 in blocks:
-            nb, hb = n1 - n0, h1 - h0
-            acc = out[n0:n1, h0:h1].reshape(nb, hb, ow, c, mult)
-            tmp = prefix(tmpbuf, nb, hb, ow, c, mult)
-            for ky in range(kh):
-                r0 = h0 * sh + ky * dh
-                for kx in range(kw):
-                    win = xpad[n0:n1, r0:r0 + (hb - 1) * sh + 1:sh,
-                               kx * dw:kx * dw + (ow - 1) * sw + 1:sw, :, None]
-                    if ky == 0 and kx == 0:
-                        np.multiply(win, self._w2[ky, kx], out=acc)
-                    else:
-                        np.multiply(win, self._w2[ky, kx], out=tmp)
-                        acc += tmp
-            if self._b_tiled is not None:
-                add_bias(acc.reshape(nb * hb * ow, c * mult), self._b_tiled)
+        blocks, shapes = self._planned(x.shape[0])
+        self._depthwise(x, out, self._workspace.take(self.dtype, *shapes), blocks)
 
 
 class Deconv(PreparedStep):

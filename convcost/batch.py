@@ -1,0 +1,204 @@
+"""Analysing many inputs to JSON on several cores.
+
+A large batch (a folder of specs, the model zoo) is split into contiguous runs of inputs of
+about equal size. Forked worker processes analyse all runs but the first and send back each
+model already written as compact JSON (:func:`convcost.cost.report.models_text`) and their
+errors; this process analyses the first run meanwhile. The document is then exactly the one
+a single process writes: models and errors in input order (the tests compare them byte for
+byte). Analysis is pure computation on immutable values, so a forked worker needs nothing
+from its parent but the inputs it is given.
+
+A worker that fails in any way (killed, out of memory, a bug) is not trusted: its inputs are
+analysed again here. Platforms without ``fork`` analyse everything in this process.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from convcost.analysis import Analysis, Options, analyze_inputs
+from convcost.errors import ConvcostError
+from convcost.inputs import Input, collect
+
+#: Below this much spec text (characters) a batch is analysed in one process: forking and
+#: joining cost more than they save.
+MIN_PARALLEL_CHARS = 32_768
+#: Most worker processes used by default.
+MAX_JOBS = 8
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def default_jobs(inputs: Sequence[Input]) -> int:
+    """Processes worth using for ``inputs``: 1 for small batches, else up to the usable CPUs."""
+    if len(inputs) < 2 or not hasattr(os, "fork"):
+        return 1
+    size = sum(len(item.source.text) for item in inputs)
+    if size < MIN_PARALLEL_CHARS:
+        return 1
+    return max(1, min(usable_cpus(), MAX_JOBS, len(inputs), size // (MIN_PARALLEL_CHARS // 2)))
+
+
+def split(inputs: Sequence[Input], parts: int) -> list[list[Input]]:
+    """``inputs`` cut into at most ``parts`` contiguous runs of about equal text size."""
+    total = sum(len(item.source.text) for item in inputs) or 1
+    runs: list[list[Input]] = [[]]
+    done = 0
+    for item in inputs:
+        # Close the current run once it holds its share, keeping later runs non-empty.
+        if runs[-1] and done >= total * len(runs) / parts and len(runs) < parts:
+            runs.append([])
+        runs[-1].append(item)
+        done += len(item.source.text)
+    return runs
+
+
+class Worker:
+    """A forked process analysing one run of inputs; :meth:`join` returns its results."""
+
+    def __init__(self, inputs: list[Input], finish: Callable[[Analysis], None],
+                 options: Options) -> None:
+        self.inputs = inputs
+        read, write = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:  # pragma: no cover - runs in the child, reported through the pipe
+            os.close(read)
+            _work(write, inputs, options, finish)
+        os.close(write)
+        self.read = read
+
+    def join(self) -> tuple[str, list[ConvcostError], int] | None:
+        """The worker's models as compact JSON, its errors and its model count; None if it
+        failed (its inputs must then be analysed again)."""
+        chunks = []
+        try:
+            while True:
+                chunk = os.read(self.read, 1 << 20)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        finally:
+            os.close(self.read)
+            _, status = os.waitpid(self.pid, 0)
+        if status != 0:
+            return None
+        return _unpack(b"".join(chunks))
+
+
+def _work(write: int, inputs: list[Input], options: Options,
+          finish: Callable[[Analysis], None]) -> None:  # pragma: no cover - child process
+    """The child's whole life: analyse, write the results to ``write``, and exit without
+    running any of the parent's clean-up (``os._exit``)."""
+    code = 1
+    try:
+        from convcost.cost.report import models_text
+
+        analysis = analyze_inputs(inputs, options)
+        finish(analysis)
+        payload = _pack(models_text(analysis.reports), analysis.errors, len(analysis.models))
+        view = memoryview(payload)
+        while view:
+            view = view[os.write(write, view):]
+        code = 0
+    except BaseException:  # noqa: BLE001 - anything at all: the parent redoes this run
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def _pack(models: str, errors: Sequence[ConvcostError], count: int) -> bytes:
+    body = models.encode("utf-8", "surrogateescape")
+    faults = b""
+    if errors:
+        import pickle
+
+        faults = pickle.dumps([error.with_traceback(None) for error in errors])
+    return b"%d %d %d\n" % (count, len(body), len(faults)) + body + faults
+
+
+def _unpack(payload: bytes) -> tuple[str, list[ConvcostError], int] | None:
+    header, _, rest = payload.partition(b"\n")
+    try:
+        count, size, fault_size = map(int, header.split())
+    except ValueError:
+        return None
+    if len(rest) != size + fault_size:
+        return None
+    errors: list[ConvcostError] = []
+    if fault_size:
+        import pickle
+
+        errors = pickle.loads(rest[size:])
+    return rest[:size].decode("utf-8", "surrogateescape"), errors, count
+
+
+class RenderedAnalysis(Analysis):
+    """An analysis whose later models arrive written as compact JSON (``rendered``), in
+    input order after :attr:`models`; :attr:`count` counts both."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rendered: list[str] = []
+        self.rendered_count = 0
+
+    @property
+    def count(self) -> int:
+        return len(self.models) + self.rendered_count
+
+
+def analyze_rendered(inputs: list[Input], options: Options, jobs: int,
+                     finish: Callable[[Analysis], None] = lambda analysis: None
+                     ) -> RenderedAnalysis:
+    """Analyse ``inputs`` with up to ``jobs`` processes; ``finish`` is applied to every part's
+    analysis before its models are written (e.g. attaching roofline times)."""
+    runs = split(inputs, jobs) if jobs > 1 else [inputs]
+    later: list[Worker | list[Input]] = []
+    for run in runs[1:]:
+        sys.stdout.flush()  # nothing buffered may be written twice
+        sys.stderr.flush()
+        try:
+            later.append(Worker(run, finish, options))
+        except OSError:  # no more processes: this run is analysed here, in its turn
+            later.append(run)
+    result = RenderedAnalysis()
+    first = analyze_inputs(runs[0], options)
+    finish(first)
+    result.models = first.models
+    result.errors = first.errors
+    result.warnings = first.warnings  # (a forked part's warnings are not sent back)
+    for part in later:
+        joined = part.join() if isinstance(part, Worker) else None
+        if joined is None:  # not forked, or the worker failed: analysed here, in order
+            from convcost.cost.report import models_text
+
+            run = part.inputs if isinstance(part, Worker) else part
+            again = analyze_inputs(run, options)
+            finish(again)
+            joined = models_text(again.reports), again.errors, len(again.models)
+        text, errors, count = joined
+        result.rendered.append(text)
+        result.rendered_count += count
+        result.errors.extend(errors)
+    result.sources = len(inputs)
+    result.batch_input = any(item.bare_names == "line" for item in inputs)
+    return result
+
+
+def analyze_arguments_rendered(arguments: Sequence[str], options: Options, jobs: int = 0,
+                               finish: Callable[[Analysis], None] = lambda analysis: None
+                               ) -> RenderedAnalysis:
+    """:func:`convcost.analysis.analyze_arguments` on up to ``jobs`` processes (0: as
+    :func:`default_jobs` decides), later models written as compact JSON."""
+    inputs, errors = collect(list(arguments))
+    result = analyze_rendered(inputs, options, jobs or default_jobs(inputs), finish)
+    result.errors[:0] = errors
+    result.sources += len(errors)
+    result.batch_input = result.batch_input or bool(errors)
+    return result

@@ -1,0 +1,356 @@
+"""PyTorch source from programs: one ``nn.Module`` class per model, without importing torch.
+
+Each layer step becomes one attribute (``self.l3_b2_1`` for the step at path ``3.b2.1``) and
+one line of ``forward``; concatenations, residual adds, gate multiplies and channel slices
+are spelled out in ``forward``. The generated module also defines ``MODELS`` (model name ->
+class) and ``INPUT_SHAPES`` (model name -> ``(C, H, W)``).
+
+Semantics follow the steps exactly (see :class:`~convcost.model.program.Step`): symmetric
+padding goes into the layer, TensorFlow ``same`` padding that is asymmetric becomes an
+explicit ``F.pad`` (``-inf`` for max pools; average pools then divide by the count of real
+pixels), deconvolution crops (or zero appends) outside PyTorch's symmetric ``padding`` become
+an ``F.pad`` of the output, ``fc`` on an HxWxC input flattens first, and ``ln`` normalises
+over channels at every position (ConvNeXt's ``LayerNorm2d``).
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from convcost.model.program import Program, Step
+
+#: Activations as PyTorch modules; ``leakyrelu`` and ``elu`` take their written number.
+_ACTIVATIONS = {
+    "relu": "nn.ReLU()", "relu6": "nn.ReLU6()", "sigmoid": "nn.Sigmoid()", "tanh": "nn.Tanh()",
+    "gelu": "nn.GELU()", "silu": "nn.SiLU()", "softmax": "nn.Softmax(dim=1)",
+    "hardswish": "nn.Hardswish()", "hardsigmoid": "nn.Hardsigmoid()", "mish": "nn.Mish()",
+    "id": "nn.Identity()", "droppath": "nn.Identity()  # drop path: identity at inference",
+}
+_RATE_MODULES = {"dropout": ("nn.Dropout", "p"), "leakyrelu": ("nn.LeakyReLU", "negative_slope"),
+                 "elu": ("nn.ELU", "alpha")}
+#: Kinds that work as they are on a flat ``(N, C)`` tensor (the output of ``fc``); any other
+#: kind gets such an input viewed as ``(N, C, 1, 1)`` first.
+_FLAT_OK = frozenset({*_ACTIVATIONS, *_RATE_MODULES, "prelu", "fc", "bn", "ln", "gn", "scale",
+                      "slice", "concat", "add", "mul"})
+
+_HELPERS = {
+    "LayerNorm2d": '''\
+class LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channels at every position of an (N, C, H, W) tensor."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+''',
+    "LayerScale": '''\
+class LayerScale(nn.Module):
+    """One learnable factor per channel."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(torch.ones(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gamma.view(1, -1, *([1] * (x.dim() - 2)))
+''',
+    "AvgPoolSame": '''\
+class AvgPoolSame(nn.Module):
+    """TensorFlow 'same' average pool with asymmetric padding: zero padding that the
+    divisor excludes (the mean of the real pixels under each window)."""
+
+    def __init__(self, kernel_size: tuple[int, int], stride: tuple[int, int],
+                 padding: tuple[int, int, int, int]) -> None:
+        super().__init__()
+        self.pool = nn.AvgPool2d(kernel_size, stride)
+        self.padding = padding  # (left, right, top, bottom), as F.pad takes it
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ones = torch.ones_like(x[:1, :1])
+        return self.pool(F.pad(x, self.padding)) / self.pool(F.pad(ones, self.padding))
+''',
+}
+
+
+class TorchExport(NamedTuple):
+    """Generated PyTorch source and, per program in order, its key in ``MODELS``, its class
+    name, and per step a lambda source ``lambda self, a0, ...: ...`` computing the step from
+    its inputs (``self`` the built module, ``a0`` ... the values ``step.inputs`` name; the
+    source's globals in scope): ``--bench --backend torch`` times each step with these."""
+
+    source: str
+    names: tuple[str, ...]
+    classes: tuple[str, ...]
+    steps: tuple[tuple[str, ...], ...] = ()
+
+
+def export_torch(programs: Sequence[Program], origin: str = "") -> TorchExport:
+    """PyTorch source defining a module class per program, ``MODELS`` and ``INPUT_SHAPES``.
+
+    ``origin`` (the inputs as typed) goes into the module docstring.
+    """
+    classes: list[str] = []
+    names: list[str] = []
+    bodies: list[str] = []
+    helpers: set[str] = set()
+    steps: list[tuple[str, ...]] = []
+    for program in programs:
+        # never shadow a global of the generated module (a model named 'f' or 'layer_scale')
+        taken = [*classes, *_HELPERS, "F", "MODELS", "INPUT_SHAPES"]
+        classes.append(_unique(_class_name(program.name, len(classes) + 1), taken))
+        names.append(_unique(program.name, names))
+        body, used, calls = _model_class(program, classes[-1])
+        bodies.append(body)
+        steps.append(calls)
+        helpers |= used
+    from convcost import __version__
+
+    about = f" from {_plain(origin, 60)}" if origin else ""
+    head = [f'"""PyTorch modules generated by convcost {__version__}{about}.',
+            "", "Edit freely: this file no longer depends on convcost.", '"""', "",
+            "from __future__ import annotations", "", "import torch",
+            "import torch.nn.functional as F", "from torch import nn", "", "", ""]
+    parts = ["\n".join(head)]
+    parts += [_HELPERS[name] + "\n\n" for name in sorted(helpers)]
+    parts += [body + "\n\n" for body in bodies]
+    models = "".join(f"    {name!r}: {cls},\n" for name, cls in zip(names, classes))
+    shapes = "".join(f"    {name!r}: ({p.input.c}, {p.input.h}, {p.input.w}),\n"
+                     for name, p in zip(names, programs))
+    parts.append(f"MODELS = {{\n{models}}}\n\n"
+                 f"#: Input shape per model, (C, H, W) of one sample.\n"
+                 f"INPUT_SHAPES = {{\n{shapes}}}\n")
+    return TorchExport("".join(parts), tuple(names), tuple(classes), tuple(steps))
+
+
+def _class_name(name: str, number: int) -> str:
+    """A CamelCase Python class name for model ``name`` (``Chain<number>`` for chains named
+    by their text)."""
+    if not re.fullmatch(r"[\w.\- ]{1,60}", name):
+        return f"Chain{number}"
+    words = re.findall(r"[A-Za-z0-9]+", name)
+    text = "".join(word[:1].upper() + word[1:] for word in words) or f"Chain{number}"
+    if text[0].isdigit() or keyword.iskeyword(text):
+        text = "Model" + text
+    return text
+
+
+def _unique(name: str, taken: list[str]) -> str:
+    candidate, number = name, 2
+    while candidate in taken:
+        candidate, number = f"{name}_{number}", number + 1
+    return candidate
+
+
+def _attribute(path: str, taken: set[str]) -> str:
+    base = "l" + re.sub(r"\W", "_", path)
+    name, number = base, 2
+    while name in taken:
+        name, number = f"{base}_{number}", number + 1
+    taken.add(name)
+    return name
+
+
+def _model_class(program: Program, cls: str) -> tuple[str, set[str], tuple[str, ...]]:
+    """The class source of ``program``, the helper classes it uses and its step lambdas."""
+    readers = program.readers()
+    names: dict[int, str] = {}
+    flat: dict[int, bool] = {0: False}
+
+    def name_of(value: int, position: int) -> str:
+        """``x`` when only the next step reads the value, else ``x<value>``."""
+        reads = readers.get(value, [])
+        return "x" if reads in ([position + 1], []) else f"x{value}"
+
+    inits: list[str] = []
+    lines: list[str] = []
+    helpers: set[str] = set()
+    taken: set[str] = set()
+    calls: list[str] = []
+    names[0] = name_of(0, -1)
+    if names[0] != "x":
+        lines.append(f"{names[0]} = x")
+    for position, step in enumerate(program.steps):
+        args, placeholders = [], []
+        inputs_flat = [flat[value] for value in step.inputs]
+        for number, (value, is_flat) in enumerate(zip(step.inputs, inputs_flat)):
+            view = is_flat and (step.kind not in _FLAT_OK or not all(inputs_flat))
+            args.append(names[value] + ("[:, :, None, None]" if view else ""))
+            placeholders.append(f"a{number}" + ("[:, :, None, None]" if view else ""))
+        out_flat = step.kind == "fc" or (step.kind in _FLAT_OK and all(inputs_flat))
+        flat[step.out] = out_flat
+        target = names[step.out] = name_of(step.out, position)
+        attribute = None
+        if step.kind not in ("slice", "concat", "add", "mul"):
+            attribute = _attribute(step.path, taken)
+        layer, call, used = _layer(step, attribute or "", args, all(inputs_flat), out_flat)
+        helpers |= used
+        alone = _layer(step, attribute or "", placeholders, all(inputs_flat), out_flat)[1]
+        calls.append(f"lambda self, {', '.join(f'a{n}' for n in range(len(args)))}: {alone}")
+        if layer is not None and attribute is not None:
+            init = f"self.{attribute} = {layer}"
+            note = "" if "#" in layer else f"  # {step.path}: {_plain(step.text, 60)}"
+            inits.append(init + note)
+            lines.append(f"{target} = {call}")
+        else:
+            lines.append(f"{target} = {call}  # {step.path}")
+    lines.append(f"return {names[program.result] if program.steps else 'x'}")
+    out = program.output
+    result_shape = f"{out.c}" if flat.get(program.result) else f"{out.c}, {out.h}, {out.w}"
+    where = f"{program.source.name}:{program.line}" if program.source is not None else ""
+    about = _plain(f"{program.name!r}{' (' + where + ')' if where else ''}", 72)
+    doc = [f'    """convcost model {about}:',
+           f"    input (N, {program.input.c}, {program.input.h}, {program.input.w}), "
+           f"output (N, {result_shape}).", '    """', ""]
+    init_body = "\n".join(f"        {line}" for line in inits)
+    forward = "\n".join(f"        {line}" for line in lines)
+    text = (f"class {cls}(nn.Module):\n" + "\n".join(doc) + "\n"
+            "    def __init__(self) -> None:\n        super().__init__()\n"
+            + init_body + "\n\n"
+            f"    def forward(self, x: torch.Tensor) -> torch.Tensor:\n{forward}\n")
+    return text, helpers, tuple(calls)
+
+
+def _plain(text: str, limit: int) -> str:
+    """``text`` on one line, safe inside a docstring or a comment, at most ``limit`` long."""
+    text = " ".join(text.split()).replace("\\", "/").replace('"', "'")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _pair(values: tuple[int, int]) -> str:
+    return str(values[0]) if values[0] == values[1] else f"({values[0]}, {values[1]})"
+
+
+def _keywords(**options: str | None) -> str:
+    return "".join(f", {key}={value}" for key, value in options.items() if value is not None)
+
+
+def _rate(step: Step) -> str | None:
+    """The number written in ``dropout(0.5)``, ``leakyrelu(0.1)`` or ``elu(1.0)``, if any."""
+    found = re.search(r"\(\s*([0-9.eE+-]+)\s*\)", step.text)
+    return found.group(1) if found else None
+
+
+def _layer(step: Step, attribute: str, args: list[str], in_flat: bool, flat: bool
+           ) -> tuple[str | None, str, set[str]]:
+    """``(module expression or None, forward expression, helpers used)`` of one step."""
+    kind, x = step.kind, args[0] if args else "x"
+    call = f"self.{attribute}({x})"
+    cin, cout = step.input.c, step.output.c
+    if kind in ("conv", "deconv"):
+        return _conv(step, attribute, x)
+    if kind in ("maxpool", "avgpool"):
+        return _pool(step, attribute, x)
+    if kind == "fc":
+        flatten = x if in_flat else f"torch.flatten({x}, 1)"
+        bias = None if step.bias else "False"
+        return (f"nn.Linear({step.input.elements}, {cout}{_keywords(bias=bias)})",
+                f"self.{attribute}({flatten})", set())
+    if kind == "gap":
+        return "nn.AdaptiveAvgPool2d(1)", call, set()
+    if kind == "up":
+        return f"nn.Upsample(scale_factor={step.factor}, mode='nearest')", call, set()
+    if kind == "bn":
+        return f"nn.BatchNorm{'1d' if flat else '2d'}({cout})", call, set()
+    if kind in _ACTIVATIONS:
+        return _ACTIVATIONS[kind], call, set()
+    if kind in _RATE_MODULES:
+        module, option = _RATE_MODULES[kind]
+        rate = _rate(step)
+        return f"{module}({'' if rate is None else f'{option}={rate}'})", call, set()
+    if kind == "prelu":
+        return f"nn.PReLU({cout})", call, set()
+    if kind == "scale":
+        return f"LayerScale({cout})", call, {"LayerScale"}
+    affine = None if step.affine else "False"
+    if kind == "ln":
+        module = "nn.LayerNorm" if flat else "LayerNorm2d"
+        return (f"{module}({cin}{_keywords(elementwise_affine=affine)})", call,
+                set() if flat else {"LayerNorm2d"})
+    if kind == "gn":
+        return f"nn.GroupNorm({step.groups}, {cin}{_keywords(affine=affine)})", call, set()
+    if kind == "instancenorm":
+        return (f"nn.InstanceNorm2d({cin}{_keywords(affine='True' if step.affine else None)})",
+                call, set())
+    if kind == "shuffle":
+        return f"nn.ChannelShuffle({step.groups})", call, set()
+    if kind == "slice":
+        start, stop = step.channels
+        return None, f"{x}[:, {start}:{stop}]", set()
+    if kind == "concat":
+        return None, f"torch.cat([{', '.join(args)}], dim=1)", set()
+    if kind == "add":
+        return None, " + ".join(args), set()
+    if kind == "mul":
+        return None, " * ".join(args), set()
+    raise ValueError(f"no PyTorch form for step kind '{kind}'")  # a bug: every kind has one
+
+
+def _symmetric(step: Step) -> bool:
+    top, bottom, left, right = step.padding
+    return top == bottom and left == right
+
+
+def _conv(step: Step, attribute: str, x: str) -> tuple[str, str, set[str]]:
+    top, bottom, left, right = step.padding
+    kernel, stride = _pair(step.kernel_hw), _pair(step.stride_hw)
+    options = {
+        "stride": None if step.stride_hw == (1, 1) else stride,
+        "padding": None,
+        "dilation": None if step.dilation_hw == (1, 1) else _pair(step.dilation_hw),
+        "groups": None if step.groups == 1 else str(step.groups),
+        "bias": None if step.bias else "False",
+    }
+    call = f"self.{attribute}({x})"
+    if step.kind == "conv":
+        if _symmetric(step):
+            options["padding"] = None if (top, left) == (0, 0) else _pair((top, left))
+        else:
+            call = f"self.{attribute}(F.pad({x}, ({left}, {right}, {top}, {bottom})))"
+        return (f"nn.Conv2d({step.input.c}, {step.output.c}, {kernel}{_keywords(**options)})",
+                call, set())
+    # deconv: PyTorch crops `padding` rows/columns at both sides of the full output and
+    # `output_padding` gives back that many at the bottom/right (beyond the full output they
+    # hold the bias alone, as TensorFlow's 'same' output does where no tap reaches); any other
+    # crop is an F.pad of the output (negative: cropping).
+    reach = [d * (k - 1) for d, k in zip(step.dilation_hw, step.kernel_hw)]
+    inner = (max(0, min(top, bottom, reach[0])), max(0, min(left, right, reach[1])))
+    extra = tuple(max(0, pad - after) if max(0, pad - after) < max(stride_, dilation) else 0
+                  for pad, after, stride_, dilation in
+                  zip(inner, (bottom, right), step.stride_hw, step.dilation_hw))
+    if inner != (0, 0):
+        options["padding"] = _pair(inner)
+    if extra != (0, 0):
+        options["output_padding"] = _pair((extra[0], extra[1]))
+    rest = (inner[1] - left, inner[1] - extra[1] - right, inner[0] - top,
+            inner[0] - extra[0] - bottom)
+    if any(rest):
+        call = f"F.pad({call}, ({', '.join(map(str, rest))}))"
+    return (f"nn.ConvTranspose2d({step.input.c}, {step.output.c}, {kernel}"
+            f"{_keywords(**options)})", call, set())
+
+
+def _pool(step: Step, attribute: str, x: str) -> tuple[str, str, set[str]]:
+    top, bottom, left, right = step.padding
+    module = "nn.MaxPool2d" if step.kind == "maxpool" else "nn.AvgPool2d"
+    kernel = _pair(step.kernel_hw)
+    options: dict[str, str | None] = {
+        "stride": None if step.stride_hw == step.kernel_hw else _pair(step.stride_hw),
+        "padding": None, "ceil_mode": "True" if step.ceil else None}
+    call = f"self.{attribute}({x})"
+    if not _symmetric(step):
+        pads = f"({left}, {right}, {top}, {bottom})"
+        if step.kind == "avgpool":
+            return (f"AvgPoolSame({_tuple(step.kernel_hw)}, {_tuple(step.stride_hw)}, {pads})",
+                    call, {"AvgPoolSame"})
+        call = f"self.{attribute}(F.pad({x}, {pads}, value=float('-inf')))"
+    elif (top, left) != (0, 0):
+        options["padding"] = _pair((top, left))
+        if step.kind == "avgpool" and step.pad_mode == "same":
+            options["count_include_pad"] = "False"  # TensorFlow divides by real pixels
+    return f"{module}({kernel}{_keywords(**options)})", call, set()
+
+
+def _tuple(values: tuple[int, int]) -> str:
+    return f"({values[0]}, {values[1]})"
+

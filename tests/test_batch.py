@@ -1,0 +1,98 @@
+"""Batches on several processes write exactly the document one process writes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+
+from convcost import batch
+from convcost.analysis import Analysis, Options, analyze_arguments
+from convcost.cost.report import document_text
+from convcost.errors import Source
+from convcost.inputs import Input
+
+ROOT = Path(__file__).resolve().parent.parent
+needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+
+
+def _inputs(sizes: list[int]) -> list[Input]:
+    return [Input(Source(f"f{i}", "x" * size), "line") for i, size in enumerate(sizes)]
+
+
+@pytest.mark.parametrize("sizes, parts", [
+    ([10] * 10, 2), ([1, 1, 1, 100], 2), ([100, 1, 1, 1], 3), ([5], 4), ([3, 3, 3], 8),
+    ([0, 0, 0, 0], 2)])
+def test_split_keeps_order_and_balances(sizes: list[int], parts: int) -> None:
+    inputs = _inputs(sizes)
+    runs = batch.split(inputs, parts)
+    assert [item for run in runs for item in run] == inputs
+    assert all(runs) and len(runs) <= min(parts, len(inputs))
+    if sizes == [10] * 10:
+        assert [len(run) for run in runs] == [5, 5]
+
+
+def test_small_batches_stay_in_one_process() -> None:
+    assert batch.default_jobs(_inputs([100, 100])) == 1
+    assert batch.default_jobs(_inputs([40_000])) == 1  # one input cannot be split
+    many = batch.default_jobs(_inputs([40_000, 40_000]))
+    assert 1 <= many <= min(2, batch.usable_cpus())
+
+
+def _documents(tmp_path: Path, jobs: int,
+               finish: Callable[[Analysis], None] = lambda analysis: None) -> tuple[str, str]:
+    folder = tmp_path / "specs"
+    if not folder.exists():
+        shutil.copytree(ROOT / "examples", folder)
+        (folder / "zoo" / "broken.convcost").write_text("bad: 8x8x3 -> 3x3(4) -> nope\n")
+        (folder / "aaa.convcost").write_bytes(b"\xff\xfe")
+    arguments = [str(folder), "8x8x3 -> 1x1(4)", str(tmp_path / "missing.convcost")]
+    options = Options(batch=2, dtype="float16")
+    serial = analyze_arguments(arguments, options)
+    finish(serial)
+    rendered = batch.analyze_arguments_rendered(arguments, options, jobs, finish)
+    assert rendered.count == serial.count and rendered.sources == serial.sources
+    assert [str(error) for error in rendered.errors] == [str(error) for error in serial.errors]
+    return (document_text(serial.reports, serial.errors),
+            document_text(rendered.reports, rendered.errors, rendered=rendered.rendered))
+
+
+@needs_fork
+@pytest.mark.parametrize("jobs", [2, 3])
+def test_parallel_document_is_byte_identical(tmp_path: Path, jobs: int) -> None:
+    serial, parallel = _documents(tmp_path, jobs)
+    assert parallel == serial
+    assert '"kind":"read"' in serial and '"kind":"spec"' in serial
+
+
+@needs_fork
+def test_roofline_is_applied_in_every_part(tmp_path: Path) -> None:
+    from convcost.roofline.apply import apply_to_analysis, resolve_devices
+
+    devices = resolve_devices(["t4"])
+    serial, parallel = _documents(tmp_path, 2, lambda part: apply_to_analysis(part, devices))
+    assert parallel == serial and '"roofline":[{"device":"t4"' in parallel
+
+
+@needs_fork
+def test_a_failing_worker_is_redone_here(tmp_path: Path) -> None:
+    parent = os.getpid()
+
+    def finish(part: Analysis) -> None:
+        if os.getpid() != parent:
+            raise MemoryError("the worker dies")
+
+    serial, parallel = _documents(tmp_path, 2, finish)
+    assert parallel == serial
+
+
+@needs_fork
+def test_cli_jobs_give_the_same_output(run: Callable[..., Result]) -> None:
+    one = run("analyze", str(ROOT / "examples"), "--format", "json", "-j", "1")
+    two = run("analyze", str(ROOT / "examples"), "--format", "json", "-j", "2")
+    assert one.exit_code == two.exit_code == 0
+    assert one.stdout == two.stdout and one.stderr == two.stderr
