@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import re
-from fractions import Fraction
 
 _SI = (("T", 10**12), ("G", 10**9), ("M", 10**6), ("K", 10**3))
 _IEC = (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10))
@@ -111,6 +110,8 @@ def exact_ratio(value: int, baseline: int) -> str:
     :func:`ratio_words` rounds)."""
     if min(value, baseline) == 0:
         return "inf"
+    from fractions import Fraction  # imported here: tables that never need it skip its cost
+
     fraction = Fraction(max(value, baseline), min(value, baseline))
     return str(fraction.numerator) if fraction.denominator == 1 else str(fraction)
 
@@ -132,4 +133,6 @@ def parse_quantity(text: str, *, byte_units: bool = False) -> int:
     if not match or match.group(2).upper() not in suffixes:
         allowed = "K, M, G, T, KB, MB, GB, KiB, MiB or GiB" if byte_units else "K, M, G or T"
         raise ValueError(f"'{text}' is not a number with an optional suffix {allowed}")
+    from fractions import Fraction
+
     return int(Fraction(match.group(1)) * suffixes[match.group(2).upper()])

@@ -22,6 +22,7 @@ try:  # Ctrl-C while the modules load (a second or so on a cold start) ends quie
         check,
         export,
         importer,
+        language,
         machine,
         plot,
     )

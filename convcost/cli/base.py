@@ -308,7 +308,7 @@ def emit_document(models: Sequence[ModelReport], errors: Sequence[ConvcostError]
 
 
 def emit_grids(grids: list[Any], fmt: str, machine: MachineRecord | None) -> None:
-    """Grids as Markdown or rich tables, then the benchmark machine's line (with --bench)."""
+    """Grids as Markdown or text tables, then the benchmark machine's line (with --bench)."""
     from convcost import render
 
     notes = [render.machine_note(machine)] if machine is not None else []
@@ -316,18 +316,52 @@ def emit_grids(grids: list[Any], fmt: str, machine: MachineRecord | None) -> Non
         text = "\n".join(render.to_markdown(grid) for grid in grids)
         click.echo(text + "".join(f"\n{note}\n" for note in notes), nl=False)
     else:
-        from rich.text import Text
-        print_rich([*(render.to_rich(grid) for grid in grids), *map(Text, notes)])
+        print_grids(grids, notes)
 
 
-def print_rich(renderables: list[Any]) -> None:
-    from rich.console import Console
+def print_grids(grids: Sequence[Any], notes: Sequence[str] = ()) -> None:
+    """Grids as plain-text tables fitted to :func:`output_width`, then ``notes``."""
+    from convcost.render_text import to_text, wrap_note
 
-    # Without a terminal rich assumes 80 columns, too narrow for per-layer tables; COLUMNS
-    # still wins when set.
-    wide = not sys.stdout.isatty() and "COLUMNS" not in os.environ
-    console = Console(file=sys.stdout, width=150 if wide else None)
-    for renderable in renderables:
-        console.print(renderable)
+    width, glyphs, color = output_width(), output_glyphs(), output_color()
+    for grid in grids:
+        # Written directly: click.echo would scan a large table for ANSI codes to strip.
+        sys.stdout.write(to_text(grid, width, glyphs=glyphs, color=color))
+    for note in notes:
+        sys.stdout.write("".join(line + "\n" for line in wrap_note(note, width)))
 
 
+def output_width() -> int:
+    """Columns for tables: the terminal's width on a terminal; else ``COLUMNS``, or 100 when
+    it is unset (or not a positive number)."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return min(int(columns), 10_000)
+    if sys.stdout.isatty():
+        import shutil
+
+        return shutil.get_terminal_size((100, 24)).columns
+    return 100
+
+
+def output_color() -> bool:
+    """Bold titles and headers: on a terminal, or with FORCE_COLOR (not 0); never with
+    NO_COLOR."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    forced = os.environ.get("FORCE_COLOR")
+    if forced is not None and forced != "":
+        return forced != "0"
+    return sys.stdout.isatty()
+
+
+def output_glyphs() -> Any:
+    """Rule and bar characters standard output can encode (ASCII ones otherwise)."""
+    from convcost.render_text import ASCII, UNICODE
+
+    encoding = getattr(sys.stdout, "encoding", None) or "ascii"
+    try:
+        "".join(UNICODE).encode(encoding)
+    except (UnicodeEncodeError, LookupError):
+        return ASCII
+    return UNICODE

@@ -20,7 +20,7 @@ from convcost.cli.base import (
     cli,
     device_option,
     emit_document,
-    print_rich,
+    print_grids,
     quantity,
     report_errors,
     with_devices,
@@ -144,7 +144,7 @@ def check(ctx: click.Context, specs: tuple[str, ...], max_macs: int | None,
         if fmt == "markdown":
             click.echo(render.to_markdown(grid), nl=False)
         else:
-            print_rich([render.to_rich(grid)])
+            print_grids([grid])
     report_errors(analysis)
     ctx.exit(EXIT_BAD_INPUT if verdict.errors else EXIT_OK if verdict.passed else
              EXIT_CHECK_FAILED)
