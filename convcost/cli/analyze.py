@@ -14,6 +14,7 @@ from convcost.cli.base import (
     CONVENTIONS,
     EXIT_BAD_INPUT,
     EXIT_OK,
+    SPEC,
     analysis_options,
     analyze_specs,
     bench_options,
@@ -96,7 +97,7 @@ def view_options(function: F) -> F:
 
 
 @cli.command(epilog=CONVENTIONS)
-@click.argument("specs", nargs=-1, required=True, metavar="SPEC_OR_FILE...")
+@click.argument("specs", nargs=-1, required=True, type=SPEC, metavar="SPEC_OR_FILE...")
 @analysis_options()
 @device_option
 @bench_options
@@ -174,7 +175,7 @@ def analyze(ctx: click.Context, specs: tuple[str, ...], size: tuple[int, int] | 
 
 
 @cli.command(epilog=CONVENTIONS)
-@click.argument("specs", nargs=-1, required=True, metavar="A B [C...]")
+@click.argument("specs", nargs=-1, required=True, type=SPEC, metavar="A B [C...]")
 @click.option("--baseline", metavar="NAME",
               help="Model to compare against, by name, or as SOURCE:NAME when several "
                    "files define that name (default: the first one).")

@@ -15,6 +15,7 @@ from convcost.analysis import Analysis, Options, analyze_arguments
 from convcost.cost.handlers import CONVENTIONS as COUNTING_CONVENTIONS
 from convcost.cost.report import DTYPE_BYTES
 from convcost.errors import ConvcostError
+from convcost.lang.vocab import MAX_SIZE, whole
 
 if TYPE_CHECKING:
     from convcost.bench.results import MachineRecord
@@ -31,14 +32,101 @@ CONVENTIONS = "\b\n" + COUNTING_CONVENTIONS
 
 def parse_size(ctx: click.Context, param: click.Parameter, value: str | None
                 ) -> tuple[int, int] | None:
+    """--size HxW (or one number for both), ASCII digits only as in specs, each below 2^31."""
     if value is None:
         return None
     parts = value.lower().replace("×", "x").split("x")
     if len(parts) == 1:
         parts = parts * 2
-    if len(parts) != 2 or not all(part.isdigit() and int(part) >= 1 for part in parts):
-        raise click.BadParameter(f"'{value}' is not a size like 224x224 (or 224)")
-    return int(parts[0]), int(parts[1])
+    if len(parts) != 2 or not all(_is_whole(part) for part in parts):
+        raise click.BadParameter(f"{_quoted(value)} is not a size like 224x224 (or 224)")
+    numbers = whole(parts[0]), whole(parts[1])
+    if min(numbers) < 1 or max(numbers) > MAX_SIZE:
+        raise click.BadParameter(f"sizes must be from 1 to {MAX_SIZE:,}")
+    return numbers
+
+
+def _is_whole(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
+def _quoted(value: str, limit: int = 40) -> str:
+    """``value`` quoted for a message, cut to ``limit`` characters: messages stay bounded."""
+    return repr(value if len(value) <= limit else value[:limit] + "...")
+
+
+class WholeNumber(click.ParamType):  # type: ignore[type-arg]
+    """A whole number from ``minimum`` to :data:`MAX_SIZE` written in ASCII digits (click's
+    INT takes '٣' and a 5,000-digit number alike; specs refuse both)."""
+
+    name = "integer"
+
+    def __init__(self, minimum: int = 1) -> None:
+        self.minimum = minimum
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+                ) -> int:
+        if isinstance(value, int):
+            number = value
+        elif isinstance(value, str) and _is_whole(value.strip()):
+            number = whole(value.strip())
+        else:
+            self.fail(f"{_quoted(str(value))} is not a whole number", param, ctx)
+        if not self.minimum <= number <= MAX_SIZE:
+            self.fail(f"must be from {self.minimum} to {MAX_SIZE:,}", param, ctx)
+        return number
+
+
+class DtypeChoice(click.Choice):  # type: ignore[type-arg]
+    """``--dtype``: one of the dtype table's names; a near miss ('fp16', 'float') gets a
+    did-you-mean naming the right spelling."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+                ) -> Any:
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter:
+            suggestion = suggest_dtype(str(value), [str(choice) for choice in self.choices])
+            hint = f"; did you mean '{suggestion}'?" if suggestion else ""
+            self.fail(f"{_quoted(str(value))} is not a dtype{hint} (choose from "
+                      f"{', '.join(map(str, self.choices))})", param, ctx)
+
+
+#: How other tools spell dtypes, to convcost's names (for did-you-mean only).
+_DTYPE_SPELLINGS = {"float": "float", "fp": "float", "f": "float", "half": "float16", "single": "float32",
+                    "double": "float64", "bf": "bfloat", "i": "int", "u": "uint"}
+
+
+def suggest_dtype(written: str, choices: list[str]) -> str | None:
+    """The dtype ``written`` most likely means ('fp16' -> 'float16'), or None."""
+    import difflib
+    import re
+
+    lower = written.strip().lower()
+    match = re.fullmatch(r"([a-z]+?)(\d*)", lower)
+    if match and match.group(1) in _DTYPE_SPELLINGS:
+        spelled = _DTYPE_SPELLINGS[match.group(1)]
+        for candidate in (spelled, spelled + match.group(2), spelled + "32"):
+            if candidate in choices:
+                return candidate
+    close = difflib.get_close_matches(lower, choices, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+class SpecArgument(click.ParamType):  # type: ignore[type-arg]
+    """A spec argument: kept as written; the shell completes it as a file name."""
+
+    name = "spec"
+
+    def shell_complete(self, ctx: click.Context, param: click.Parameter, incomplete: str
+                       ) -> list[Any]:
+        from click.shell_completion import CompletionItem
+
+        return [CompletionItem(incomplete, type="file")]
+
+
+#: The type of every SPEC_OR_FILE argument.
+SPEC = SpecArgument()
 
 
 def quantity(byte_units: bool) -> Callable[[click.Context, click.Parameter, str | None],
@@ -62,9 +150,9 @@ def analysis_options(formats: tuple[str, ...] = FORMATS,
     options = [
         click.option("--size", callback=parse_size, metavar="HxW",
                      help="Replace the spatial size of every input (e.g. 224x224)."),
-        click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
+        click.option("--batch", type=WholeNumber(), default=1, show_default=True,
                      help="Batch size: multiplies MACs, other ops and activation memory."),
-        click.option("--dtype", type=click.Choice(sorted(DTYPE_BYTES), case_sensitive=False),
+        click.option("--dtype", type=DtypeChoice(sorted(DTYPE_BYTES), case_sensitive=False),
                      default="float32", show_default=True,
                      help="Element type for memory figures."),
         click.option("--format", "fmt", type=click.Choice(formats, case_sensitive=False),
@@ -151,7 +239,7 @@ def check_device_dtype(devices: tuple[Device, ...], dtype: str) -> None:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(__version__, prog_name="convcost")
+@click.version_option(__version__, "-V", "--version", prog_name="convcost")
 def cli() -> None:
     """Exact MACs, FLOPs, parameters and memory of convolutional layer chains.
 
@@ -171,6 +259,8 @@ def analyze_specs(specs: tuple[str, ...], size: tuple[int, int] | None, batch: i
 def report_errors(analysis: Analysis) -> None:
     """Every error to standard error, then a one-line summary when files were read or
     anything failed (chains typed on the command line need no summary)."""
+    for warning in analysis.warnings:
+        click.echo(str(warning), err=True)
     for error in analysis.errors:
         click.echo(_styled_error(error), err=True)
     if analysis.batch_input or analysis.errors:

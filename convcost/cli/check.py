@@ -13,6 +13,7 @@ from convcost.cli.base import (
     EXIT_BAD_INPUT,
     EXIT_CHECK_FAILED,
     EXIT_OK,
+    SPEC,
     analysis_options,
     analyze_specs,
     check_device_dtype,
@@ -49,7 +50,7 @@ def _time_budgets(ctx: click.Context, param: click.Parameter, value: tuple[str, 
 
 
 @cli.command(epilog=CONVENTIONS)
-@click.argument("specs", nargs=-1, required=True, metavar="SPEC_OR_FILE...")
+@click.argument("specs", nargs=-1, required=True, type=SPEC, metavar="SPEC_OR_FILE...")
 @click.option("--max-macs", callback=quantity(False), metavar="N",
               help="Fail when a model needs more MACs (SI suffixes: 4.2G, 600M).")
 @click.option("--max-params", callback=quantity(False), metavar="N",

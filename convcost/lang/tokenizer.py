@@ -32,8 +32,10 @@ RULES: dict[str, str] = {
 }
 #: One match per token, the white space before it included (matching white space as tokens
 #: of its own doubled the matches: tokenizing is a third of parsing).
+#: re.ASCII: ``\d`` is 0-9 only, so other scripts' digits ('٣', '²') are refused here as they
+#: are by the option parsers, never half-accepted.
 _MASTER = re.compile("(?:" + RULES["WS"] + ")?(?:" + "|".join(
-    f"(?P<{name}>{rule})" for name, rule in RULES.items() if name != "WS") + ")")
+    f"(?P<{name}>{rule})" for name, rule in RULES.items() if name != "WS") + ")", re.ASCII)
 _WS = " \t\r\f\v"
 
 #: How each token kind is named in messages.
