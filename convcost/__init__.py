@@ -28,20 +28,25 @@ import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Union
 
-from convcost.analysis import Analysis, Analyzed, Options, analyze_arguments
-from convcost.cost.report import LayerReport, ModelReport, Totals
-from convcost.errors import (
-    BaselineError,
-    BenchError,
-    BenchRefused,
-    ConvcostError,
-    InputError,
-    ReadError,
-    SpecError,
-    UnsupportedDtype,
-    UsageError,
-)
-from convcost.model.program import Program, Shape, Step
+try:
+    from convcost.analysis import Analysis, Analyzed, Options, analyze_arguments
+    from convcost.cost.report import LayerReport, ModelReport, Totals
+    from convcost.errors import (
+        BaselineError,
+        BenchError,
+        BenchRefused,
+        ConvcostError,
+        InputError,
+        ReadError,
+        SpecError,
+        UnsupportedDtype,
+        UsageError,
+    )
+    from convcost.model.program import Program, Shape, Step
+except KeyboardInterrupt:  # Ctrl-C while the command starts: exit 130, no traceback
+    from convcost.errors import interrupted_while_starting
+
+    interrupted_while_starting()
 
 if TYPE_CHECKING:
     from convcost.roofline.apply import DeviceLike

@@ -46,6 +46,8 @@ class Analysis:
     def __init__(self, errors: list[ConvcostError] | None = None) -> None:
         self.models: list[Analyzed] = []
         self.errors: list[ConvcostError] = errors if errors is not None else []
+        #: Located warnings: inputs that analyse but look misread (e.g. channels first).
+        self.warnings: list[ConvcostError] = []
         #: Inputs read: chains, files, standard input, and unreadable ones.
         self.sources = 0
         #: Whether any file, directory, pattern or standard input was among them (a run that
@@ -70,6 +72,7 @@ class Analysis:
     def extend(self, other: Analysis) -> None:
         self.models.extend(other.models)
         self.errors.extend(other.errors)
+        self.warnings.extend(other.warnings)
         self.sources += other.sources
         self.batch_input = self.batch_input or other.batch_input
 
@@ -79,6 +82,7 @@ def analyze_source(source: Source, options: Options = Options(), *,
     """Parse, resolve and cost every model of ``source``; one bad model never hides another."""
     parsed = parse_source(source, bare_names=bare_names)
     result = Analysis(errors=list(parsed.errors))
+    result.warnings.extend(parsed.warnings)
     if not parsed.models and not parsed.errors:
         result.errors.append(SpecError("defines no models (expected lines like "
                                        "'name: 56x56x64 -> 3x3(64)')", source.name))
@@ -86,7 +90,7 @@ def analyze_source(source: Source, options: Options = Options(), *,
         try:
             program = resolve(model, options.size)
         except SpecError as error:
-            result.errors.append(error.with_traceback(None))  # keep no frames alive
+            result.errors.append(error.detached())  # keep no frames alive
             continue
         report = build_report(program, source=source.name, spec=model.text,
                               batch=options.batch, dtype=options.dtype, line=model.span.line)

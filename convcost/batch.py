@@ -172,6 +172,7 @@ def analyze_rendered(inputs: list[Input], options: Options, jobs: int,
     finish(first)
     result.models = first.models
     result.errors = first.errors
+    result.warnings = first.warnings  # (a forked part's warnings are not sent back)
     for part in later:
         joined = part.join() if isinstance(part, Worker) else None
         if joined is None:  # not forked, or the worker failed: analysed here, in order

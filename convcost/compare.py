@@ -47,6 +47,12 @@ class Comparison(NamedTuple):
         mine, base = bench_seconds(model), bench_seconds(self.baseline)
         return base / mine if mine and base else None
 
+    def measured_reliable(self, model: ModelReport) -> bool:
+        """Whether ``model``'s and the baseline's timings were both reliable (stable, steady
+        probes, not contended); False when either was not measured."""
+        return all(report.bench is not None and report.bench.reliable
+                   for report in (model, self.baseline))
+
     def roofline_speedup(self, model: ModelReport) -> dict[str, float | None]:
         """Baseline time / model time per device id (``--device``); None when either
         predicted time is 0 (a model with no ops and no traffic has no meaningful ratio)."""
@@ -65,6 +71,7 @@ class Comparison(NamedTuple):
             }
             if bench_seconds(model) is not None:
                 entry["measured_speedup"] = self.measured_speedup(model)
+                entry["measured_reliable"] = self.measured_reliable(model)
             if model.roofline:
                 entry["roofline_speedup"] = self.roofline_speedup(model)
             models.append(entry)

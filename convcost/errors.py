@@ -26,6 +26,9 @@ from the analysis) is :class:`InternalError`, never silently ignored.
 
 from __future__ import annotations
 
+import os
+import re
+import sys
 from functools import lru_cache
 from typing import NamedTuple, TypeVar
 
@@ -38,6 +41,10 @@ class Source(NamedTuple):
     name: str
     text: str
 
+    def lines(self) -> tuple[str, ...]:
+        """The lines of the text: '\\n', '\\r\\n' and a lone '\\r' each end one."""
+        return _split_lines(self.text)
+
     def line_text(self, line: int) -> str:
         """The text of 1-based ``line`` without its newline ('' if out of range)."""
         lines = _split_lines(self.text)
@@ -49,7 +56,12 @@ class Source(NamedTuple):
 @lru_cache(maxsize=16)
 def _split_lines(text: str) -> tuple[str, ...]:
     # Cached: the parser quotes many lines of one file; str caches its hash, so a hit is cheap.
-    return tuple(text.split("\n"))
+    if "\r" not in text:
+        return tuple(text.split("\n"))
+    return tuple(_LINE_END.split(text))
+
+
+_LINE_END = re.compile(r"\r\n?|\n")
 
 
 class Span(NamedTuple):
@@ -58,6 +70,17 @@ class Span(NamedTuple):
     line: int
     column: int
     length: int = 1
+
+
+#: Messages longer than this have long words cut to _WORD_SHOWN characters, then the whole
+#: message to _MAX_MESSAGE: every message stays bounded whatever the input quoted in it.
+_LONG_MESSAGE = 600
+_MAX_MESSAGE = 1000
+_WORD_SHOWN = 40
+_LONG_WORD = re.compile(r"\S{" + str(_WORD_SHOWN + 20) + ",}")
+#: Lines longer than _LONG_LINE are quoted above a caret as a window of _QUOTED characters.
+_LONG_LINE = 240
+_QUOTED = 160
 
 
 class ConvcostError(Exception):
@@ -75,6 +98,9 @@ class ConvcostError(Exception):
         length: int = 1,
         line_text: str = "",
     ) -> None:
+        if len(message) > _LONG_MESSAGE:  # a quoted 10 MB word must not become the message
+            message = _LONG_WORD.sub(lambda word: word.group()[:_WORD_SHOWN] + "...", message)
+            message = message[:_MAX_MESSAGE] + ("..." if len(message) > _MAX_MESSAGE else "")
         super().__init__(message)
         self.message = message
         self.source = source
@@ -89,6 +115,14 @@ class ConvcostError(Exception):
         return cls(message, source.name, span.line, span.column, span.length,
                    source.line_text(span.line))
 
+    def detached(self: _E) -> _E:
+        """This error without the frames it was raised through (nor those of an error it
+        was raised while handling): stored errors must not keep whole parses alive."""
+        self.__traceback__ = None
+        self.__context__ = None
+        self.__cause__ = None
+        return self
+
     def __reduce__(self) -> tuple[object, ...]:
         # Keep the location when pickled (the default would pass only the message).
         return (type(self), (self.message, self.source, self.line, self.column, self.length,
@@ -101,14 +135,24 @@ class ConvcostError(Exception):
         return self.source
 
     def caret_lines(self) -> list[str]:
-        """The quoted line and a caret line under the offending text ([] without a line)."""
+        """The quoted line and a caret line under the offending text ([] without a line).
+
+        A long line is quoted as a window around the column ('...' marks the cuts), so
+        errors on a megabyte-long line stay a few lines long."""
         if not self.line or not self.line_text:
             return []
-        text = self.line_text
+        text, start = self.line_text, self.column - 1
+        left, right = 0, len(text)
+        if right > _LONG_LINE:
+            left = max(0, min(start - _QUOTED // 3, right - _QUOTED))
+            right = left + _QUOTED
+        before = "..." if left else ""
+        shown = before + text[left:right] + ("..." if right < len(text) else "")
         # Keep tabs in the indentation so the caret lines up in any terminal.
-        prefix = "".join("\t" if ch == "\t" else " " for ch in text[: self.column - 1])
-        width = max(1, min(self.length, len(text) - self.column + 1))
-        return ["  " + text, "  " + prefix + "^" * width]
+        prefix = " " * len(before) + "".join("\t" if ch == "\t" else " "
+                                             for ch in text[left:start])
+        width = max(1, min(self.length, len(text) - start, right - start))
+        return ["  " + shown, "  " + prefix + "^" * width]
 
     def __str__(self) -> str:
         return "\n".join([f"{self.location}: error: {self.message}", *self.caret_lines()])
@@ -134,6 +178,16 @@ class SpecError(InputError):
     """A spec that cannot be parsed or resolved, located by a span."""
 
     kind = "spec"
+
+
+class SpecWarning(SpecError):
+    """Spec text that analyses but probably does not mean what it says (an input written
+    channels first, say): reported on standard error, never an error."""
+
+    kind = "warning"
+
+    def __str__(self) -> str:
+        return super().__str__().replace(": error: ", ": warning: ", 1)
 
 
 class BaselineError(InputError):
@@ -177,3 +231,15 @@ class InternalError(ConvcostError):
     analysis): reported as such, never silently ignored."""
 
     kind = "internal"
+
+
+def interrupted_while_starting() -> None:
+    """Ctrl-C while convcost's modules load: as the ``convcost`` command (or ``python -m
+    convcost``), end quietly with exit code 130; imported as a library, re-raise."""
+    program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if program not in ("convcost", "-m", "__main__.py"):
+        raise KeyboardInterrupt
+    if sys.stderr is not None:
+        sys.stderr.write("convcost: interrupted\n")
+        sys.stderr.flush()
+    os._exit(130)

@@ -11,7 +11,9 @@ ONNX input: its bytes are kept for :func:`convcost.importers.onnx.read_onnx`.
 
 from __future__ import annotations
 
+import codecs
 import os
+import stat
 import sys
 from typing import BinaryIO, NamedTuple
 
@@ -23,6 +25,13 @@ ONNX_SUFFIX = ".onnx"
 MAX_FILE_BYTES = 16 * 1024 * 1024
 #: Largest ONNX file read, in bytes (protobuf's own limit is 2 GiB).
 MAX_ONNX_BYTES = 2 * 1024 * 1024 * 1024
+#: Prefixed by :func:`mark_specs` to a command-line chain that starts with '-' so that option
+#: parsing takes it for an argument; a NUL can never be part of a real argument.
+SPEC_MARK = "\0"
+#: Byte-order marks and their encodings, longest first (UTF-32 LE starts like UTF-16 LE).
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+         (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
+         (codecs.BOM_UTF16_BE, "utf-16"))
 
 
 class Input(NamedTuple):
@@ -35,15 +44,49 @@ class Input(NamedTuple):
     onnx: bytes | None = None
 
 
+def mark_specs(arguments: list[str]) -> list[str]:
+    """``arguments`` with every chain that starts with '-' (``"-1 -> relu"``, ``"-> relu"``)
+    marked by :data:`SPEC_MARK`, so option parsing keeps it as a spec (:func:`collect` drops
+    the mark), and chains decoded as UTF-8. An argument containing '->' is a chain: no
+    option contains one."""
+    return [_marked(argument) if _is_chain(argument) else argument for argument in arguments]
+
+
+def _marked(chain: str) -> str:
+    """A chain argument as it was typed: under a C locale Python decodes argv as ASCII, so
+    UTF-8 text ('56×56×64 → relu') arrives as surrogates; chains are text, not paths."""
+    try:
+        chain.encode("utf-8")
+    except UnicodeEncodeError:
+        chain = chain.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return SPEC_MARK + chain if chain[:1] == "-" else chain
+
+
+def _is_chain(argument: str) -> bool:
+    # '\udce2\udc86\udc92' is '→' as a C locale decodes its UTF-8 bytes
+    return "->" in argument or "→" in argument or "\udce2\udc86\udc92" in argument
+
+
+def display_name(path: str) -> str:
+    """``path`` as valid text: bytes that are not UTF-8 (kept by Python as surrogates) are
+    shown as ``\\xNN`` escapes, so tables print and JSON stays UTF-8."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return path
+
+
 def collect(arguments: list[str], stdin: BinaryIO | None = None) -> tuple[list[Input], list[ConvcostError]]:
     """Expand ``arguments`` into sources, in order; unreadable ones become errors."""
     inputs: list[Input] = []
     errors: list[ConvcostError] = []
     for argument in arguments:
+        argument = argument.removeprefix(SPEC_MARK)
         try:
             expanded = _expand(argument, stdin)
         except ConvcostError as error:
-            errors.append(error.with_traceback(None))  # keep no frames alive
+            errors.append(error.detached())  # keep no frames alive
             continue
         for item in expanded:
             if isinstance(item, ConvcostError):  # an unreadable directory under a directory
@@ -53,7 +96,7 @@ def collect(arguments: list[str], stdin: BinaryIO | None = None) -> tuple[list[I
                 inputs.append(item if isinstance(item, Input) else _named(_read_file(item)))
             except ConvcostError as error:
                 error.source = source_path(error.source)  # named as its models would be
-                errors.append(error.with_traceback(None))  # keep no frames alive
+                errors.append(error.detached())  # keep no frames alive
     return inputs, errors
 
 
@@ -78,38 +121,24 @@ def _named(item: Input) -> Input:
     return item._replace(source=item.source._replace(name=source_path(item.source.name)))
 
 
-def _unreadable_directories(top: str) -> list[ConvcostError]:
-    """An error, with the OS's reason, for each directory under ``top`` that cannot be
-    listed (glob skips them silently, and their models would read as removed)."""
-    errors: list[ConvcostError] = []
-
-    def note(error: OSError) -> None:
-        name = error.filename if isinstance(error.filename, str) else top
-        errors.append(ReadError(f"cannot read directory '{name}': "
-                                f"{error.strerror or error}", name))
-    for _ in os.walk(top, onerror=note):
-        pass
-    return errors
-
-
 def _expand(argument: str, stdin: BinaryIO | None) -> list[Input | str | ConvcostError]:
-    """The inputs an argument stands for: parsed-later text, or file paths to read."""
-    if "->" in argument or "→" in argument:
+    """The inputs an argument stands for: parsed-later text, file paths to read, or the
+    errors of directories a scan could not read."""
+    if _is_chain(argument):
         return [Input(Source("<arg>", argument), "text")]
     if argument == "-":
-        stream = stdin if stdin is not None else sys.stdin.buffer
-        return [_input("<stdin>", stream, False)]
+        if stdin is None and sys.stdin is not None:
+            stdin = sys.stdin.buffer
+        if stdin is None:  # a closed standard input (``<&-``) reads as empty, not a crash
+            return [Input(Source("<stdin>", ""), "line")]
+        return [_input("<stdin>", stdin, False)]
     if os.path.isdir(argument):
-        import glob  # here and below only: it costs start-up time
-
-        files = sorted(path for suffix in (SPEC_SUFFIX, ONNX_SUFFIX)
-                       for path in glob.glob(os.path.join(glob.escape(argument), "**",
-                                                          "*" + suffix), recursive=True))
-        unreadable = _unreadable_directories(argument)
-        if not files and not unreadable:
+        found = _scan(argument)
+        if not found:
+            name = display_name(argument)
             raise ReadError(f"no {SPEC_SUFFIX} or {ONNX_SUFFIX} files found in directory "
-                            f"'{argument}'", argument)
-        return [*unreadable, *(path for path in files if os.path.isfile(path))]
+                            f"'{name}'", name)
+        return found
     if os.path.exists(argument):
         return [argument]
     if any(char in argument for char in "*?["):
@@ -118,26 +147,95 @@ def _expand(argument: str, stdin: BinaryIO | None) -> list[Input | str | Convcos
         files = sorted(path for path in glob.glob(argument, recursive=True)
                        if os.path.isfile(path))
         if not files:
-            raise ReadError(f"no files match '{argument}'", argument)
+            raise ReadError(f"no files match '{display_name(argument)}'", display_name(argument))
         return list(files)
     if os.sep in argument or "/" in argument or argument.endswith(SPEC_SUFFIX):
-        raise ReadError(f"no such file: '{argument}'", argument)
+        raise ReadError(f"no such file: '{display_name(argument)}'", display_name(argument))
     return [Input(Source("<arg>", argument), "text")]
 
 
+def _scan(directory: str) -> list[Input | str | ConvcostError]:
+    """The ``*.convcost`` and ``*.onnx`` files under ``directory``, sorted, each real file once.
+
+    Directory symlinks are followed, but never into a directory already visited (a link
+    loop, or a link to a parent, is walked once); a directory that cannot be listed is an
+    error with the OS's reason (its models would otherwise read as removed)."""
+    found: list[str] = []
+    problems: list[Input | str | ConvcostError] = []
+    seen_dirs: set[tuple[int, int]] = set()
+    seen_files: set[tuple[int, int]] = set()
+    suffixes = (SPEC_SUFFIX, ONNX_SUFFIX)
+
+    def walk(path: str) -> None:
+        try:
+            info = os.stat(path)
+            key = (info.st_dev, info.st_ino)
+            if key in seen_dirs:
+                return
+            seen_dirs.add(key)
+            with os.scandir(path) as listing:
+                entries = sorted(listing, key=lambda entry: entry.name)
+        except OSError as error:
+            name = display_name(path)
+            problems.append(ReadError(f"cannot read directory '{name}': "
+                                      f"{error.strerror or error}", name))
+            return
+        for entry in entries:
+            try:
+                is_dir = entry.is_dir()
+                is_file = not is_dir and entry.name.endswith(suffixes) and entry.is_file()
+            except OSError:
+                continue
+            if is_dir:
+                walk(entry.path)
+            elif is_file:
+                try:
+                    info = entry.stat()
+                except OSError:
+                    continue
+                if (info.st_dev, info.st_ino) not in seen_files:
+                    seen_files.add((info.st_dev, info.st_ino))
+                    found.append(entry.path)
+
+    walk(directory)
+    return [*problems, *sorted(found)]  # sorted by path, as a recursive glob lists them
+
+
+def _open_file(path: str) -> BinaryIO:
+    """``path`` opened for reading without blocking on a FIFO that has no writer (it then
+    reads as empty; with a writer, as ``<(command)`` gives, it is read until closed).
+    Devices and sockets (``/dev/zero``, ``/dev/tty``) are refused."""
+    # O_NONBLOCK: opening a FIFO must not wait for a writer to appear.
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    handle = os.fdopen(descriptor, "rb")
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if stat.S_ISFIFO(mode):
+            os.set_blocking(descriptor, True)  # no writer: a read returns end-of-file at once
+        elif not stat.S_ISREG(mode):
+            name = display_name(path)
+            raise ReadError(f"'{name}' is not a file but a device or socket; to read a "
+                            f"stream, pipe it to standard input and pass '-'", name)
+    except BaseException:
+        handle.close()
+        raise
+    return handle
+
+
 def _read_file(path: str) -> Input:
+    name = display_name(path)
     try:
         if path.lower().endswith(ONNX_SUFFIX):
             from convcost.importers.onnx_wire import read_model_bytes  # no onnx import
 
             try:
-                return Input(Source(path, ""), "onnx", read_model_bytes(path, MAX_ONNX_BYTES))
+                return Input(Source(name, ""), "onnx", read_model_bytes(path, MAX_ONNX_BYTES))
             except ValueError:
                 raise _too_large(path) from None
-        with open(path, "rb") as handle:
-            return _input(path, handle, False)
+        with _open_file(path) as handle:
+            return _input(name, handle, False)
     except OSError as error:
-        raise ReadError(f"cannot read '{path}': {error.strerror or error}", path) from None
+        raise ReadError(f"cannot read '{name}': {error.strerror or error}", name) from None
 
 
 def _too_large(name: str) -> ReadError:
@@ -180,6 +278,14 @@ def _decode(name: str, data: bytes) -> Source:
     if len(data) > MAX_FILE_BYTES:
         raise ReadError(f"file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB; spec files "
                         f"are small text files", name)
+    for bom, encoding in _BOMS:  # PowerShell writes UTF-16 with a BOM by default
+        if data.startswith(bom):
+            try:
+                return Source(name, data.decode(encoding).removeprefix("\ufeff"))
+            except UnicodeDecodeError as error:
+                raise ReadError(f"not {encoding.upper().removesuffix('-SIG')} text despite its "
+                                f"byte-order mark: bytes {error.start}-{error.end - 1} cannot "
+                                f"be decoded", name) from None
     if b"\0" in data:
         raise _byte_error(data, data.index(b"\0"), name,
                           "this looks like a binary file (it contains NUL bytes), not a spec")

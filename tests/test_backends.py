@@ -75,7 +75,8 @@ def test_machine_note_and_csv_name_the_backend() -> None:
     report = model.report._replace(bench=bench, layers=tuple(
         layer._replace(bench=timing) for layer in model.report.layers))
     lines = analyze_csv([report]).splitlines()
-    assert lines[0].endswith(",measured_s,backend") and lines[1].endswith(",0.5,torch")
+    assert lines[0].endswith(",time_s,iqr_s,gflops,efficiency,algorithm,stable,backend")
+    assert lines[1].endswith(",0.5,0.0,0.0,,torch,True,torch")
 
 
 # --- with torch --------------------------------------------------------------------------------

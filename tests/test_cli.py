@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import Result
 
 from convcost.inputs import source_path
@@ -338,3 +339,120 @@ def test_directories_globs_and_empty_inputs(run: Run, tmp_path: Path) -> None:
     (tmp_path / "blank.convcost").write_text("# only a comment\n\n")
     blank = run("analyze", str(tmp_path / "blank.convcost"))
     assert blank.exit_code == 2 and "defines no models" in blank.stderr
+
+
+# -- hostile environments: pipes, closed streams, encodings (issue 11) ------------------------
+
+def _bash(script: str, tmp_path: Path, env: dict[str, str] | None = None) -> dict[str, str]:
+    """Run ``script`` (``$P`` is the convcost command) and parse its ``key=value`` lines."""
+    full_env = {**os.environ, "P": f"{sys.executable} -m convcost", **(env or {})}
+    for name in ("NO_COLOR", "FORCE_COLOR", "COLUMNS"):
+        full_env.pop(name, None)
+    result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, cwd=ROOT,
+                            env=full_env, timeout=120)
+    assert "Traceback" not in result.stdout + result.stderr
+    return dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
+
+
+def test_exit_codes_survive_pipes_and_closed_or_full_streams(tmp_path: Path) -> None:
+    err = tmp_path / "err"
+    many = tmp_path / "many.convcost"  # about 300 KB of CSV: more than a pipe buffer holds
+    many.write_text("8 -> 1x1(8) -> relu\n" * 2000)
+    codes = _bash(f"""
+        $P analyze {many} --format csv | head -1 >/dev/null; echo head=${{PIPESTATUS[0]}}
+        $P analyze {many} "8 -> bogus" --format csv 2>{err}1 | true; echo true=${{PIPESTATUS[0]}}
+        $P analyze "8 -> relu" >&- 2>{err}2; echo closed=$?
+        $P analyze "8 -> relu" >/dev/full 2>{err}3; echo full=$?
+        $P analyze - <&- >/dev/null 2>{err}4; echo stdin=$?
+    """, tmp_path)
+    assert codes == {"head": "0", "true": "2", "closed": "2", "full": "2", "stdin": "2"}
+    assert "; 1 with errors" in (tmp_path / "err1").read_text()  # the summary survives
+    assert "standard output is closed" in (tmp_path / "err2").read_text()
+    assert "No space left on device" in (tmp_path / "err3").read_text()
+    assert "<stdin>: error: defines no models" in (tmp_path / "err4").read_text()
+
+
+@pytest.mark.parametrize("env", [
+    {"PYTHONIOENCODING": "ascii"},
+    {"LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"},
+], ids=["pythonioencoding", "c-locale"])
+def test_ascii_only_output_falls_back_to_ascii_glyphs(env: dict[str, str]) -> None:
+    env = {**env, "PYTHONIOENCODING": env.get("PYTHONIOENCODING", "")}
+    result = _process("compare", "56×56×64 → 3x3(64)", "56x56x64 -> 1x1(64)", "--format",
+                      "table", env=env)
+    assert result.returncode == 0 and "Traceback" not in result.stderr
+    assert result.stdout.isascii() and "56x56x64 -> 3x3(64)" in result.stdout
+
+
+def test_odd_terminal_variables() -> None:
+    zero = _process("analyze", "56x56x64 -> 3x3(64)", env={"COLUMNS": "0"})
+    assert zero.returncode == 0 and "3x3(64)" in zero.stdout
+    off = _process("compare", *SEED, env={"FORCE_COLOR": "0"})
+    assert off.returncode == 0 and "\x1b[" not in off.stdout
+
+
+def test_chains_starting_with_a_dash_version_flag_and_completion() -> None:
+    dash = _process("analyze", "-1 -> relu", "--format", "json")
+    assert dash.returncode == 2 and dash.stderr.startswith("<arg>:1:1: error:")
+    arrow = _process("analyze", "-> relu")
+    assert arrow.returncode == 2 and arrow.stderr.startswith("<arg>:1:1: error: missing input")
+    assert _process("-V").stdout.startswith("convcost, version")
+    completion = _process(env={"_CONVCOST_COMPLETE": "bash_complete", "COMP_CWORD": "2",
+                               "COMP_WORDS": "convcost analyze exa"})
+    assert completion.stdout.splitlines() == ["file,exa"]
+
+
+@pytest.mark.parametrize("module", ["click", "convcost.cost.report"])
+def test_ctrl_c_during_start_up_imports_is_quiet(module: str) -> None:
+    code = ("import sys\n"
+            "class Interrupt:\n"
+            "    @staticmethod\n"
+            "    def find_spec(name, path=None, target=None):\n"
+            f"        if name == {module!r}:\n"
+            "            raise KeyboardInterrupt\n"
+            "sys.meta_path.insert(0, Interrupt)\n"
+            "sys.argv[0] = ARGV0\n"
+            "import convcost.cli\n")
+    for argv0, codes in (("convcost", {130}), ("script.py", {1, -2})):  # -2: killed by SIGINT
+        result = subprocess.run([sys.executable, "-c", code.replace("ARGV0", repr(argv0))],
+                                capture_output=True, text=True, cwd=ROOT, timeout=60)
+        assert result.returncode in codes
+        if argv0 == "convcost":  # the command: quiet; a library import: Python's own report
+            assert result.stderr == "convcost: interrupted\n"
+        else:
+            assert "KeyboardInterrupt" in result.stderr
+
+
+def test_non_ascii_digits_and_dtype_spellings_in_options(run: Run) -> None:
+    size = run("analyze", "8 -> relu", "--size", "²")
+    assert size.exit_code == 2 and "is not a size like 224x224" in size.stderr
+    batch = run("analyze", "8 -> relu", "--batch", "٣")
+    assert batch.exit_code == 2 and "is not a whole number" in batch.stderr
+    huge = run("analyze", "8 -> relu", "--batch", "9" * 5000)
+    assert huge.exit_code == 2 and "must be from 1 to 2,147,483,647" in huge.stderr
+    dtype = run("analyze", "8 -> relu", "--dtype", "fp16")
+    assert dtype.exit_code == 2 and "did you mean 'float16'?" in dtype.stderr
+
+
+def test_channels_first_input_warns_on_stderr(run: Run) -> None:
+    result = run("analyze", "3x224x224 -> 3x3(64)", "--format", "json")
+    assert result.exit_code == 0
+    assert "warning: input 3x224x224 reads as H=3, W=224, C=224" in result.stderr
+
+
+def test_a_bug_is_reported_without_a_traceback(monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    import convcost.cli.base as base
+    from convcost.cli import main
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(base, "analyze_arguments", broken)
+    for name in ("COLUMNS", "FORCE_COLOR", "NO_COLOR", "CONVCOST_TRACEBACK"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(SystemExit) as exit_:
+        main(["analyze", "8 -> relu"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == ("convcost: internal error: RuntimeError: boom; this is a "
+                                       "bug in convcost (set CONVCOST_TRACEBACK=1 to see where)\n")

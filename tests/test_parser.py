@@ -280,3 +280,112 @@ def test_statements_over_several_lines_keep_readable_names_and_texts() -> None:
     layer = model.chain.body.items[0]
     assert isinstance(layer, LayerSpec) and layer.text == "3x3(64, s=2)"
     assert (layer.span.line, layer.span.column) == (3, 6)
+
+
+# -- hostile input: bounded work and messages (issue 11) --------------------------------------
+
+HUGE = "9" * 5000  # beyond Python's 4,300-digit int() limit
+
+
+@pytest.mark.parametrize("chain", [
+    f"256 -> 3x3({HUGE})", f"256 -> 3x3(64, s={HUGE})", f"256 -> relu*{HUGE}",
+    f"8x8x{HUGE} -> relu", f"256 -> {HUGE}x3(64)", f"256 -> up{HUGE}",
+    f"256 -> maxpool{HUGE}x2", "256 -> 3x3(2147483648)", "256 -> gn(99999999999)",
+    f"256 -> 3x3(64, p={HUGE})", f"256 -> 3x3(64, d=1x{HUGE})",
+])
+def test_huge_numbers_are_located_errors_with_bounded_messages(chain: str) -> None:
+    message = _error(chain)
+    assert "too large: at most 2,147,483,647" in message.splitlines()[0]
+    assert len(message.splitlines()[0]) < 200
+
+
+def test_largest_size_is_accepted() -> None:
+    assert _layers("1 -> 1x1(2147483647)")[0].out_channels == 2**31 - 1  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("digit", ["٣", "²", "３"])
+def test_non_ascii_digits_are_refused_everywhere_in_specs(digit: str) -> None:
+    assert "unexpected character" in _error(f"{digit} -> relu")
+    assert "unexpected character" in _error(f"256 -> 3x3({digit})")
+
+
+def test_lone_carriage_returns_end_lines() -> None:
+    parsed = parse_source(Source("f", "a: 8 -> relu\rb: 8 -> bogus\rc: 8 -> id\r"))
+    assert [m.name for m in parsed.models] == ["a", "c"]
+    assert (parsed.errors[0].line, parsed.errors[0].column) == (2, 9)
+    assert parsed.errors[0].line_text == "b: 8 -> bogus"
+
+
+def test_undefined_fragment_names_only_the_nearest_few() -> None:
+    lets = "".join(f"let frag{i} = relu\n" for i in range(1000))
+    parsed = parse_source(Source("f", lets + "m: 8 -> $frag12x\n"))
+    message = parsed.errors[0].message
+    assert len(message) < 200 and "did you mean $frag12" in message
+    far = parse_source(Source("f", lets + "m: 8 -> $zzz\n")).errors[0].message
+    assert "1,000 fragments are defined" in far and len(far) < 200
+
+
+def test_a_file_full_of_errors_stops_after_the_limit() -> None:
+    from convcost.lang.parser import MAX_ERRORS
+
+    parsed = parse_source(Source("f", "m: 8 -> bogus\n" * 5000))
+    assert len(parsed.errors) == MAX_ERRORS + 1
+    assert parsed.errors[-1].message.startswith(f"too many errors: stopped after {MAX_ERRORS}")
+
+
+def test_layer_limit_is_enforced_while_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
+    import convcost.lang.parser as parser
+
+    monkeypatch.setattr(parser, "MAX_LAYERS", 10)
+    assert "more than 10 layers in one statement" in _error("8" + " -> relu" * 11)
+    parse_chain("8" + " -> relu" * 10)
+
+
+def test_layers_across_lines_keep_their_text() -> None:
+    # text_between finds tokens by index: multi-line layers parse in linear time
+    # (benchmarks/hostile_parse.py measures the ratio against the same layers on one line).
+    text = "m: 8 -> " + " -> ".join("3x3(8,\n s=1)" for _ in range(1000)) + "\n"
+    parsed = parse_source(Source("f", text))
+    assert parsed.errors == []
+    items = parsed.models[0].chain.body.items
+    assert len(items) == 1000 and items[-1].text == "3x3(8, s=1)"  # type: ignore[union-attr]
+
+
+def test_stored_errors_keep_no_frames() -> None:
+    from convcost.analysis import analyze_text
+
+    parsed = parse_source(Source("f", "let a = bogus\nm: 8 -> $a\nn: 8 -> relu*3x\n"))
+    analysis = analyze_text("8 -> (relu)*100001")  # over the layer limit while resolving
+    for error in [*parsed.errors, *analysis.errors]:
+        assert error.__traceback__ is None and error.__context__ is None
+
+
+@pytest.mark.parametrize(("chain", "suggestion"), [
+    ("256 -> maxpol2x2", "did you mean 'maxpool2x2'?"),
+    ("256 -> 3x3(64, strid=2)", "did you mean 'stride=2'?"),
+    ("256 -> 3x3(64, padding=1)", "did you mean 'p=1'?"),
+    ("256 -> 3x3(64, nobais)", "did you mean 'nobias'?"),
+    ("256 -> swich", "did you mean 'swish'?"),
+])
+def test_did_you_mean_for_layers_and_options(chain: str, suggestion: str) -> None:
+    assert suggestion in _error(chain)
+
+
+def test_channels_first_input_warns() -> None:
+    parsed = parse_source(Source("<arg>", "3x224x224 -> 3x3(64)"), bare_names="text")
+    assert len(parsed.models) == 1
+    assert str(parsed.warnings[0]).startswith("<arg>:1:1: warning: input 3x224x224 reads as "
+                                              "H=3, W=224, C=224")
+    assert "write 224x224x3" in parsed.warnings[0].message
+    for fine in ("224x224x3 -> relu", "1x1x2048 -> fc(10)", "7x7x512 -> relu", "256 -> relu"):
+        assert parse_source(Source("<arg>", fine), bare_names="text").warnings == []
+
+
+def test_errors_on_huge_lines_and_words_stay_short() -> None:
+    long_line = "m: 8" + " -> relu" * 5_000 + " -> bogus -> relu\n"
+    error = parse_source(Source("f", long_line)).errors[0]
+    quoted, caret = error.caret_lines()
+    assert len(quoted) < 180 and "bogus" in quoted
+    assert quoted.index("bogus") == caret.index("^") and caret.endswith("^^^^^")
+    word = parse_source(Source("f", "m: 8 -> " + "x" * 100_000 + "\n")).errors[0]
+    assert len(str(word)) < 1200

@@ -55,3 +55,12 @@ def test_zero_traffic_layers_have_null_intensity() -> None:
     analysis = analyze_text("8x8x4 -> id -> dropout")
     layers = json.loads(document_text(analysis.reports, []))["models"][0]["layers"]
     assert [layer["intensity"] for layer in layers] == [None, None]
+
+
+def test_a_long_model_is_written_in_pieces_that_join_to_the_document() -> None:
+    from convcost.cost.report import document_parts
+
+    analysis = analyze_text("long: 8x8x4 -> (3x3(4) -> relu) * 2500 -> gap -> fc(3)")
+    parts = list(document_parts(analysis.reports, []))
+    assert len(parts) >= 5  # head, model start, 3 layer pieces, end
+    assert json.loads("".join(parts)) == _reference(analysis.reports, [])

@@ -1,7 +1,9 @@
 """``--bench``: run analysed models for real with NumPy and time them.
 
 - :mod:`~convcost.bench.run`: :func:`bench_models` (the CLI's entry), :class:`BenchSettings`,
-  :class:`BenchRun`;
+  :class:`BenchRun`, :class:`Monitor` (GEMM probes around the timed blocks, contention);
+- :mod:`~convcost.bench.contention`: did other processes hold the cores (process CPU time,
+  ``/proc/stat``)?
 - :mod:`~convcost.bench.executor`: :class:`~convcost.bench.executor.Executor` runs a program,
   :func:`~convcost.bench.executor.estimate` says what that allocates;
 - :mod:`~convcost.bench.kernels`: the NumPy kernel of every step kind;
@@ -14,7 +16,7 @@ a benchmark runs).
 """
 
 from convcost.bench.machine import Calibration, blas_threads, calibrate, machine_info
-from convcost.bench.run import BenchRun, BenchSettings, Progress, bench_models
+from convcost.bench.run import BenchRun, BenchSettings, Monitor, Progress, bench_models
 
-__all__ = ["BenchRun", "BenchSettings", "Calibration", "Progress", "bench_models",
+__all__ = ["BenchRun", "BenchSettings", "Calibration", "Monitor", "Progress", "bench_models",
            "blas_threads", "calibrate", "machine_info"]

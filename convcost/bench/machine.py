@@ -16,6 +16,7 @@ import NumPy.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -25,19 +26,25 @@ from functools import partial
 from typing import Any
 
 from convcost.bench.results import MachineInfo, MachineRecord
-from convcost.bench.timing import Timer, TimingPolicy, measure
+from convcost.bench.timing import Probe, Timer, TimingPolicy, measure
 
 __all__ = [
+    "BLAS_RESERVE_BYTES",
     "CALIBRATION_POLICY",
+    "MARGIN_BYTES",
     "EXECUTABLE_DTYPES",
     "QUICK_CALIBRATION_POLICY",
     "Calibration",
     "MachineInfo",
+    "PROBE_SIZES",
+    "address_space_headroom",
     "available_memory",
     "blas_threads",
     "calibrate",
+    "calibration_bytes",
     "cpu_count",
     "gemm_peak_gflops",
+    "gemm_probe",
     "machine_info",
     "machine_record",
     "memory_bandwidth_gbs",
@@ -116,6 +123,35 @@ def available_memory() -> int:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
         return 8 * 2**30
+
+
+#: Address space kept free under ``ulimit -v`` beyond a model's estimate: OpenBLAS maps a
+#: 32 MiB work buffer on its first call and exits the process (no MemoryError) when it cannot;
+#: the rest covers the GEMM probe and the interpreter's own growth.
+BLAS_RESERVE_BYTES = 48 * 2**20
+#: What is kept free once BLAS has run (its buffer mapped): the interpreter's own growth.
+MARGIN_BYTES = 16 * 2**20
+
+
+def address_space_headroom(status: str = "/proc/self/status") -> int | None:
+    """Bytes this process may still map under its address-space limit (``ulimit -v``,
+    RLIMIT_AS) minus what it maps now (VmSize), or None when there is no limit."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return None
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY or soft < 0:
+        return None
+    mapped = 0
+    try:
+        with open(status, encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("VmSize:"):
+                    mapped = int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return max(0, soft - mapped)
 
 
 # --------------------------------------------------------------------------------------------
@@ -234,6 +270,47 @@ def gemm_peak_gflops(dtype: str, policy: TimingPolicy = CALIBRATION_POLICY,
     _check_dtype(dtype)
     chosen = tuple(sizes) if sizes is not None else GEMM_SIZES[dtype]
     return _gemm_cached(dtype, policy, chosen, timer)[0]
+
+
+def calibration_bytes(dtype: str) -> int:
+    """Bytes :func:`gemm_peak_gflops` allocates at ``dtype`` with its default sizes: three
+    n x n matrices, and the float32 draw of one."""
+    _check_dtype(dtype)
+    n = max(GEMM_SIZES[dtype])
+    itemsize = {"float16": 2, "float32": 4, "float64": 8}[dtype]
+    return n * n * (3 * itemsize + 4)
+
+
+#: Square size of the GEMM probe per dtype: ~1 ms per matmul at this machine's peak (float16
+#: is a scalar loop, ~0.5 GFLOP/s), so three of them stay within the 1-5 ms a probe may take.
+PROBE_SIZES: dict[str, int] = {"float32": 384, "float64": 256, "float16": 64}
+#: Matmuls per probe; the fastest counts (noise only ever adds time).
+PROBE_CALLS = 3
+
+
+def gemm_probe(dtype: str, timer: Timer = time.perf_counter) -> Probe:
+    """A short GEMM probe at ``dtype``: each call times :data:`PROBE_CALLS` square matmuls of
+    :data:`PROBE_SIZES` and returns the fastest one's GFLOP/s (0.0 if the clock did not
+    advance). The matrices are allocated once, here."""
+    _check_dtype(dtype)
+    import numpy as np
+
+    n = PROBE_SIZES[dtype]
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((n, n), dtype=np.float32).astype(dtype)
+    b = rng.standard_normal((n, n), dtype=np.float32).astype(dtype)
+    c = np.empty((n, n), dtype=dtype)
+    flops = 2.0 * n**3
+
+    def probe() -> float:
+        best = math.inf
+        for _ in range(PROBE_CALLS):
+            start = timer()
+            np.matmul(a, b, out=c)
+            best = min(best, timer() - start)
+        return flops / best / 1e9 if best > 0 else 0.0
+
+    return probe
 
 
 def _bandwidth(policy: TimingPolicy, nbytes: int, timer: Timer) -> tuple[float, tuple[str, ...]]:

@@ -33,11 +33,16 @@ from dataclasses import dataclass
 __all__ = [
     "DEFAULT_POLICY",
     "MIN_REPEATS",
+    "PROBE_TOLERANCE",
     "Measurement",
+    "Probe",
     "Timer",
     "TimingPolicy",
+    "agree_mostly",
     "format_seconds",
     "measure",
+    "probe_agreement",
+    "probes_agree",
 ]
 
 #: A clock returning seconds as a float; only differences between calls are used.
@@ -45,6 +50,12 @@ Timer = Callable[[], float]
 
 #: Fewer blocks make the median and quartiles meaningless (with 5 they are order statistics).
 MIN_REPEATS = 5
+
+#: A GEMM probe: runs a short fixed matrix multiply and returns its GFLOP/s (1e9 flop/s).
+Probe = Callable[[], float]
+
+#: Two probes bracketing a block agree when they differ by at most this share of the faster.
+PROBE_TOLERANCE = 0.10
 
 #: Loop calibration gives up here; only reachable with a clock that does not advance.
 _MAX_LOOPS = 10**8
@@ -112,6 +123,40 @@ class Measurement:
     over_budget: bool = False
     #: The per-call time of every timed block, in execution order (seconds).
     values_s: tuple[float, ...] = ()
+    #: Process CPU seconds of every timed block (whole block, all threads); empty without a
+    #: CPU clock.
+    cpu_s: tuple[float, ...] = ()
+    #: GEMM probe readings (GFLOP/s) before the first timed block and after each one
+    #: (``repeats + 1`` values); empty without a probe.
+    probes: tuple[float, ...] = ()
+
+    @property
+    def block_s(self) -> tuple[float, ...]:
+        """Wall seconds of every timed block."""
+        return tuple(value * self.loops for value in self.values_s)
+
+    @property
+    def probes_agree(self) -> bool:
+        """True when most timed blocks' probes agree (see :func:`probe_agreement`); True
+        without probes."""
+        return agree_mostly(probe_agreement(self.probes))
+
+
+def probes_agree(before: float, after: float, tolerance: float = PROBE_TOLERANCE) -> bool:
+    """Whether two probe readings (GFLOP/s) bracketing a block agree within ``tolerance``."""
+    fast = max(before, after)
+    return fast > 0 and (fast - min(before, after)) <= tolerance * fast
+
+
+def probe_agreement(probes: tuple[float, ...] | list[float],
+                    tolerance: float = PROBE_TOLERANCE) -> list[bool]:
+    """Per block bracketed by consecutive ``probes``: did its two probes agree?"""
+    return [probes_agree(a, b, tolerance) for a, b in zip(probes, probes[1:])]
+
+
+def agree_mostly(agreement: list[bool]) -> bool:
+    """More than half of the blocks agree (True for no blocks)."""
+    return not agreement or 2 * sum(agreement) > len(agreement)
 
 
 def _loop_counts() -> Iterator[int]:
@@ -149,12 +194,17 @@ def measure(
     fn: Callable[[], object],
     policy: TimingPolicy = DEFAULT_POLICY,
     timer: Timer = time.perf_counter,
+    *,
+    cpu_clock: Timer | None = None,
+    probe: Probe | None = None,
 ) -> Measurement:
     """Time ``fn()`` per call (seconds) with warm-up, loop calibration and repeated blocks.
 
     Deterministic given ``timer``: the only inputs are the durations the clock reports.
     The warm-up phase is bracketed by the clock once, for budget accounting only; its
-    duration never enters calibration or the statistics.
+    duration never enters calibration or the statistics. With ``cpu_clock`` (process CPU
+    seconds) each timed block's CPU time is recorded too; with ``probe`` a GEMM probe runs
+    before the first timed block and after every one (not billed to the budget).
     """
     budget = policy.budget_s
     notes: list[str] = []
@@ -212,8 +262,15 @@ def measure(
 
     # --- timed blocks ---------------------------------------------------------------------
     values: list[float] = []
+    cpu: list[float] = []
+    probes: list[float] = [probe()] if probe is not None else []
     for _ in range(repeats):
+        cpu_start = cpu_clock() if cpu_clock is not None else 0.0
         block = _time_block(fn, loops, timer)
+        if cpu_clock is not None:
+            cpu.append(cpu_clock() - cpu_start)
+        if probe is not None:
+            probes.append(probe())
         spent += block
         values.append(block / loops)
     if budget is not None and spent > 1.1 * budget:
@@ -257,4 +314,6 @@ def measure(
         warnings=tuple(notes),
         over_budget=over_budget,
         values_s=tuple(values),
+        cpu_s=tuple(cpu),
+        probes=tuple(probes),
     )

@@ -1,39 +1,57 @@
 """The ``convcost`` command line: parse options, call the library, render, map errors to exit
 codes. Data goes to standard output; diagnostics go to standard error.
 
-Exit codes: 0 success; 1 a check failed; 2 bad input or usage; 130 interrupted.
+Exit codes: 0 success; 1 a check failed; 2 bad input or usage; 130 interrupted. They hold
+whatever the reader of the output does (``| head -1``, ``| true``, a closed or full stdout).
 
 Each command lives in its own module, registered on the group by importing it here.
 """
 
 from __future__ import annotations
 
-import gc
 import os
 import sys
 
-import click
+try:  # Ctrl-C while the modules load (a second or so on a cold start) ends quietly too
+    import gc
 
-from convcost.cli import (  # noqa: F401  (registers the commands)
-    analyze,
-    check,
-    export,
-    importer,
-    machine,
-    plot,
-)
-from convcost.cli.base import EXIT_INTERRUPTED, EXIT_OK, cli
+    import click
+
+    from convcost.cli import (  # noqa: F401  (registers the commands)
+        analyze,
+        check,
+        export,
+        importer,
+        language,
+        machine,
+        plot,
+    )
+    from convcost.cli.base import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, cli
+    from convcost.cli.terminal import prepare_environment, prepare_streams
+    from convcost.inputs import mark_specs
+except KeyboardInterrupt:
+    from convcost.errors import interrupted_while_starting
+
+    interrupted_while_starting()
 
 __all__ = ["cli", "main"]
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: exit codes, quiet broken pipes, no tracebacks for Ctrl-C."""
+    """Console-script entry point: exit codes, quiet broken pipes, no tracebacks for Ctrl-C,
+    closed or full streams, odd terminals and encodings."""
     # Analysis builds many small immutable values and no reference cycles: the cyclic
     # collector only costs time there (up to half of a large run). --bench turns it back on.
     gc.disable()
+    code: object = EXIT_OK
     try:
-        code = cli.main(args=argv, prog_name="convcost", standalone_mode=False)
+        prepare_environment(os.environ)
+        problem = prepare_streams()
+        if problem is not None:
+            click.echo(f"convcost: {problem}", err=True)
+            _exit(EXIT_BAD_INPUT, argv is None)
+        args = mark_specs(sys.argv[1:] if argv is None else list(argv))
+        code = cli.main(args=args, prog_name="convcost", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("convcost: interrupted", err=True)
         code = EXIT_INTERRUPTED
@@ -44,13 +62,43 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("convcost: interrupted", err=True)
         code = EXIT_INTERRUPTED
     except BrokenPipeError:
+        # The reader went away (``| head``): the rest is not wanted, and the exit code stays
+        # the one the run earned; diagnostics on stderr are already out.
         _silence_stdout()
         code = EXIT_OK
+    except OSError as error:  # stdout closed or full (/dev/full): say so, never a traceback
+        _silence_stdout()
+        click.echo(f"convcost: cannot write the output: {error.strerror or error}", err=True)
+        code = EXIT_BAD_INPUT
+    except RecursionError:
+        click.echo("convcost: error: input nested too deeply to process", err=True)
+        code = EXIT_BAD_INPUT
+    except MemoryError:
+        click.echo("convcost: error: out of memory; analyse fewer or smaller models", err=True)
+        code = EXIT_BAD_INPUT
+    except Exception as error:  # a bug in convcost: said plainly, traceback on request
+        if os.environ.get("CONVCOST_TRACEBACK"):
+            raise
+        click.echo(f"convcost: internal error: {type(error).__name__}: {error}; this is a bug "
+                   f"in convcost (set CONVCOST_TRACEBACK=1 to see where)", err=True)
+        code = EXIT_BAD_INPUT
+    code = _flush(code)
+    _exit(code if isinstance(code, int) else EXIT_OK, argv is None)
+
+
+def _flush(code: object) -> object:
+    """Flush stdout; a reader gone is quiet, a full or closed stream is an error."""
     try:
-        sys.stdout.flush()
+        if sys.stdout is not None:
+            sys.stdout.flush()
     except BrokenPipeError:
         _silence_stdout()
-    _exit(code if isinstance(code, int) else EXIT_OK, argv is None)
+    except (OSError, ValueError) as error:
+        _silence_stdout()
+        reason = getattr(error, "strerror", None) or error
+        click.echo(f"convcost: cannot write the output: {reason}", err=True)
+        return EXIT_BAD_INPUT
+    return code
 
 
 def _exit(code: int, process: bool) -> None:
@@ -60,7 +108,8 @@ def _exit(code: int, process: bool) -> None:
     if not process:
         sys.exit(code)
     try:
-        sys.stderr.flush()
+        if sys.stderr is not None:
+            sys.stderr.flush()
     except (OSError, ValueError):  # stderr closed: nothing more can be said anyway
         pass
     os._exit(code)
@@ -68,5 +117,8 @@ def _exit(code: int, process: bool) -> None:
 
 def _silence_stdout() -> None:
     """After the reader of our output went away (``| head``), drop the rest quietly."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no stdout descriptor at all
+        pass

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import gc
 import sys
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import click
 
@@ -13,6 +14,7 @@ from convcost.cli.base import (
     CONVENTIONS,
     EXIT_BAD_INPUT,
     EXIT_OK,
+    SPEC,
     analysis_options,
     analyze_specs,
     bench_options,
@@ -24,13 +26,78 @@ from convcost.cli.base import (
     report_errors,
     with_devices,
 )
+from convcost.cost.report import SORT_KEYS
 
 if TYPE_CHECKING:
     from convcost.bench.results import MachineRecord
+    from convcost.cost.report import ModelReport
     from convcost.roofline.devices import Device
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class View(NamedTuple):
+    """The table views of ``analyze``: rows to ``depth``, the ``top`` rows by ``sort``, or a
+    ``summary`` line per model. JSON ignores them (it keeps every layer)."""
+
+    depth: int | None
+    top: int | None
+    sort: str | None
+    summary: bool
+
+    def apply_all(self, models: Sequence[ModelReport]
+                  ) -> tuple[list[ModelReport], list[list[str]]]:
+        """The models as shown, and the notes that say how each was cut."""
+        from convcost.render_views import aggregate, heaviest
+
+        shown: list[ModelReport] = []
+        notes: list[list[str]] = []
+        for model in models:
+            note: list[str] = []
+            if self.depth is not None:
+                rows = len(model.layers)
+                model = aggregate(model, self.depth)
+                note.append(f"--depth {self.depth}: {rows} layers in {len(model.layers)} "
+                            f"rows (a block row sums its layers)")
+            if self.top is not None or self.sort is not None:
+                cut = heaviest(model, self.sort or "macs", self.top)
+                model = cut.model
+                note.append(cut.note)
+            elif len(model.layers) > LARGE_TABLE:
+                note.append(f"{len(model.layers):,} rows: --depth 1, --top N or --summary "
+                            f"show less; --format json has everything")
+            shown.append(model)
+            notes.append(note)
+        return shown, notes
+
+
+#: Rows above which a table suggests the views.
+LARGE_TABLE = 500
+
+
+def view_options(function: F) -> F:
+    """--depth, --top, --sort, --summary: what the table, Markdown and CSV show."""
+    options = [
+        click.option("--depth", type=click.IntRange(min=1), metavar="N",
+                     help="Sum the layers nested below depth N into one row per block "
+                          "(residual, branch group, gate, split), like torchinfo's depth; 1 "
+                          "shows top-level positions only. Tables, Markdown and CSV."),
+        click.option("--top", type=click.IntRange(min=1), metavar="N",
+                     help="Show only the N heaviest rows (by --sort, default macs)."),
+        click.option("--sort", type=click.Choice(SORT_KEYS, case_sensitive=False),
+                     help="Sort rows, largest first: macs, params, memory (output bytes) or "
+                          "time (measured with --bench, else the first --device's)."),
+        click.option("--summary", is_flag=True,
+                     help="One row per model (its totals) instead of one per layer."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+
 @cli.command(epilog=CONVENTIONS)
-@click.argument("specs", nargs=-1, required=True, metavar="SPEC_OR_FILE...")
+@click.argument("specs", nargs=-1, required=True, type=SPEC, metavar="SPEC_OR_FILE...")
 @analysis_options()
 @device_option
 @bench_options
@@ -38,11 +105,13 @@ if TYPE_CHECKING:
               help="Processes for a large batch written as JSON: 0 (default) uses up to the "
                    "usable CPUs for batches of over 32K characters of specs, 1 this process "
                    "only. The output is the same either way.")
+@view_options
 @click.pass_context
 def analyze(ctx: click.Context, specs: tuple[str, ...], size: tuple[int, int] | None,
             batch: int, dtype: str, fmt: str, devices: tuple[Device, ...], bench: bool,
             threads: int | None, max_memory: int | None, bench_budget: float | None,
-            backend: str, jobs: int) -> None:
+            backend: str, jobs: int, depth: int | None, top: int | None, sort: str | None,
+            summary: bool) -> None:
     """Per-layer costs of every model in SPEC_OR_FILE...
 
     Each argument is a chain ("56x56x64 -> 3x3(64)"), a spec file, a directory (searched for
@@ -50,6 +119,10 @@ def analyze(ctx: click.Context, specs: tuple[str, ...], size: tuple[int, int] | 
     """
     check_device_dtype(devices, dtype)
     check_backend(bench, backend)
+    view = View(depth, top, sort.lower() if sort else None, summary)
+    if view.sort == "time" and not bench and not devices:
+        raise click.BadParameter("--sort time needs times: add --bench, or --device for "
+                                 "predicted ones", param_hint="--sort")
     if fmt.lower() == "json" and not bench and not sys.stdout.isatty() and jobs != 1:
         # Compact JSON of a batch: the one output that parts of it may write in parallel.
         from convcost.batch import analyze_arguments_rendered, usable_cpus
@@ -74,18 +147,39 @@ def analyze(ctx: click.Context, specs: tuple[str, ...], size: tuple[int, int] | 
         extra: dict[str, Any] = {"machine": machine.to_json()} if machine is not None else {}
         emit_document(analysis.reports, analysis.errors, **extra,
                       configuration=Options(size, batch, dtype.lower()).to_json())
+    elif view.summary and analysis.reports:
+        from convcost import render
+        from convcost.render_views import heaviest_models
+        models = analysis.reports
+        if view.sort is not None or view.top is not None:
+            models = heaviest_models(models, view.sort or "macs", view.top)
+        if fmt == "csv":
+            click.echo(render.summary_csv(models), nl=False)
+        else:
+            grid = render.summary_grid(models)
+            if len(models) < len(analysis.reports):
+                grid.notes.insert(0, f"{len(models)} of {len(analysis.reports)} models, by "
+                                     f"{view.sort or 'macs'}")
+            emit_grids([grid], fmt, machine)
     elif fmt == "csv":
         from convcost.render import analyze_csv
-        click.echo(analyze_csv(analysis.reports), nl=False)
+        click.echo(analyze_csv(view.apply_all(analysis.reports)[0]), nl=False)
     else:
         from convcost import render
-        emit_grids([render.analyze_grid(model) for model in analysis.reports], fmt, machine)
+        from convcost.render_views import display_names
+        shown, notes = view.apply_all(analysis.reports)
+        grids = []
+        for name, model, note in zip(display_names(analysis.reports), shown, notes):
+            grid = render.analyze_grid(model, name)
+            grid.notes[:0] = note
+            grids.append(grid)
+        emit_grids(grids, fmt, machine)
     report_errors(analysis)
     ctx.exit(EXIT_BAD_INPUT if analysis.errors else EXIT_OK)
 
 
 @cli.command(epilog=CONVENTIONS)
-@click.argument("specs", nargs=-1, required=True, metavar="A B [C...]")
+@click.argument("specs", nargs=-1, required=True, type=SPEC, metavar="A B [C...]")
 @click.option("--baseline", metavar="NAME",
               help="Model to compare against, by name, or as SOURCE:NAME when several "
                    "files define that name (default: the first one).")

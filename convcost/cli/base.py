@@ -15,6 +15,7 @@ from convcost.analysis import Analysis, Options, analyze_arguments
 from convcost.cost.handlers import CONVENTIONS as COUNTING_CONVENTIONS
 from convcost.cost.report import DTYPE_BYTES
 from convcost.errors import ConvcostError
+from convcost.lang.vocab import MAX_SIZE, whole
 
 if TYPE_CHECKING:
     from convcost.bench.results import MachineRecord
@@ -31,14 +32,101 @@ CONVENTIONS = "\b\n" + COUNTING_CONVENTIONS
 
 def parse_size(ctx: click.Context, param: click.Parameter, value: str | None
                 ) -> tuple[int, int] | None:
+    """--size HxW (or one number for both), ASCII digits only as in specs, each below 2^31."""
     if value is None:
         return None
     parts = value.lower().replace("×", "x").split("x")
     if len(parts) == 1:
         parts = parts * 2
-    if len(parts) != 2 or not all(part.isdigit() and int(part) >= 1 for part in parts):
-        raise click.BadParameter(f"'{value}' is not a size like 224x224 (or 224)")
-    return int(parts[0]), int(parts[1])
+    if len(parts) != 2 or not all(_is_whole(part) for part in parts):
+        raise click.BadParameter(f"{_quoted(value)} is not a size like 224x224 (or 224)")
+    numbers = whole(parts[0]), whole(parts[1])
+    if min(numbers) < 1 or max(numbers) > MAX_SIZE:
+        raise click.BadParameter(f"sizes must be from 1 to {MAX_SIZE:,}")
+    return numbers
+
+
+def _is_whole(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
+def _quoted(value: str, limit: int = 40) -> str:
+    """``value`` quoted for a message, cut to ``limit`` characters: messages stay bounded."""
+    return repr(value if len(value) <= limit else value[:limit] + "...")
+
+
+class WholeNumber(click.ParamType):  # type: ignore[type-arg]
+    """A whole number from ``minimum`` to :data:`MAX_SIZE` written in ASCII digits (click's
+    INT takes '٣' and a 5,000-digit number alike; specs refuse both)."""
+
+    name = "integer"
+
+    def __init__(self, minimum: int = 1) -> None:
+        self.minimum = minimum
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+                ) -> int:
+        if isinstance(value, int):
+            number = value
+        elif isinstance(value, str) and _is_whole(value.strip()):
+            number = whole(value.strip())
+        else:
+            self.fail(f"{_quoted(str(value))} is not a whole number", param, ctx)
+        if not self.minimum <= number <= MAX_SIZE:
+            self.fail(f"must be from {self.minimum} to {MAX_SIZE:,}", param, ctx)
+        return number
+
+
+class DtypeChoice(click.Choice):  # type: ignore[type-arg]
+    """``--dtype``: one of the dtype table's names; a near miss ('fp16', 'float') gets a
+    did-you-mean naming the right spelling."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+                ) -> Any:
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter:
+            suggestion = suggest_dtype(str(value), [str(choice) for choice in self.choices])
+            hint = f"; did you mean '{suggestion}'?" if suggestion else ""
+            self.fail(f"{_quoted(str(value))} is not a dtype{hint} (choose from "
+                      f"{', '.join(map(str, self.choices))})", param, ctx)
+
+
+#: How other tools spell dtypes, to convcost's names (for did-you-mean only).
+_DTYPE_SPELLINGS = {"float": "float", "fp": "float", "f": "float", "half": "float16", "single": "float32",
+                    "double": "float64", "bf": "bfloat", "i": "int", "u": "uint"}
+
+
+def suggest_dtype(written: str, choices: list[str]) -> str | None:
+    """The dtype ``written`` most likely means ('fp16' -> 'float16'), or None."""
+    import difflib
+    import re
+
+    lower = written.strip().lower()
+    match = re.fullmatch(r"([a-z]+?)(\d*)", lower)
+    if match and match.group(1) in _DTYPE_SPELLINGS:
+        spelled = _DTYPE_SPELLINGS[match.group(1)]
+        for candidate in (spelled, spelled + match.group(2), spelled + "32"):
+            if candidate in choices:
+                return candidate
+    close = difflib.get_close_matches(lower, choices, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+class SpecArgument(click.ParamType):  # type: ignore[type-arg]
+    """A spec argument: kept as written; the shell completes it as a file name."""
+
+    name = "spec"
+
+    def shell_complete(self, ctx: click.Context, param: click.Parameter, incomplete: str
+                       ) -> list[Any]:
+        from click.shell_completion import CompletionItem
+
+        return [CompletionItem(incomplete, type="file")]
+
+
+#: The type of every SPEC_OR_FILE argument.
+SPEC = SpecArgument()
 
 
 def quantity(byte_units: bool) -> Callable[[click.Context, click.Parameter, str | None],
@@ -62,9 +150,9 @@ def analysis_options(formats: tuple[str, ...] = FORMATS,
     options = [
         click.option("--size", callback=parse_size, metavar="HxW",
                      help="Replace the spatial size of every input (e.g. 224x224)."),
-        click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
+        click.option("--batch", type=WholeNumber(), default=1, show_default=True,
                      help="Batch size: multiplies MACs, other ops and activation memory."),
-        click.option("--dtype", type=click.Choice(sorted(DTYPE_BYTES), case_sensitive=False),
+        click.option("--dtype", type=DtypeChoice(sorted(DTYPE_BYTES), case_sensitive=False),
                      default="float32", show_default=True,
                      help="Element type for memory figures."),
         click.option("--format", "fmt", type=click.Choice(formats, case_sensitive=False),
@@ -151,7 +239,7 @@ def check_device_dtype(devices: tuple[Device, ...], dtype: str) -> None:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(__version__, prog_name="convcost")
+@click.version_option(__version__, "-V", "--version", prog_name="convcost")
 def cli() -> None:
     """Exact MACs, FLOPs, parameters and memory of convolutional layer chains.
 
@@ -171,6 +259,8 @@ def analyze_specs(specs: tuple[str, ...], size: tuple[int, int] | None, batch: i
 def report_errors(analysis: Analysis) -> None:
     """Every error to standard error, then a one-line summary when files were read or
     anything failed (chains typed on the command line need no summary)."""
+    for warning in analysis.warnings:
+        click.echo(str(warning), err=True)
     for error in analysis.errors:
         click.echo(_styled_error(error), err=True)
     if analysis.batch_input or analysis.errors:
@@ -204,17 +294,21 @@ def emit_document(models: Sequence[ModelReport], errors: Sequence[ConvcostError]
                   rendered: Sequence[str] = (), **extra: Any) -> None:
     """The convcost/1 document of ``models`` (then the ``rendered`` ones): indented on a
     terminal, compact when piped."""
-    from convcost.cost.report import document_text
+    from convcost.cost.report import document_parts, document_text
 
-    text = document_text(models, errors, indent=2 if sys.stdout.isatty() else None,
-                         rendered=rendered, **extra)
-    # Written directly: click.echo would scan the whole (large) text for ANSI codes to strip.
-    sys.stdout.write(text)
-    sys.stdout.write("\n")
+    # Written directly, piece by piece: click.echo would scan the whole (large) text for ANSI
+    # codes to strip, and a 100,000-layer document need never be one string.
+    write = sys.stdout.write
+    if sys.stdout.isatty():
+        write(document_text(models, errors, indent=2, **extra))
+    else:
+        for part in document_parts(models, errors, rendered=rendered, **extra):
+            write(part)
+    write("\n")
 
 
 def emit_grids(grids: list[Any], fmt: str, machine: MachineRecord | None) -> None:
-    """Grids as Markdown or rich tables, then the benchmark machine's line (with --bench)."""
+    """Grids as Markdown or text tables, then the benchmark machine's line (with --bench)."""
     from convcost import render
 
     notes = [render.machine_note(machine)] if machine is not None else []
@@ -222,18 +316,52 @@ def emit_grids(grids: list[Any], fmt: str, machine: MachineRecord | None) -> Non
         text = "\n".join(render.to_markdown(grid) for grid in grids)
         click.echo(text + "".join(f"\n{note}\n" for note in notes), nl=False)
     else:
-        from rich.text import Text
-        print_rich([*(render.to_rich(grid) for grid in grids), *map(Text, notes)])
+        print_grids(grids, notes)
 
 
-def print_rich(renderables: list[Any]) -> None:
-    from rich.console import Console
+def print_grids(grids: Sequence[Any], notes: Sequence[str] = ()) -> None:
+    """Grids as plain-text tables fitted to :func:`output_width`, then ``notes``."""
+    from convcost.render_text import to_text, wrap_note
 
-    # Without a terminal rich assumes 80 columns, too narrow for per-layer tables; COLUMNS
-    # still wins when set.
-    wide = not sys.stdout.isatty() and "COLUMNS" not in os.environ
-    console = Console(file=sys.stdout, width=150 if wide else None)
-    for renderable in renderables:
-        console.print(renderable)
+    width, glyphs, color = output_width(), output_glyphs(), output_color()
+    for grid in grids:
+        # Written directly: click.echo would scan a large table for ANSI codes to strip.
+        sys.stdout.write(to_text(grid, width, glyphs=glyphs, color=color))
+    for note in notes:
+        sys.stdout.write("".join(line + "\n" for line in wrap_note(note, width)))
 
 
+def output_width() -> int:
+    """Columns for tables: the terminal's width on a terminal; else ``COLUMNS``, or 100 when
+    it is unset (or not a positive number)."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return min(int(columns), 10_000)
+    if sys.stdout.isatty():
+        import shutil
+
+        return shutil.get_terminal_size((100, 24)).columns
+    return 100
+
+
+def output_color() -> bool:
+    """Bold titles and headers: on a terminal, or with FORCE_COLOR (not 0); never with
+    NO_COLOR."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    forced = os.environ.get("FORCE_COLOR")
+    if forced is not None and forced != "":
+        return forced != "0"
+    return sys.stdout.isatty()
+
+
+def output_glyphs() -> Any:
+    """Rule and bar characters standard output can encode (ASCII ones otherwise)."""
+    from convcost.render_text import ASCII, UNICODE
+
+    encoding = getattr(sys.stdout, "encoding", None) or "ascii"
+    try:
+        "".join(UNICODE).encode(encoding)
+    except (UnicodeEncodeError, LookupError):
+        return ASCII
+    return UNICODE

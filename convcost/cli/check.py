@@ -13,13 +13,14 @@ from convcost.cli.base import (
     EXIT_BAD_INPUT,
     EXIT_CHECK_FAILED,
     EXIT_OK,
+    SPEC,
     analysis_options,
     analyze_specs,
     check_device_dtype,
     cli,
     device_option,
     emit_document,
-    print_rich,
+    print_grids,
     quantity,
     report_errors,
     with_devices,
@@ -49,7 +50,7 @@ def _time_budgets(ctx: click.Context, param: click.Parameter, value: tuple[str, 
 
 
 @cli.command(epilog=CONVENTIONS)
-@click.argument("specs", nargs=-1, required=True, metavar="SPEC_OR_FILE...")
+@click.argument("specs", nargs=-1, required=True, type=SPEC, metavar="SPEC_OR_FILE...")
 @click.option("--max-macs", callback=quantity(False), metavar="N",
               help="Fail when a model needs more MACs (SI suffixes: 4.2G, 600M).")
 @click.option("--max-params", callback=quantity(False), metavar="N",
@@ -143,7 +144,7 @@ def check(ctx: click.Context, specs: tuple[str, ...], max_macs: int | None,
         if fmt == "markdown":
             click.echo(render.to_markdown(grid), nl=False)
         else:
-            print_rich([render.to_rich(grid)])
+            print_grids([grid])
     report_errors(analysis)
     ctx.exit(EXIT_BAD_INPUT if verdict.errors else EXIT_OK if verdict.passed else
              EXIT_CHECK_FAILED)

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from convcost.cli.base import EXIT_BAD_INPUT, cli, emit_json, print_rich
+from convcost.cli.base import EXIT_BAD_INPUT, cli, emit_json, print_grids
 
 
 @cli.command(short_help="Measure this machine's matrix-multiply peak and bandwidth.")
@@ -42,7 +42,7 @@ def calibrate(ctx: click.Context, dtypes: tuple[str, ...], threads: int | None, 
         emit_json(document([], [], **result.to_json()))
         return
     from convcost import render
-    print_rich([render.to_rich(render.calibration_grid(result))])
+    print_grids([render.calibration_grid(result)])
 
 
 def _save_profile(ctx: click.Context, calibration: Any, target: str) -> None:
@@ -78,9 +78,8 @@ def devices(fmt: str, verbose: bool) -> None:
         emit_json(document([], [], devices=[device_to_json(device)
                                              for device in shipped_devices()]))
         return
-    from convcost import render
     from convcost.roofline.tables import devices_grid
-    print_rich([render.to_rich(devices_grid(shipped_devices(), verbose=verbose))])
+    print_grids([devices_grid(shipped_devices(), verbose=verbose)])
 
 
 @cli.command()

@@ -12,6 +12,7 @@ import click
 from convcost.cli.base import (
     EXIT_BAD_INPUT,
     EXIT_OK,
+    SPEC,
     analysis_options,
     analyze_specs,
     check_device_dtype,
@@ -46,7 +47,8 @@ def _plot_options(function: Callable[..., Any]) -> Callable[..., Any]:
     function = click.option("-o", "--output", "output", required=True, metavar="FILE",
                             help="File to write: .png, .svg or .pdf.")(function)
     function = analysis_options(("table",), "Unused by plots.")(function)
-    return click.argument("specs", nargs=-1, required=True, metavar="SPEC_OR_FILE...")(function)
+    return click.argument("specs", nargs=-1, required=True, type=SPEC,
+                          metavar="SPEC_OR_FILE...")(function)
 
 
 def _draw(ctx: click.Context, specs: tuple[str, ...], size: tuple[int, int] | None,

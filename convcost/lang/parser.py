@@ -7,10 +7,11 @@ source, line and column of the offending token and say what would have been vali
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from functools import lru_cache
 from typing import NamedTuple
 
-from convcost.errors import Source, Span, SpecError
+from convcost.errors import Source, Span, SpecError, SpecWarning
 from convcost.lang.ast import (
     BranchesSpec,
     Chain,
@@ -28,15 +29,23 @@ from convcost.lang.ast import (
 from convcost.lang.tokenizer import PHRASES, Token, strip_comment, tokenize_line
 from convcost.lang.vocab import (
     BLOCK_WORDS,
+    MAX_LAYERS,
+    MAX_SIZE,
     Arg,
     build_layer,
     layer_word,
+    too_large,
     unknown_layer_message,
+    whole,
 )
 
 #: Deepest nesting of brackets and groups accepted (deeper input gets a clear error, not a
 #: RecursionError).
 MAX_DEPTH = 64
+#: Errors reported per source; a file full of errors ends with a note instead of megabytes.
+MAX_ERRORS = 100
+#: Fragment names quoted by an "undefined fragment" message (the nearest ones).
+_SUGGESTED = 3
 INPUT_HELP = "a channel count like 256 or a map like 56x56x256"
 _MODEL_HEADER = re.compile(r"\s*([A-Za-z0-9_.\-]+)\s*:")
 _LET_HEADER = re.compile(r"\s*let(?=\s|$)", re.IGNORECASE)
@@ -64,6 +73,7 @@ class _Parser:
         self.depth = 0
         self.fragments = fragments
         self.defining = defining
+        self.layers = 0  # layers written so far, against MAX_LAYERS
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -93,16 +103,24 @@ class _Parser:
             raise self.error(f"expected {phrase}, found {self.found()}")
         return self.advance()
 
-    def text_between(self, first: Token, last: Token) -> str:
-        """The source text from ``first`` to ``last`` inclusive (joined by spaces across lines)."""
+    def text_between(self, start: int, stop: int) -> str:
+        """The source text of tokens ``start`` to ``stop`` inclusive (by index, so finding
+        them costs nothing; rebuilt compactly when written across lines)."""
+        first, last = self.tokens[start], self.tokens[stop]
         if first.line == last.line:
             line = self.source.line_text(first.line)
             return line[first.column - 1: last.column - 1 + len(last.text)]
-        start = self.tokens.index(first)
-        stop = self.tokens.index(last)
         # Written over several lines: rebuild it compactly, e.g. '3x3(64, s=2)'.
         return "".join(token.text + (" " if token.kind == "COMMA" else "")
                        for token in self.tokens[start: stop + 1])
+
+    def dims(self, token: Token) -> tuple[int, ...]:
+        """The numbers of a DIMS token: '56x56x256' -> (56, 56, 256); above MAX_SIZE is an
+        error here, so no count downstream can grow without bound."""
+        dims = _dims_of(token.text)
+        if max(dims) > MAX_SIZE:
+            raise self.error(too_large("a size or count"), token)
+        return dims
 
     def span_between(self, first: Token, last: Token) -> Span:
         if first.line == last.line:
@@ -140,9 +158,9 @@ class _Parser:
     def _parse_input(self) -> InputSpec:
         """input := DIMS   (``C`` or ``HxWxC``)"""
         token = self.token
-        if token.kind == "END":
+        if token.kind in ("END", "ARROW"):
             raise self.error(f"missing input: a chain starts with {INPUT_HELP}")
-        parts = _dims(token) if token.kind == "DIMS" else []
+        parts = self.dims(token) if token.kind == "DIMS" else []
         looks_like_layer = token.kind in ("WORD", "REF", "LBRACKET", "LPAREN") or (
             len(parts) == 2 and self.tokens[self.pos + 1].kind == "LPAREN")
         if looks_like_layer:
@@ -172,11 +190,11 @@ class _Parser:
         while self.check("STAR"):
             star = self.advance()
             count_token = self.token
-            if count_token.kind != "DIMS" or len(_dims(count_token)) != 1:
+            if count_token.kind != "DIMS" or len(self.dims(count_token)) != 1:
                 raise self.error(f"expected a repeat count after '*', e.g. *3, found "
                                  f"{self.found()}")
             self.advance()
-            count = int(count_token.text)
+            count = self.dims(count_token)[0]
             if count < 1:
                 raise self.error(f"repeat count must be at least 1, not {count}", count_token)
             item = RepeatSpec(item, count, self.span_between(star, count_token))
@@ -296,18 +314,22 @@ class _Parser:
                              f"fragments defined before it", token)
         fragment = self.fragments.get(name)
         if fragment is None:
-            defined = ", ".join(f"${known}" for known in self.fragments) or "none so far"
             raise self.error(f"undefined fragment ${name}; define it first with "
-                             f"'let {name} = ...' (defined: {defined})", token)
+                             f"'let {name} = ...'{_nearest(name, self.fragments)}", token)
         if fragment.body is None:
             raise self.error(f"fragment ${name} (line {fragment.line}) has errors", token)
         return FragmentSpec(name, fragment.body, token.span)
 
     def _parse_layer(self) -> LayerSpec:
         """layer := (DIMS | WORD) ['(' [arg (',' arg)*] ')']"""
+        self.layers += 1
+        if self.layers > MAX_LAYERS:
+            raise self.error(f"more than {MAX_LAYERS:,} layers in one statement, the limit "
+                             f"per model")
+        start = self.pos
         head = self.advance()
         if head.kind == "DIMS":
-            parts = _dims(head)
+            parts = self.dims(head)
             if len(parts) != 2:
                 raise self.error(f"expected a layer, found '{head.text}' (a kernel is "
                                  f"written KxK, e.g. 3x3(64); an input only starts a chain)",
@@ -323,6 +345,8 @@ class _Parser:
             kind, kernel_hw, factor = known
         if min(kernel_hw) < 1 or factor < 1:
             raise self.error(f"sizes in '{head.text}' must be at least 1", head)
+        if max(kernel_hw) > MAX_SIZE or factor > MAX_SIZE:
+            raise self.error(too_large("a kernel size or factor"), head)
         args: list[Arg] = []
         last = head
         remembered = self._remembered(head, kind)
@@ -336,7 +360,7 @@ class _Parser:
                     self.advance()
                     args.append(self._parse_arg())
             last = self._close("RPAREN", opener)
-        text = self.text_between(head, last)
+        text = self.text_between(start, self.pos - 1)
         layer = build_layer(self.source, kind, text, self.span_between(head, last), kernel_hw,
                             factor, args)
         if len(_LAYERS) >= _MAX_REMEMBERED:
@@ -396,15 +420,22 @@ _ARG_TOKENS = frozenset(("DIMS", "FLOAT", "WORD", "EQUALS", "COMMA"))
 _new_layer = tuple.__new__
 
 
-def _dims(token: Token) -> tuple[int, ...]:
-    """The numbers of a DIMS token: '56x56x256' -> (56, 56, 256)."""
-    return _dims_of(token.text)
-
-
 @lru_cache(maxsize=1024)
 def _dims_of(text: str) -> tuple[int, ...]:
     # Cached: files repeat the same few sizes ('1x1', '3x3', '56x56x64') over and over.
-    return tuple(int(part) for part in text.translate(_TIMES).split("x"))
+    return tuple(whole(part) for part in text.translate(_TIMES).split("x"))
+
+
+def _nearest(name: str, fragments: dict[str, Fragment]) -> str:
+    """' (did you mean $a or $b?)' naming the few nearest fragments, never all of them."""
+    if not fragments:
+        return " (no fragment is defined before this line)"
+    import difflib  # only on this error path: it costs start-up time
+
+    close = difflib.get_close_matches(name, fragments, n=_SUGGESTED, cutoff=0.6)
+    if not close:
+        return f" ({len(fragments):,} fragments are defined before this line; none is close)"
+    return f" (did you mean {' or '.join(f'${known}' for known in close)}?)"
 
 
 _TIMES = str.maketrans({"X": "x", "×": "x"})
@@ -416,7 +447,8 @@ _TIMES = str.maketrans({"X": "x", "×": "x"})
 class _Statement:
     """Physical lines grouped into one statement, with their tokens."""
 
-    __slots__ = ("kind", "line", "name", "name_span", "tokens", "error", "depth", "ends_open")
+    __slots__ = ("kind", "line", "name", "name_span", "tokens", "error", "depth", "ends_open",
+                 "arrows")
 
     def __init__(self, kind: str, line: int, name: str = "",
                  name_span: Span = Span(1, 1)) -> None:
@@ -428,6 +460,7 @@ class _Statement:
         self.error: SpecError | None = None
         self.depth = 0
         self.ends_open = False  # the line ended in ':' with nothing after it yet
+        self.arrows = 0  # '->' written so far: each joins at least one more layer
 
 
 class ParsedSource:
@@ -436,6 +469,8 @@ class ParsedSource:
     def __init__(self) -> None:
         self.models: list[ModelSpec] = []
         self.errors: list[SpecError] = []
+        #: Inputs that parse but look misread (see :func:`channels_first_warning`).
+        self.warnings: list[SpecWarning] = []
 
 
 def parse_source(source: Source, *, bare_names: str = "line") -> ParsedSource:
@@ -448,7 +483,13 @@ def parse_source(source: Source, *, bare_names: str = "line") -> ParsedSource:
     result = ParsedSource()
     fragments: dict[str, Fragment] = {}
     seen_models: dict[str, int] = {}
+    errors = result.errors
     for statement in _statements(source):
+        if len(errors) >= MAX_ERRORS:
+            errors.append(SpecError.at(source, Span(statement.line, 1),
+                                       f"too many errors: stopped after {MAX_ERRORS}; the rest "
+                                       f"of {source.name} is not checked"))
+            break
         if statement.error is not None:
             result.errors.append(statement.error)
             if statement.kind == "let" and statement.name:
@@ -459,6 +500,9 @@ def parse_source(source: Source, *, bare_names: str = "line") -> ParsedSource:
                 _define(source, statement, fragments)
                 continue
             chain = _Parser(source, statement.tokens, fragments).parse_chain()
+            warning = channels_first_warning(source, chain.input)
+            if warning is not None:
+                result.warnings.append(warning)
             if statement.kind == "model":
                 name = statement.name
                 if name in seen_models:
@@ -474,8 +518,25 @@ def parse_source(source: Source, *, bare_names: str = "line") -> ParsedSource:
             result.models.append(ModelSpec(name, chain, source, _statement_text(source, statement),
                                            Span(statement.line, 1)))
         except SpecError as error:
-            result.errors.append(error.with_traceback(None))  # keep no frames alive
+            result.errors.append(error.detached())  # keep no frames alive
     return result
+
+
+#: An input HxWxC with H at most this and W and C at least CHANNELS_FIRST_WIDE looks like
+#: PyTorch's CxHxW written in convcost's channels-last order (3x224x224).
+CHANNELS_FIRST_H = 4
+CHANNELS_FIRST_WIDE = 16
+
+
+def channels_first_warning(source: Source, given: InputSpec) -> SpecWarning | None:
+    """A warning when the input looks written channels first, like PyTorch's 3x224x224."""
+    h, w, c = given.h, given.w, given.c
+    if h is None or w is None or not (h <= CHANNELS_FIRST_H and min(w, c) >= CHANNELS_FIRST_WIDE):
+        return None
+    return SpecWarning.at(source, given.span,
+                          f"input {h}x{w}x{c} reads as H={h}, W={w}, C={c}: convcost writes "
+                          f"inputs HxWxC (channels last); if {h} is the channel count, write "
+                          f"{w}x{c}x{h}")
 
 
 def parse_chain(text: str, source_name: str = "<arg>") -> ModelSpec:
@@ -528,11 +589,11 @@ def _statement_text(source: Source, statement: _Statement) -> str:
     return " ".join(piece for piece in pieces if piece)
 
 
-def _statements(source: Source) -> list[_Statement]:
-    """Group the lines of ``source`` into statements by the contract's continuation rules."""
-    statements: list[_Statement] = []
+def _statements(source: Source) -> Iterator[_Statement]:
+    """Group the lines of ``source`` into statements by the contract's continuation rules,
+    yielding each once complete (a caller that stops early leaves the rest untokenized)."""
     current: _Statement | None = None
-    for number, raw in enumerate(source.text.split("\n"), start=1):
+    for number, raw in enumerate(source.lines(), start=1):
         code = strip_comment(raw).rstrip()
         if not code.strip():
             continue
@@ -540,17 +601,29 @@ def _statements(source: Source) -> list[_Statement]:
         let = None if header else _LET_HEADER.match(code)
         starts_new = header is not None or let is not None or current is None
         offset = header.end() if header else 0
-        try:
-            tokens = tokenize_line(source, code[offset:], number, offset + 1)
-            problem = None
-        except SpecError as error:
-            tokens, problem = [], error.with_traceback(None)
+        arrows = code.count("->") + code.count("→")
+        before = 0 if starts_new or current is None else current.arrows
+        if before > MAX_LAYERS:  # the rest of a statement already refused: skip, unread
+            continue
+        if before + arrows > MAX_LAYERS:
+            # More arrows than the layer limit: refused before tokenizing megabytes of it.
+            tokens, problem = [], SpecError.at(
+                source, Span(number, offset + 1),
+                f"more than {MAX_LAYERS:,} layers in one statement, the limit per model")
+        else:
+            try:
+                tokens = tokenize_line(source, code[offset:], number, offset + 1)
+                problem = None
+            except SpecError as error:
+                tokens, problem = [], error.detached()
         if not starts_new and current is not None:
             continues = (current.depth > 0 or current.ends_open
                          or (current.tokens and current.tokens[-1].kind in ("ARROW", "PIPE"))
                          or (tokens and tokens[0].kind in ("ARROW", "PIPE")))
             starts_new = not continues
         if starts_new or current is None:
+            if current is not None:
+                yield current
             if header:
                 current = _Statement("model", number, header.group(1),
                                      Span(number, header.start(1) + 1, len(header.group(1))))
@@ -558,8 +631,8 @@ def _statements(source: Source) -> list[_Statement]:
                 current = _Statement("let" if let else "bare", number)
                 if let and len(tokens) > 1 and tokens[1].kind == "WORD":
                     current.name = tokens[1].text
-            statements.append(current)
         current.tokens.extend(tokens)
+        current.arrows += arrows
         if problem is not None and current.error is None:
             current.error = problem
         if tokens:  # the language has no strings: brackets in the code are bracket tokens
@@ -567,4 +640,5 @@ def _statements(source: Source) -> list[_Statement]:
             current.depth += (body.count("(") + body.count("[") - body.count(")")
                               - body.count("]"))
         current.ends_open = header is not None and not tokens
-    return statements
+    if current is not None:
+        yield current

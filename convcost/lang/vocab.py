@@ -9,6 +9,17 @@ from typing import NamedTuple
 from convcost.errors import Source, Span, SpecError
 from convcost.lang.ast import LayerSpec
 
+#: Most layers one model may be written with or expand to; beyond this a model is refused
+#: while it is built (parsed or resolved) rather than after building millions of objects.
+MAX_LAYERS = 100_000
+#: Largest size, count or factor written anywhere (channels, kernels, strides, repeats,
+#: input sizes): larger values are typing errors or attacks, and refusing them keeps every
+#: count exact and every table number finite.
+MAX_SIZE = 2**31 - 1
+#: Digits of the longest number worth converting (longer ones are refused unread: Python
+#: refuses int() of more than 4,300 digits, and such numbers exceed MAX_SIZE anyway).
+_MAX_DIGITS = len(str(MAX_SIZE))
+
 #: Kinds that change nothing and allocate nothing (their output aliases their input; a
 #: channel ``slice`` is a view, as ``torch.chunk`` gives).
 ALIAS_KINDS = frozenset({"id", "dropout", "droppath", "slice"})
@@ -56,6 +67,8 @@ FC_NAMES = frozenset({"fc", "linear"})
 #: Names followed by a kernel size in the same word, e.g. ``maxpool3x3``.
 _SIZED = re.compile(r"(maxpool|avgpool|deconv)(\d+)[x×](\d+)$")
 _UP = re.compile(r"up(\d+)$")
+_SIZED_NAMES = ("maxpool", "avgpool", "deconv")
+_MISSIZED = re.compile(r"([a-z_]+)(\d+[x×]\d+)$")
 
 LAYER_HELP = ("a layer such as 3x3(64), 1x7(192), fc(1000), maxpool3x3(s=2), avgpool2x2, gap, "
               "deconv4x4(64, s=2), up2, bn, relu, [A | B], res[A], (A)*2 or $name")
@@ -98,6 +111,17 @@ class Arg(NamedTuple):
     value_span: Span
 
 
+def whole(text: str) -> int:
+    """The whole number written as ``text`` (ASCII digits); ``MAX_SIZE + 1`` for any number
+    too long to matter, so range checks refuse it without converting thousands of digits."""
+    return int(text) if len(text) <= _MAX_DIGITS else MAX_SIZE + 1
+
+
+def too_large(what: str) -> str:
+    """The message for a number above :data:`MAX_SIZE` (never quoting it: it may be huge)."""
+    return f"{what} is too large: at most {MAX_SIZE:,}"
+
+
 def layer_word(word: str) -> tuple[str, tuple[int, int], int] | None:
     """``(kind, kernel_hw, factor)`` for a layer written as one word, or None if unknown."""
     lower = word.lower()
@@ -107,10 +131,10 @@ def layer_word(word: str) -> tuple[str, tuple[int, int], int] | None:
         return "fc", (1, 1), 1
     sized = _SIZED.match(lower)
     if sized:
-        return sized.group(1), (int(sized.group(2)), int(sized.group(3))), 1
+        return sized.group(1), (whole(sized.group(2)), whole(sized.group(3))), 1
     up = _UP.match(lower)
     if up:
-        return "up", (1, 1), int(up.group(1))
+        return "up", (1, 1), whole(up.group(1))
     return None
 
 
@@ -128,6 +152,12 @@ def unknown_layer_message(word: str) -> str:
     else:
         import difflib  # only on this error path: it costs start-up time
 
+        sized = _MISSIZED.match(lower)
+        if sized:  # 'maxpol2x2': match the name, keep the size as written
+            names = difflib.get_close_matches(sized.group(1), _SIZED_NAMES, n=1, cutoff=0.6)
+            if names:
+                return (f"unknown layer '{word}'; did you mean '{names[0]}{sized.group(2)}'?; "
+                        f"expected {LAYER_HELP}")
         close = difflib.get_close_matches(lower, KNOWN_WORDS, n=1, cutoff=0.75)
         hint = f"; did you mean '{close[0]}'?" if close else ""
         return f"unknown layer '{word}'{hint}; expected {LAYER_HELP}"
@@ -138,7 +168,9 @@ def _positive(source: Source, arg: Arg, what: str, minimum: int = 1) -> int:
     if not arg.value.isdigit():
         raise SpecError.at(source, arg.value_span,
                            f"{what} must be a whole number, not '{arg.value}'")
-    number = int(arg.value)
+    number = whole(arg.value)
+    if number > MAX_SIZE:
+        raise SpecError.at(source, arg.value_span, too_large(what))
     if number < minimum:
         raise SpecError.at(source, arg.value_span, f"{what} must be at least {minimum}, not {number}")
     return number
@@ -151,7 +183,9 @@ def _pair(source: Source, arg: Arg, what: str, minimum: int) -> tuple[int, int]:
     if len(parts) > 2 or not all(part.isdigit() for part in parts):
         raise SpecError.at(source, arg.value_span,
                            f"bad {what} '{arg.value}'; expected {example}")
-    numbers = [int(part) for part in parts]
+    numbers = [whole(part) for part in parts]
+    if max(numbers) > MAX_SIZE:
+        raise SpecError.at(source, arg.value_span, too_large(what))
     if min(numbers) < minimum:
         raise SpecError.at(source, arg.value_span,
                            f"{what} must be at least {minimum}, not '{arg.value}'")
@@ -176,7 +210,7 @@ def build_layer(source: Source, kind: str, text: str, span: Span, kernel_hw: tup
     seen: dict[str, Arg] = {}
     values: dict[str, object] = {}
     for arg in args:
-        if arg.name is None and arg.value.lower() not in _FLAGS:
+        if arg.name is None and arg.value.lower() not in _FLAGS and not arg.value[0].isalpha():
             if count_name is None:
                 raise SpecError.at(source, arg.span,
                                    f"{kind} takes no channel count; its options are "
@@ -190,12 +224,13 @@ def build_layer(source: Source, kind: str, text: str, span: Span, kernel_hw: tup
         if arg.name is not None and arg.name.lower() in _FLAGS:
             raise SpecError.at(source, arg.span,
                                f"'{arg.name}' is a flag: write it alone, without '='")
-        name = _FLAGS[arg.value.lower()] if arg.name is None else _ALIASES.get(arg.name.lower())
+        name = _FLAGS.get(arg.value.lower()) if arg.name is None else _ALIASES.get(arg.name.lower())
         if name is None or name not in allowed:
             written = arg.name if arg.name is not None else arg.value
             raise SpecError.at(source, arg.span,
-                               f"unknown option '{written}' for {kind}; expected "
-                               f"{_option_list(allowed)}")
+                               f"unknown option '{written}' for {kind}"
+                               f"{_option_hint(arg, allowed)}; "
+                               f"expected {_option_list(allowed)}")
         if name in seen:
             raise SpecError.at(source, arg.span,
                                f"option '{name}' is given twice (an option and its alias count "
@@ -234,6 +269,29 @@ def build_layer(source: Source, kind: str, text: str, span: Span, kernel_hw: tup
         ceil=bool(values.get("ceil", False)),
         factor=factor,
     )
+
+
+#: Options as other tools spell them, to the short alias convcost uses (did-you-mean hints).
+_OPTION_SYNONYMS: dict[str, str] = {
+    "padding": "p", "strides": "s", "dilations": "d", "group": "g", "depthwise": "dw",
+    "ceil_mode": "ceil", "use_bias": "bias",
+}
+
+
+def _option_hint(arg: Arg, allowed: frozenset[str]) -> str:
+    """" (did you mean 's=2'?)" for a misspelt option or flag, or '' when nothing close fits."""
+    written = (arg.name if arg.name is not None else arg.value).lower()
+    close = _OPTION_SYNONYMS.get(written)
+    if close is None:
+        import difflib  # only on this error path: it costs start-up time
+
+        matches = difflib.get_close_matches(written, [*_ALIASES, *_FLAGS], n=1, cutoff=0.6)
+        close = matches[0] if matches else None
+    if close is None or (_ALIASES.get(close) or _FLAGS.get(close)) not in allowed:
+        return ""
+    if close in _FLAGS:
+        return f" (did you mean '{close}'?)"
+    return f" (did you mean '{close}={arg.value if arg.name is not None else '...'}'?)"
 
 
 def _option_list(allowed: frozenset[str]) -> str:

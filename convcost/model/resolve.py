@@ -24,12 +24,10 @@ from convcost.lang.ast import (
     Sequence,
     SplitSpec,
 )
+from convcost.lang.vocab import MAX_LAYERS
 from convcost.model.geometry import ceil_out, deconv_out, explicit_out, same_padding
 from convcost.model.program import Program, Shape, Step
 
-#: Most layers one model may expand to; beyond this a model is refused with a clear message
-#: rather than building millions of objects.
-MAX_LAYERS = 100_000
 #: Deepest nesting of groups, repeats, fragments, branches and residual blocks resolved;
 #: fragments built from fragments could otherwise exhaust Python's stack.
 MAX_NESTING = 200

@@ -35,9 +35,9 @@ def extend_analyze_grid(grid: Grid, model: ModelReport) -> None:
     # time column.
     checked = [time.error is not None for time in model.roofline]
     for time, errors in zip(model.roofline, checked):
-        grid.columns.append(Column(header(time.device), "roofline"))
+        grid.columns.append(Column(header(time.device), "roofline", priority=2))
         if errors:
-            grid.columns.append(Column(f"err@{time.device}", "change"))
+            grid.columns.append(Column(f"err@{time.device}", "change", priority=3))
 
     def cells(times: Sequence[RooflineTime]) -> list[Any]:
         row: list[Any] = []
@@ -51,6 +51,8 @@ def extend_analyze_grid(grid: Grid, model: ModelReport) -> None:
         row += cells(layer.roofline)
     if grid.footer is not None:
         grid.footer += cells(model.roofline)
+    # Under --depth a row may be a block (memory-bound when most of its time is).
+    rows = "rows" if any(layer.kind == "block" for layer in model.layers) else "layers"
     for position, total in enumerate(model.roofline):
         memory = sum(1 for layer in model.layers if layer.roofline[position].bound == "memory")
         attainable = ("" if total.attainable_flops is None else
@@ -62,7 +64,7 @@ def extend_analyze_grid(grid: Grid, model: ModelReport) -> None:
                    f"{units.seconds(model.bench.median_s if model.bench else 0.0)}")
         grid.notes.append(f"{header(total.device)} = {total.name}: predicted "
                           f"{units.seconds(total.time_s)}{attainable}{against}; {memory} of "
-                          f"{len(model.layers)} layers memory-bound (*)")
+                          f"{len(model.layers)} {rows} memory-bound (*)")
     grid.notes.append(METHOD)
 
 
@@ -75,7 +77,8 @@ def compare_grid(comparison: Comparison) -> Grid | None:
     devices = [time.device for time in base.roofline]
     benched = any(bench_seconds(model) is not None for model in comparison.models)
     grid = Grid(title=f"predicted time per device, speedup over {base.name}",
-                columns=[Column("model"), Column("MAC speedup", "ratio"),
+                columns=[Column("model", priority=0, wraps=True),
+                         Column("MAC speedup", "ratio", priority=2),
                          *(Column(header(device), "speedup") for device in devices)])
     if benched:
         grid.columns.append(Column("measured", "speedup"))
@@ -108,9 +111,9 @@ def compare_grid(comparison: Comparison) -> Grid | None:
 def devices_grid(devices: Sequence[Device], *, verbose: bool = False) -> Grid:
     """The device list: float32 and float16 peaks in TFLOP/s, bandwidth in GB/s."""
     grid = Grid(title="devices (use with --device ID, or --device FILE.toml)",
-                columns=[Column("id"), Column("name"), Column("kind"),
-                         Column("fp32 TFLOP/s", "float"), Column("fp16 TFLOP/s", "float"),
-                         Column("GB/s", "float")])
+                columns=[Column("id", priority=0), Column("name", priority=3, wraps=True),
+                         Column("kind", priority=4), Column("fp32 TFLOP/s", "float", priority=0),
+                         Column("fp16 TFLOP/s", "float"), Column("GB/s", "float", priority=0)])
     for device in devices:
         fp32, fp16 = (device.peak.get(dtype) for dtype in ("float32", "float16"))
         grid.rows.append([device.id, device.name, device.kind,
