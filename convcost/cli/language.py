@@ -59,7 +59,7 @@ def matching(all_sections: list[Section], topic: str) -> list[Section]:
     return [section for section in all_sections if wanted in section.heading.lower()]
 
 
-@cli.command()
+@cli.command(short_help="The chain language's grammar, layers and conventions.")
 @click.argument("topic", required=False)
 @click.option("--all", "everything", is_flag=True, help="Print the whole reference.")
 @click.pass_context
