@@ -355,3 +355,22 @@ def test_model_time() -> None:
     assert attainable == (2 * 10**12 + 10**6) / 2.4
     assert model_time([], "float32", d) == (0.0, (), 0.0)
     assert model_time([(0, 0)], "float32", d).attainable_flops_per_s == 0.0
+
+
+def test_a_fifo_or_device_never_blocks(tmp_path: Path) -> None:
+    """`--device fifo.toml` waited forever for a writer; it now reads as empty (as specs and
+    baselines do), and a device such as /dev/zero is refused."""
+    import os
+
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs on this platform")
+    fifo = tmp_path / "pipe.toml"
+    os.mkfifo(fifo)
+    with pytest.raises(DeviceError) as caught:
+        load_device_file(fifo)
+    assert "missing required key 'name'" in caught.value.message
+    if os.path.exists("/dev/zero"):
+        with pytest.raises(DeviceError) as caught:
+            load_device_file("/dev/zero")
+        assert caught.value.message == ("cannot read device file /dev/zero: not a file but a "
+                                        "device or socket")
