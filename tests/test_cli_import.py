@@ -71,6 +71,18 @@ def test_unwritable_output_file_is_exit_2(run: Run, tmp_path: Path) -> None:
     assert result.exit_code == 2
 
 
+def test_header_naming_many_sources_is_wrapped(run: Run, tmp_path: Path) -> None:
+    """The sources were listed on one comment line (2,700 characters for the zoo)."""
+    for number in range(30):
+        (tmp_path / f"model_number_{number}.convcost").write_text(f"m{number}: 8x8x3 -> relu\n")
+    result = run("import", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    header = result.stdout.split("\n\n")[0].splitlines()
+    assert len(header) > 1 and all(len(line) <= 100 for line in header)
+    assert all(line.startswith("# ") for line in header)
+    assert " ".join(line[2:] for line in header).count("model_number_") == 30
+
+
 @pytest.mark.parametrize("command", [["import"], ["export", "--to", "torch"]])
 def test_output_over_an_input_is_refused(run: Run, tmp_path: Path, command: list[str],
                                          monkeypatch: pytest.MonkeyPatch) -> None:

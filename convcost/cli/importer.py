@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import click
 
 from convcost.cli.base import EXIT_BAD_INPUT, EXIT_OK, cli, parse_size
@@ -51,7 +53,9 @@ def import_(ctx: click.Context, models: tuple[str, ...], output: str | None,
         written.append((item.program, item.report.source))
     if written:
         origins = ", ".join(dict.fromkeys(origin for _, origin in written))
-        text = writer.text([f"written by convcost import from {origins}"])
+        # One comment line per ~94 characters: 38 sources made a 2,700-character header line.
+        text = writer.text(textwrap.wrap(f"written by convcost import from {origins}", 94,
+                                         break_long_words=False, break_on_hyphens=False))
         errors += round_trip_problems([program for program, _ in written], text)
         failure = _emit(text, output)
         if failure is not None:
