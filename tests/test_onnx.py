@@ -151,6 +151,28 @@ def test_activations_clip_and_fused_patterns() -> None:
                    "-> relu6")
 
 
+def test_clip_bounds_and_activation_rates_reach_the_export() -> None:
+    """Clip(-1, 1) was exported as nn.ReLU6 and LeakyRelu(alpha=0.2) as nn.LeakyReLU() with
+    the default slope: same counts, other values. The bounds and rates are kept."""
+    from convcost.export import export_torch
+
+    nodes = [helper.make_node("LeakyRelu", ["x"], ["a"], alpha=0.2),
+             helper.make_node("Elu", ["a"], ["b"], alpha=0.5),
+             helper.make_node("LeakyRelu", ["b"], ["c"]),
+             helper.make_node("Clip", ["c", "minus", "one"], ["d"]),
+             helper.make_node("Clip", ["d", "minus", ""], ["y"])]
+    program = _read(_model(nodes, [_init("minus", (), [-1.0]), _init("one", (), [1.0])]))
+    assert [step.text for step in program.steps] == \
+        ["leakyrelu(0.2)", "elu(0.5)", "leakyrelu", "clip(-1.0, 1.0)", "clip(-1.0, None)"]
+    _same(program, "16x16x8 -> leakyrelu(0.2) -> elu(0.5) -> leakyrelu -> relu6 -> relu6")
+    source = export_torch([program]).source
+    for module in ("nn.LeakyReLU(negative_slope=0.2)", "nn.ELU(alpha=0.5)", "nn.LeakyReLU()",
+                   "nn.Hardtanh(-1.0, 1.0)", "nn.Hardtanh(-1.0, float('+inf'))"):
+        assert f"= {module}  #" in source, module
+    assert "ReLU6" not in source
+    compile(source, "<export>", "exec")
+
+
 def test_se_gate_is_a_broadcast_mul() -> None:
     squeeze, i1 = _conv("fc1", "g", "r0", 8, 2, k=1, bias=True)
     excite, i2 = _conv("fc2", "r", "e", 2, 8, k=1, bias=True)

@@ -225,6 +225,10 @@ def _keywords(**options: str | None) -> str:
     return "".join(f", {key}={value}" for key, value in options.items() if value is not None)
 
 
+#: The text of an imported ``Clip(min, max)`` that is neither relu6 nor relu (None: unbounded).
+_CLIP = re.compile(r"clip\(([0-9.eE+-]+|None), ([0-9.eE+-]+|None)\)")
+
+
 def _rate(step: Step) -> str | None:
     """The number written in ``dropout(0.5)``, ``leakyrelu(0.1)`` or ``elu(1.0)``, if any."""
     found = re.search(r"\(\s*([0-9.eE+-]+)\s*\)", step.text)
@@ -252,6 +256,11 @@ def _layer(step: Step, attribute: str, args: list[str], in_flat: bool, flat: boo
         return f"nn.Upsample(scale_factor={step.factor}, mode='nearest')", call, set()
     if kind == "bn":
         return f"nn.BatchNorm{'1d' if flat else '2d'}({cout})", call, set()
+    clip = _CLIP.fullmatch(step.text) if kind == "relu6" else None
+    if clip is not None:  # an ONNX Clip with other bounds: costed as relu6, computed as itself
+        low, high = (bound if bound != "None" else f"float('{sign}inf')"
+                     for bound, sign in zip(clip.groups(), "-+"))
+        return f"nn.Hardtanh({low}, {high})", call, set()
     if kind in _ACTIVATIONS:
         return _ACTIVATIONS[kind], call, set()
     if kind in _RATE_MODULES:

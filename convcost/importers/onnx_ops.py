@@ -276,12 +276,20 @@ _ACTIVATIONS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "HardSigmo
                 "Elu": "elu", "Softmax": "softmax", "Mish": "mish", "Gelu": "gelu"}
 
 
+#: ONNX's default ``alpha`` of the activations that take one (the language's defaults too).
+_ALPHA_DEFAULTS = {"leakyrelu": 0.01, "elu": 1.0}
+
+
 @lowers(*_ACTIVATIONS)
 def _activation(low: Lowering) -> Lowered:
     assert low.node is not None
     act = low.act()
     kind = _ACTIVATIONS[low.node.op]
-    return Act(low.emit(kind, kind, [act], act.shape), act.shape, act.layout, act.groups)
+    text = kind
+    alpha = low.attr("alpha") if kind in _ALPHA_DEFAULTS else None
+    if alpha is not None and float(alpha) != _ALPHA_DEFAULTS[kind]:
+        text = f"{kind}({float(alpha):g})"  # the rate as the language writes it, for export
+    return Act(low.emit(kind, text, [act], act.shape), act.shape, act.layout, act.groups)
 
 
 @lowers("PRelu")
