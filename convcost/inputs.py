@@ -149,7 +149,7 @@ def _expand(argument: str, stdin: BinaryIO | None) -> list[Input | str | Convcos
         if not files:
             raise ReadError(f"no files match '{display_name(argument)}'", display_name(argument))
         return list(files)
-    if os.sep in argument or "/" in argument or argument.endswith(SPEC_SUFFIX):
+    if os.sep in argument or "/" in argument or argument.endswith((SPEC_SUFFIX, ONNX_SUFFIX)):
         raise ReadError(f"no such file: '{display_name(argument)}'", display_name(argument))
     return [Input(Source("<arg>", argument), "text")]
 

@@ -16,6 +16,7 @@ from convcost.importers import onnx_views  # noqa: F401  (registers its ops in O
 from convcost.importers.onnx_fold import FoldError, fold, reshape_dims, slice_args, slice_range
 from convcost.importers.onnx_graph import Act, Graph, Node, Tensor
 from convcost.importers.onnx_ops import OPS
+from convcost.lang.vocab import MAX_SIZE
 from convcost.model.program import Program, Shape, Step
 
 Item = Union[Act, Tensor]
@@ -203,6 +204,9 @@ def entry_act(graph: Graph, source: str, size: tuple[int, int] | None,
 
     def known(index: int, what: str) -> int:
         value = dims[index]
+        if isinstance(value, int) and not 1 <= value <= MAX_SIZE:
+            raise OnnxError(f"input '{name}' has a {what} of {value:,}; sizes must be between 1 "
+                            f"and {MAX_SIZE:,}", source)
         if not isinstance(value, int):
             label = f"'{value}'" if value else "unknown"
             raise OnnxError(f"input '{name}' has a dynamic {what} ({label}); give it with "
@@ -237,6 +241,10 @@ def lower(graph: Graph, nodes: tuple[Node, ...], name: str, source: str,
                         f"input", source)
     if not lowering.steps:
         raise OnnxError("the graph has no layers to analyse", source)
+    for step in lowering.steps:  # the same bounds as a spec's sizes and channels
+        if max(step.output) > MAX_SIZE:
+            raise OnnxError(f"node '{step.path}' ({step.kind}) gives a {step.output} output; "
+                            f"sizes and channels must be at most {MAX_SIZE:,}", source)
     return Program(name, entry.shape, tuple(lowering.steps), result.value,
                    Source(source, ""), 0)
 
