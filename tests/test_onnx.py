@@ -429,7 +429,7 @@ def test_structural_mutations_give_onnx_errors_only() -> None:
 @pytest.mark.parametrize("dims, message", [
     ((1, 8, 2**40, 16), "has a height of 1,099,511,627,776; sizes must be between 1 and"),
     ((1, 8, 0, 16), "has a dynamic height"),  # protobuf cannot tell a 0 from an unset dim
-    ((1, -3, 16, 16), "has a channel count of -3"),
+    ((1, -3, 16, 16), "dynamic channel count .*no option can give it"),
 ])
 def test_input_sizes_outside_the_spec_bounds_are_refused(dims: tuple[int, ...],
                                                         message: str) -> None:
@@ -439,7 +439,7 @@ def test_input_sizes_outside_the_spec_bounds_are_refused(dims: tuple[int, ...],
 
 def test_layers_wider_than_the_spec_bounds_are_refused() -> None:
     # A weight of 2^40 output channels is only its dims: nothing is allocated.
-    weight = helper.make_tensor("w", TensorProto.FLOAT, [2**40, 8, 1, 1], [], raw=True)
+    weight = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[2**40, 8, 1, 1])
     data = _model([helper.make_node("Conv", ["x", "w"], ["y"], name="wide")], [weight])
     with pytest.raises(OnnxError, match="node 'wide' .* sizes and channels must be at most"):
         _read(data)

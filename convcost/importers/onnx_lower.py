@@ -209,9 +209,9 @@ def entry_act(graph: Graph, source: str, size: tuple[int, int] | None,
                             f"and {MAX_SIZE:,}", source)
         if not isinstance(value, int):
             label = f"'{value}'" if value else "unknown"
-            raise OnnxError(f"input '{name}' has a dynamic {what} ({label}); give it with "
-                            f"{'--size HxW' if what in ('height', 'width') else '--batch'}",
-                            source)
+            fix = {"height": "give it with --size HxW", "width": "give it with --size HxW"}.get(
+                what, "no option can give it: export the model with a fixed one")
+            raise OnnxError(f"input '{name}' has a dynamic {what} ({label}); {fix}", source)
         return value
 
     first = dims[0] if dims else None
