@@ -134,7 +134,7 @@ def analyze_grid(model: ModelReport, name: str | None = None) -> Grid:
         title=f"{name or model.name}  ({model.input} -> {model.output}, batch {model.batch}, "
               f"{model.dtype})",
         # Priorities: what an 80-column terminal drops first (highest first).
-        columns=[Column("path", priority=0), Column("layer", priority=0, wraps=True),
+        columns=[Column("path", priority=0, wraps=True), Column("layer", priority=0, wraps=True),
                  Column("output", priority=4), Column("MACs", "count", priority=0),
                  Column("share", "share", priority=5), Column("params", "count"),
                  Column("out mem", "bytes", priority=3), Column("FLOP/B", "float", priority=7)],

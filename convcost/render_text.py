@@ -11,6 +11,7 @@ notes wrap at spaces (long words are split, never cut), so no character is lost.
 
 from __future__ import annotations
 
+import re
 import textwrap
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NamedTuple
@@ -156,7 +157,7 @@ def _row_writer(layout: Layout, grid: Grid) -> Callable[[Sequence[str]], list[st
         if all(len(text) <= size for text, (size, _) in zip(texts, slots)):  # the common case
             return [margin + gap.join(text.rjust(size) if numeric else text.ljust(size)
                                       for text, (size, numeric) in zip(texts, slots))]
-        pieces = [_wrap(text, size, "", "") if len(text) > size else [text]
+        pieces = [_wrap_cell(text, size) if len(text) > size else [text]
                   for text, (size, _) in zip(texts, slots)]
         height = max(len(piece) for piece in pieces)
         return [margin + gap.join(
@@ -170,6 +171,26 @@ def _row_writer(layout: Layout, grid: Grid) -> Callable[[Sequence[str]], list[st
 def wrap_note(text: str, width: int) -> list[str]:
     """A line under the tables wrapped to ``width`` (continuations indented by two)."""
     return _wrap(text, width, "", "  ")
+
+
+def _wrap_cell(text: str, width: int) -> list[str]:
+    """A cell wrapped to ``width``: at spaces, or for a path without spaces (an ONNX node
+    name such as ``/features/features.0/Conv``) after its '/' separators; every character is
+    kept, and parts longer than a line are split."""
+    if " " in text or "/" not in text:
+        return _wrap(text, width, "", "")
+    lines = [""]
+    for part in re.findall(r"[^/]*/|[^/]+$", text):
+        while part:
+            room = width - len(lines[-1])
+            if len(part) > room and lines[-1]:
+                lines.append("")
+                continue
+            lines[-1] += part[:width]
+            part = part[width:]
+            if part:
+                lines.append("")
+    return lines
 
 
 def _wrap(text: str, width: int, first: str, rest: str) -> list[str]:

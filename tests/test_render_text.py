@@ -137,3 +137,15 @@ def test_notes_under_the_tables_wrap_whole() -> None:
     lines = wrap_note(note, 60)
     assert all(len(line) <= 60 for line in lines) and len(lines) > 2
     assert "".join(" ".join(lines).split()) == "".join(note.split())
+
+
+def test_long_paths_wrap_after_their_separators_and_keep_every_character() -> None:
+    from convcost.render_text import _wrap_cell
+
+    path = "/features/features.1/features.1.0/block/block.2/LayerNormalization"
+    lines = _wrap_cell(path, 22)
+    assert "".join(lines) == path and all(len(line) <= 22 for line in lines)
+    assert lines == ["/features/features.1/", "features.1.0/block/", "block.2/",
+                     "LayerNormalization"]
+    assert _wrap_cell("x" * 30, 12) == ["x" * 12, "x" * 12, "x" * 6]
+    assert _wrap_cell("a/" + "y" * 25, 10) == ["a/", "y" * 10, "y" * 10, "y" * 5]
