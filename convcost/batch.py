@@ -36,14 +36,31 @@ def usable_cpus() -> int:
     return os.cpu_count() or 1
 
 
-def default_jobs(inputs: Sequence[Input]) -> int:
-    """Processes worth using for ``inputs``: 1 for small batches, else up to the usable CPUs."""
+def others_running() -> float:
+    """Processes running right now besides this one (Linux's run queue; else the 1-minute
+    load average, or 0 where neither is known)."""
+    try:
+        with open("/proc/loadavg", encoding="ascii") as handle:
+            running = int(handle.read().split()[3].split("/")[0])
+        return max(0, running - 1)
+    except (OSError, ValueError, IndexError):
+        return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+
+
+def default_jobs(inputs: Sequence[Input], load: float | None = None) -> int:
+    """Processes worth using for ``inputs``: 1 for small batches, else up to the CPUs that
+    are free. ``load`` is how many other processes are running (default:
+    :func:`others_running`): a worker on a core another process holds only slows the whole
+    run down."""
     if len(inputs) < 2 or not hasattr(os, "fork"):
         return 1
     size = sum(len(item.source.text) for item in inputs)
     if size < MIN_PARALLEL_CHARS:
         return 1
-    return max(1, min(usable_cpus(), MAX_JOBS, len(inputs), size // (MIN_PARALLEL_CHARS // 2)))
+    if load is None:
+        load = others_running()
+    free = usable_cpus() - int(load + 0.5)
+    return max(1, min(free, MAX_JOBS, len(inputs), size // (MIN_PARALLEL_CHARS // 2)))
 
 
 def split(inputs: Sequence[Input], parts: int) -> list[list[Input]]:

@@ -36,11 +36,16 @@ def test_split_keeps_order_and_balances(sizes: list[int], parts: int) -> None:
         assert [len(run) for run in runs] == [5, 5]
 
 
-def test_small_batches_stay_in_one_process() -> None:
-    assert batch.default_jobs(_inputs([100, 100])) == 1
-    assert batch.default_jobs(_inputs([40_000])) == 1  # one input cannot be split
-    many = batch.default_jobs(_inputs([40_000, 40_000]))
-    assert 1 <= many <= min(2, batch.usable_cpus())
+def test_small_batches_and_busy_machines_stay_in_one_process(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(batch, "usable_cpus", lambda: 4)
+    assert batch.default_jobs(_inputs([100, 100]), load=0.0) == 1
+    assert batch.default_jobs(_inputs([40_000]), load=0.0) == 1  # one input cannot be split
+    big = _inputs([40_000] * 8)
+    assert batch.default_jobs(big, load=0.0) == 4
+    assert batch.default_jobs(big, load=1.2) == 3  # another process holds a core
+    assert batch.default_jobs(big, load=3.9) == 1
+    assert batch.default_jobs(_inputs([40_000, 40_000]), load=0.0) == 2
 
 
 def _documents(tmp_path: Path, jobs: int,
@@ -120,3 +125,7 @@ def test_cli_jobs_capped_at_the_usable_cpus(run: Callable[..., Result],
     assert one.stdout == many.stdout
     assert "--jobs 100000 is more than the 2 usable CPUs; using 2" in many.stderr
     assert used == [2]  # (-j 1 analyses in this process, without the batch path)
+
+
+def test_others_running_is_a_count_of_other_processes() -> None:
+    assert batch.others_running() >= 0
