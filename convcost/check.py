@@ -250,7 +250,33 @@ def _match(models: list[ModelReport], old: Sequence[BaselineModel]) -> dict[int,
         numbers = left.get(place, [])
         if len(positions) == 1 and len(numbers) == 1:
             found[positions[0]] = numbers[0]
+            del left[place]
+    # A baseline made in another working directory names the same file by another relative
+    # path ('specs/a.convcost' against 'a.convcost'): a left-over pair at one line whose paths
+    # end in the same components is that file, unless the pairing is ambiguous.
+    pairs: dict[int, list[int]] = {}
+    paired: dict[int, list[int]] = {}
+    for (source, line), positions in fresh.items():
+        if len(positions) != 1 or positions[0] in found:
+            continue
+        for (old_source, old_line), numbers in left.items():
+            if old_line == line and len(numbers) == 1 and _same_tail(source, old_source):
+                pairs.setdefault(positions[0], []).append(numbers[0])
+                paired.setdefault(numbers[0], []).append(positions[0])
+    for position, numbers in pairs.items():
+        if len(numbers) == 1 and len(paired[numbers[0]]) == 1:
+            found[position] = numbers[0]
     return dict(sorted(found.items()))
+
+
+def _same_tail(source: str, other: str) -> bool:
+    """Whether one path's components end the other's (``a/specs/x.convcost``, ``specs/x.convcost``)."""
+    mine = [part for part in source.replace("\\", "/").split("/") if part not in ("", ".")]
+    theirs = [part for part in other.replace("\\", "/").split("/") if part not in ("", ".")]
+    if not mine or not theirs or ".." in mine or ".." in theirs:
+        return False
+    shorter, longer = sorted((mine, theirs), key=len)
+    return longer[len(longer) - len(shorter):] == shorter
 
 
 def _metric_result(model: ModelReport, key: str, name: str, limit: int | None,

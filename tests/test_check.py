@@ -125,6 +125,19 @@ def test_a_rename_at_the_same_file_and_line_is_flagged_and_checked(
     assert verdict.to_json()["renamed"][0]["from"] == "old"
 
 
+def test_a_baseline_made_in_another_working_directory_still_catches_a_regression(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Made at the root as 'specs/x.convcost:1', checked from inside specs/ as 'x.convcost:1':
+    # the same file and line, so the 4x regression must fail, not pass as added + removed.
+    monkeypatch.chdir(tmp_path)
+    before = [m.to_json() for m in _file_models(tmp_path, "8x8x8 -> 1x1(8)\n", "specs")]
+    monkeypatch.chdir(tmp_path / "specs")
+    now = _file_models(tmp_path, "8x8x8 -> 1x1(32)\n", ".")
+    verdict = run_check(now, {}, before)
+    assert (verdict.added, verdict.removed) == ((), ())
+    assert len(verdict.renamed) == 1 and not verdict.passed
+
+
 def test_chains_on_the_command_line_are_not_renames() -> None:
     before = [m.to_json() for m in _models("a: 8 -> relu")]
     verdict = run_check(_models("b: 8 -> 1x1(8)"), {}, before)
