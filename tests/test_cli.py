@@ -372,6 +372,17 @@ def test_exit_codes_survive_pipes_and_closed_or_full_streams(tmp_path: Path) -> 
     assert "<stdin>: error: defines no models" in (tmp_path / "err4").read_text()
 
 
+def test_exit_codes_survive_a_standard_error_that_cannot_be_written(tmp_path: Path) -> None:
+    # Writing the diagnostic failed inside the error handler, and the exit code became 1.
+    codes = _bash("""
+        $P analyze examples/zoo "8 -> bogus" 2>&1 | head -1 >/dev/null; echo both=${PIPESTATUS[0]}
+        $P analyze "8 -> bogus" 2>/dev/full; echo full=$?
+        $P analyze --bogus 2>/dev/full; echo usage=$?
+        $P analyze "8 -> relu" 2>/dev/full >/dev/null; echo ok=$?
+    """, tmp_path)
+    assert codes == {"both": "2", "full": "2", "usage": "2", "ok": "0"}
+
+
 @pytest.mark.parametrize("env", [
     {"PYTHONIOENCODING": "ascii"},
     {"LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"},
