@@ -90,8 +90,8 @@ def prepare_streams() -> str | None:
             # but must not turn the run's exit code into 1 through an error while reporting.
             sys.stderr.flush()
             _KEEP.append(sys.stderr)
-            writer = io.BufferedWriter(_Lossy(descriptor))  # type: ignore[type-var]
-            sys.stderr = io.TextIOWrapper(writer, encoding=sys.stderr.encoding, errors=ERRORS,
+            lossy = io.BufferedWriter(_Lossy(descriptor))  # type: ignore[type-var]
+            sys.stderr = io.TextIOWrapper(lossy, encoding=sys.stderr.encoding, errors=ERRORS,
                                           line_buffering=True, write_through=True)
     if sys.stdout is None:
         return "standard output is closed; nothing can be written"
