@@ -273,6 +273,11 @@ def _sniff_onnx(data: bytes) -> bool:
     return False
 
 
+def bom_encoding(data: bytes) -> str | None:
+    """The encoding named by the byte-order mark ``data`` starts with, or None."""
+    return next((encoding for bom, encoding in _BOMS if data.startswith(bom)), None)
+
+
 def _decode(name: str, data: bytes) -> Source:
     """UTF-8 text of ``data``; binary, oversized or non-UTF-8 input is a located error."""
     if len(data) > MAX_FILE_BYTES:

@@ -205,6 +205,14 @@ def test_baseline_missing_a_total_is_refused(tmp_path: Path) -> None:
         load_baseline(_baseline_file(tmp_path, [entry]))
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-8-sig", "utf-32"])
+def test_a_baseline_with_a_byte_order_mark_is_read(tmp_path: Path, encoding: str) -> None:
+    # Windows PowerShell's '>' writes UTF-16 with a BOM; it was refused as 'not UTF-8 text'.
+    path = tmp_path / "baseline.json"
+    path.write_bytes(json.dumps(document(_models("net: 8 -> relu"), [])).encode(encoding))
+    assert [m.name for m in load_baseline(str(path)).models] == ["net"]
+
+
 def test_hostile_baseline_files_give_located_errors(tmp_path: Path) -> None:
     deep = tmp_path / "deep.json"
     deep.write_text("[" * 100_000 + "]" * 100_000)
@@ -212,7 +220,7 @@ def test_hostile_baseline_files_give_located_errors(tmp_path: Path) -> None:
         load_baseline(str(deep))
     digits = tmp_path / "digits.json"
     digits.write_text('{"schema": "convcost/1", "models": [' + "9" * 5000 + "]}")
-    with pytest.raises(BaselineError, match="not usable JSON"):
+    with pytest.raises(BaselineError, match="not usable JSON: it holds a number of thousands"):
         load_baseline(str(digits))
     if os.path.exists("/dev/zero"):
         with pytest.raises(BaselineError, match="is a device"):
