@@ -139,6 +139,8 @@ def parse_time_budget(text: str) -> tuple[str, float]:
             number, scale = number[: -len(suffix)].strip(), factor
             break
     try:
+        if not number.isascii():  # float() takes '٣'; every other number refuses it
+            raise ValueError
         seconds = float(number) * scale
     except ValueError:
         raise ValueError(f"'{amount}' in '{text}' is not a number of seconds") from None
@@ -148,7 +150,7 @@ def parse_time_budget(text: str) -> tuple[str, float]:
 
 
 #: A tolerance as written: a percentage ('1%', '2.5 %') or a fraction below 1 ('0.01').
-_TOLERANCE = re.compile(r"(?P<number>\d{1,9}(?:\.\d{0,9})?|\.\d{1,9})\s*(?P<percent>%?)")
+_TOLERANCE = re.compile(r"(?P<number>\d{1,9}(?:\.\d{0,9})?|\.\d{1,9})\s*(?P<percent>%?)", re.ASCII)
 
 
 def parse_tolerance(text: str) -> Fraction:

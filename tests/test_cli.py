@@ -445,6 +445,20 @@ def test_non_ascii_digits_and_dtype_spellings_in_options(run: Run) -> None:
     assert dtype.exit_code == 2 and "did you mean 'float16'?" in dtype.stderr
 
 
+@pytest.mark.parametrize("args", [
+    ("analyze", "8 -> relu", "--top", "٣"), ("analyze", "8 -> relu", "--depth", "３"),
+    ("analyze", "8 -> relu", "-j", "٣"), ("analyze", "8 -> relu", "--threads", "٣"),
+    ("analyze", "8 -> relu", "--bench-budget", "٣"), ("calibrate", "--threads", "٣"),
+    ("check", "8 -> relu", "--max-time", "t4=٣ms"),
+    ("check", "8 -> relu", "--max-macs", "1K", "--tolerance", "٣%"),
+])
+def test_non_ascii_digits_are_refused_by_every_option(run: Run, args: tuple[str, ...]) -> None:
+    # --batch refused '٣' while --top, --depth, -j, --threads, --bench-budget, --max-time
+    # and --tolerance took it (click's int and Python's float() and \d accept any digit).
+    result = run(*args)
+    assert result.exit_code == 2 and "Invalid value" in result.stderr, result.stderr
+
+
 def test_channels_first_input_warns_on_stderr(run: Run) -> None:
     result = run("analyze", "3x224x224 -> 3x3(64)", "--format", "json")
     assert result.exit_code == 0
