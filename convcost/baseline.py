@@ -102,6 +102,13 @@ def load_baseline(path: str) -> Baseline:
     recorded = "configuration" in document
     if recorded:
         configuration: Options | None = _configuration(document["configuration"], path)
+        for model in models:  # an edited or merged document must not mix configurations
+            if configuration is not None and \
+                    (model.batch, model.dtype) != (configuration.batch, configuration.dtype):
+                raise BaselineError(
+                    f"baseline '{path}', model '{_short(model.name)}' was made with batch "
+                    f"{model.batch}, {model.dtype}, but the document's configuration says "
+                    f"batch {configuration.batch}, {configuration.dtype}", path)
     else:
         kinds = {(model.batch, model.dtype) for model in models}
         configuration = Options(None, *kinds.pop()) if len(kinds) == 1 else \

@@ -213,6 +213,18 @@ def test_a_baseline_with_a_byte_order_mark_is_read(tmp_path: Path, encoding: str
     assert [m.name for m in load_baseline(str(path)).models] == ["net"]
 
 
+def test_a_baseline_whose_models_disagree_with_its_configuration_is_refused(
+        tmp_path: Path) -> None:
+    # Models made at batch 4 under a configuration edited to batch 1 compared as batch 1:
+    # a 4x regression read as -75% and passed.
+    entry = dict(_good_entry(), batch=4)
+    path = _baseline_file(tmp_path, [entry],
+                          configuration={"batch": 1, "dtype": "float32", "size": None})
+    with pytest.raises(BaselineError, match="was made with batch 4, float32, but the "
+                                            "document's configuration says batch 1"):
+        load_baseline(path)
+
+
 def test_hostile_baseline_files_give_located_errors(tmp_path: Path) -> None:
     deep = tmp_path / "deep.json"
     deep.write_text("[" * 100_000 + "]" * 100_000)
