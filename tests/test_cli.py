@@ -481,3 +481,12 @@ def test_a_bug_is_reported_without_a_traceback(monkeypatch: pytest.MonkeyPatch,
     assert exit_.value.code == 2
     assert capsys.readouterr().err == ("convcost: internal error: RuntimeError: boom; this is a "
                                        "bug in convcost (set CONVCOST_TRACEBACK=1 to see where)\n")
+
+
+def test_tables_of_several_models_are_separated_by_a_blank_line(run: Run) -> None:
+    # One model's totals ran straight into the next model's title.
+    result = run("analyze", str(ROOT / "examples" / "bottleneck.convcost"))
+    assert result.exit_code == 0
+    assert "KiB\n\nbottleneck  (1x1x256" in result.stdout
+    compared = run("compare", "8 -> 1x1(8)", "8 -> 1x1(16)", "--device", "t4")
+    assert "\n\npredicted time per device" in compared.stdout

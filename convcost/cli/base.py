@@ -338,7 +338,9 @@ def print_grids(grids: Sequence[Any], notes: Sequence[str] = ()) -> None:
     from convcost.render_text import to_text, wrap_note
 
     width, glyphs, color = output_width(), output_glyphs(), output_color()
-    for grid in grids:
+    for number, grid in enumerate(grids):
+        if number:  # a blank line between tables: one model's notes ran into the next title
+            sys.stdout.write("\n")
         # Written directly: click.echo would scan a large table for ANSI codes to strip.
         sys.stdout.write(to_text(grid, width, glyphs=glyphs, color=color))
     for note in notes:
