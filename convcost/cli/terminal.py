@@ -72,6 +72,8 @@ def prepare_environment(environ: MutableMapping[str, str]) -> None:
             environ["NO_COLOR"] = "1"
     if environ.get("NO_COLOR") == "":
         del environ["NO_COLOR"]
+    if environ.get("TERM") == "dumb" and "FORCE_COLOR" not in environ:
+        environ["NO_COLOR"] = "1"  # Emacs' shell, some CI logs: escape codes show as text
 
 
 def prepare_streams() -> str | None:
