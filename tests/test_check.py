@@ -138,6 +138,21 @@ def test_a_baseline_made_in_another_working_directory_still_catches_a_regression
     assert len(verdict.renamed) == 1 and not verdict.passed
 
 
+def test_an_unnamed_model_moved_down_a_line_is_still_checked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A comment added above renamed 'specs/x.convcost:1' to ':2'; its 4x regression showed
+    # as added + removed and the check passed.
+    monkeypatch.chdir(tmp_path)
+    before = [m.to_json() for m in _file_models(tmp_path, "8x8x8 -> 1x1(8)\nb: 8 -> relu\n",
+                                                "specs")]
+    now = _file_models(tmp_path, "# new comment\n8x8x8 -> 1x1(32)\nb: 8 -> relu\n", "specs")
+    verdict = run_check(now, {}, before)
+    assert (verdict.added, verdict.removed) == ((), ())
+    assert [(r.old, r.new) for r in verdict.renamed] == [
+        (os.path.join("specs", "x.convcost") + ":1", os.path.join("specs", "x.convcost") + ":2")]
+    assert not verdict.passed
+
+
 def test_chains_on_the_command_line_are_not_renames() -> None:
     before = [m.to_json() for m in _models("a: 8 -> relu")]
     verdict = run_check(_models("b: 8 -> 1x1(8)"), {}, before)
