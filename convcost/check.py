@@ -280,19 +280,23 @@ def _match(models: list[ModelReport], old: Sequence[BaselineModel]) -> dict[int,
 
 def _pair_moved(models: list[ModelReport], old: Sequence[BaselineModel],
                 found: dict[int, int]) -> None:
-    """Pair the models left over in one file with that file's left-over baseline models,
-    in line order, when there are as many of each: a line added above an unnamed model
-    renames it ('x.convcost:1' -> 'x.convcost:2'), and its regression read as an added and
-    a removed model, and passed. Such pairs are flagged as renames."""
+    """Pair the unnamed models left over in one file with that file's left-over unnamed
+    baseline models, in line order, when there are as many of each: a line added above an
+    unnamed model renames it ('x.convcost:1' -> 'x.convcost:2'), and its regression read as
+    an added and a removed model, and passed. Such pairs are flagged as renames. (Named
+    models have a name to match by; they pair only at the same line.)"""
     taken = set(found.values())
     old_left: dict[str, list[int]] = {}
     for number, entry in enumerate(old):
-        if number not in taken and not entry.source.startswith("<"):
+        if number not in taken and not entry.source.startswith("<") and \
+                entry.name == f"{entry.source}:{entry.line}":
             old_left.setdefault(entry.source, []).append(number)
     new_left: dict[str, list[int]] = {}
     for position, model in enumerate(models):
-        if position not in found and not model.source.startswith("<"):
-            new_left.setdefault(source_key(model.source), []).append(position)
+        key = source_key(model.source)
+        if position not in found and not model.source.startswith("<") and \
+                model.name in (f"{model.source}:{model.line}", f"{key}:{model.line}"):
+            new_left.setdefault(key, []).append(position)
     by_base: dict[str, list[str]] = {}
     for old_source in old_left:
         by_base.setdefault(_base(old_source), []).append(old_source)
