@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 from convcost.analysis import Options
 from convcost.cost.report import DTYPE_BYTES, METRICS, SCHEMA
 from convcost.errors import BaselineError
+from convcost.inputs import bom_encoding
 from convcost.inputs import source_path as source_key
 
 __all__ = ["MAX_BASELINE_BYTES", "MAX_COUNT", "Baseline", "BaselineError", "BaselineModel",
@@ -76,18 +77,23 @@ def load_baseline(path: str) -> Baseline:
     data = _read(path)
     if not data.strip():  # also a FIFO that nobody writes to
         raise BaselineError(f"baseline '{path}' is not JSON: it is empty", path)
+    # A baseline written by Windows PowerShell's '>' is UTF-16 with a BOM; 'Out-File -Encoding
+    # utf8' adds a UTF-8 BOM. Both are the same document.
+    encoding = bom_encoding(data) or "utf-8"
     try:
-        document = json.loads(data.decode("utf-8"))
+        document = json.loads(data.decode(encoding).removeprefix("\ufeff"))
     except UnicodeDecodeError as error:
-        raise BaselineError(f"baseline '{path}' is not UTF-8 text: {error.reason} at byte "
-                            f"{error.start}", path) from None
+        raise BaselineError(f"baseline '{path}' is not {encoding.upper().removesuffix('-SIG')} "
+                            f"text: {error.reason} at byte {error.start}", path) from None
     except json.JSONDecodeError as error:
         raise BaselineError(f"baseline '{path}' is not JSON: {error}", path) from None
     except RecursionError:
         raise BaselineError(f"baseline '{path}' is nested too deeply to be a {SCHEMA} "
                             f"document", path) from None
     except ValueError as error:  # e.g. an integer of more than 4,300 digits
-        raise BaselineError(f"baseline '{path}' is not usable JSON: {error}", path) from None
+        reason = "it holds a number of thousands of digits" if "digits" in str(error) \
+            else str(error)
+        raise BaselineError(f"baseline '{path}' is not usable JSON: {reason}", path) from None
     if not isinstance(document, dict) or document.get("schema") != SCHEMA or \
             not isinstance(document.get("models"), list):
         raise BaselineError(f"baseline '{path}' is not a {SCHEMA} document; write one with "
@@ -96,6 +102,13 @@ def load_baseline(path: str) -> Baseline:
     recorded = "configuration" in document
     if recorded:
         configuration: Options | None = _configuration(document["configuration"], path)
+        for model in models:  # an edited or merged document must not mix configurations
+            if configuration is not None and \
+                    (model.batch, model.dtype) != (configuration.batch, configuration.dtype):
+                raise BaselineError(
+                    f"baseline '{path}', model '{_short(model.name)}' was made with batch "
+                    f"{model.batch}, {model.dtype}, but the document's configuration says "
+                    f"batch {configuration.batch}, {configuration.dtype}", path)
     else:
         kinds = {(model.batch, model.dtype) for model in models}
         configuration = Options(None, *kinds.pop()) if len(kinds) == 1 else \

@@ -139,6 +139,8 @@ def parse_time_budget(text: str) -> tuple[str, float]:
             number, scale = number[: -len(suffix)].strip(), factor
             break
     try:
+        if not number.isascii():  # float() takes '٣'; every other number refuses it
+            raise ValueError
         seconds = float(number) * scale
     except ValueError:
         raise ValueError(f"'{amount}' in '{text}' is not a number of seconds") from None
@@ -148,7 +150,7 @@ def parse_time_budget(text: str) -> tuple[str, float]:
 
 
 #: A tolerance as written: a percentage ('1%', '2.5 %') or a fraction below 1 ('0.01').
-_TOLERANCE = re.compile(r"(?P<number>\d{1,9}(?:\.\d{0,9})?|\.\d{1,9})\s*(?P<percent>%?)")
+_TOLERANCE = re.compile(r"(?P<number>\d{1,9}(?:\.\d{0,9})?|\.\d{1,9})\s*(?P<percent>%?)", re.ASCII)
 
 
 def parse_tolerance(text: str) -> Fraction:
@@ -250,7 +252,80 @@ def _match(models: list[ModelReport], old: Sequence[BaselineModel]) -> dict[int,
         numbers = left.get(place, [])
         if len(positions) == 1 and len(numbers) == 1:
             found[positions[0]] = numbers[0]
+            del left[place]
+    # A baseline made in another working directory names the same file by another relative
+    # path ('specs/a.convcost' against 'a.convcost'): a left-over pair at one line whose paths
+    # end in the same components is that file, unless the pairing is ambiguous. Indexed by
+    # file name and line, so that thousands of left-overs never meet each other pairwise.
+    by_place: dict[tuple[str, int], list[tuple[str, int]]] = {}
+    for (old_source, old_line), numbers in left.items():
+        if len(numbers) == 1:
+            by_place.setdefault((_base(old_source), old_line), []).append(
+                (old_source, numbers[0]))
+    pairs: dict[int, list[int]] = {}
+    paired: dict[int, list[int]] = {}
+    for (source, line), positions in fresh.items():
+        if len(positions) != 1 or positions[0] in found:
+            continue
+        for old_source, number in by_place.get((_base(source), line), []):
+            if _same_tail(source, old_source):
+                pairs.setdefault(positions[0], []).append(number)
+                paired.setdefault(number, []).append(positions[0])
+    for position, numbers in pairs.items():
+        if len(numbers) == 1 and len(paired[numbers[0]]) == 1:
+            found[position] = numbers[0]
+    _pair_moved(models, old, found)
     return dict(sorted(found.items()))
+
+
+def _pair_moved(models: list[ModelReport], old: Sequence[BaselineModel],
+                found: dict[int, int]) -> None:
+    """Pair the unnamed models left over in one file with that file's left-over unnamed
+    baseline models, in line order, when there are as many of each: a line added above an
+    unnamed model renames it ('x.convcost:1' -> 'x.convcost:2'), and its regression read as
+    an added and a removed model, and passed. Such pairs are flagged as renames. (Named
+    models have a name to match by; they pair only at the same line.)"""
+    taken = set(found.values())
+    old_left: dict[str, list[int]] = {}
+    for number, entry in enumerate(old):
+        if number not in taken and not entry.source.startswith("<") and \
+                entry.name == f"{entry.source}:{entry.line}":
+            old_left.setdefault(entry.source, []).append(number)
+    new_left: dict[str, list[int]] = {}
+    for position, model in enumerate(models):
+        key = source_key(model.source)
+        if position not in found and not model.source.startswith("<") and \
+                model.name in (f"{model.source}:{model.line}", f"{key}:{model.line}"):
+            new_left.setdefault(key, []).append(position)
+    by_base: dict[str, list[str]] = {}
+    for old_source in old_left:
+        by_base.setdefault(_base(old_source), []).append(old_source)
+    claimed: set[str] = set()
+    for source, positions in new_left.items():
+        files = [old_source for old_source in by_base.get(_base(source), [])
+                 if old_source == source or _same_tail(source, old_source)]
+        if len(files) != 1 or files[0] in claimed or len(old_left[files[0]]) != len(positions):
+            continue
+        claimed.add(files[0])
+        numbers = sorted(old_left[files[0]], key=lambda number: old[number].line)
+        for position, number in zip(sorted(positions, key=lambda at: models[at].line),
+                                    numbers):
+            found[position] = number
+
+
+def _base(source: str) -> str:
+    """The file name at the end of ``source``."""
+    return source.replace("\\", "/").rstrip("/").rpartition("/")[2]
+
+
+def _same_tail(source: str, other: str) -> bool:
+    """Whether one path's components end the other's (``a/specs/x.convcost``, ``specs/x.convcost``)."""
+    mine = [part for part in source.replace("\\", "/").split("/") if part not in ("", ".")]
+    theirs = [part for part in other.replace("\\", "/").split("/") if part not in ("", ".")]
+    if not mine or not theirs or ".." in mine or ".." in theirs:
+        return False
+    shorter, longer = sorted((mine, theirs), key=len)
+    return longer[len(longer) - len(shorter):] == shorter
 
 
 def _metric_result(model: ModelReport, key: str, name: str, limit: int | None,

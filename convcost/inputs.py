@@ -184,10 +184,18 @@ def _scan(directory: str) -> list[Input | str | ConvcostError]:
             try:
                 is_dir = entry.is_dir()
                 is_file = not is_dir and entry.name.endswith(suffixes) and entry.is_file()
-            except OSError:
-                continue
+            except OSError:  # a link to itself: ELOOP
+                is_dir = is_file = False
             if is_dir:
                 walk(entry.path)
+            elif not is_file and entry.name.endswith(suffixes) and entry.is_symlink():
+                # A spec behind a broken link would otherwise read as removed, and pass.
+                try:
+                    os.stat(entry.path)
+                except OSError as error:
+                    name = display_name(entry.path)
+                    problems.append(ReadError(f"cannot read '{name}': {error.strerror or error}"
+                                              f" (a broken symbolic link)", name))
             elif is_file:
                 try:
                     info = entry.stat()
@@ -271,6 +279,11 @@ def _sniff_onnx(data: bytes) -> bool:
     except UnicodeDecodeError:
         return True
     return False
+
+
+def bom_encoding(data: bytes) -> str | None:
+    """The encoding named by the byte-order mark ``data`` starts with, or None."""
+    return next((encoding for bom, encoding in _BOMS if data.startswith(bom)), None)
 
 
 def _decode(name: str, data: bytes) -> Source:

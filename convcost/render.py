@@ -335,9 +335,11 @@ def github_annotations(verdict: Verdict, errors: list[ConvcostError]) -> str:
     """GitHub Actions workflow commands: an ``::error`` per spec error and failed check."""
     lines = []
     for error in errors:
-        lines.append(f"::error file={_escape_property(error.source)},line={error.line},"
-                     f"col={error.column},title=convcost spec error::"
-                     f"{_escape_data(error.message)}")
+        # A file or directory that cannot be read has no line: GitHub wants none, not 0.
+        place = (f",line={error.line}" if error.line > 0 else "") + \
+            (f",col={error.column}" if error.line > 0 and error.column > 0 else "")
+        lines.append(f"::error file={_escape_property(error.source)}{place},"
+                     f"title=convcost spec error::{_escape_data(error.message)}")
     for result in verdict.failures:
         lines.append(f"::error file={_escape_property(result.source)},line={result.line},"
                      f"title=convcost budget::{_escape_data(result.model + ': ' + result.reason)}")

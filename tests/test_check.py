@@ -125,6 +125,34 @@ def test_a_rename_at_the_same_file_and_line_is_flagged_and_checked(
     assert verdict.to_json()["renamed"][0]["from"] == "old"
 
 
+def test_a_baseline_made_in_another_working_directory_still_catches_a_regression(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Made at the root as 'specs/x.convcost:1', checked from inside specs/ as 'x.convcost:1':
+    # the same file and line, so the 4x regression must fail, not pass as added + removed.
+    monkeypatch.chdir(tmp_path)
+    before = [m.to_json() for m in _file_models(tmp_path, "8x8x8 -> 1x1(8)\n", "specs")]
+    monkeypatch.chdir(tmp_path / "specs")
+    now = _file_models(tmp_path, "8x8x8 -> 1x1(32)\n", ".")
+    verdict = run_check(now, {}, before)
+    assert (verdict.added, verdict.removed) == ((), ())
+    assert len(verdict.renamed) == 1 and not verdict.passed
+
+
+def test_an_unnamed_model_moved_down_a_line_is_still_checked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A comment added above renamed 'specs/x.convcost:1' to ':2'; its 4x regression showed
+    # as added + removed and the check passed.
+    monkeypatch.chdir(tmp_path)
+    before = [m.to_json() for m in _file_models(tmp_path, "8x8x8 -> 1x1(8)\nb: 8 -> relu\n",
+                                                "specs")]
+    now = _file_models(tmp_path, "# new comment\n8x8x8 -> 1x1(32)\nb: 8 -> relu\n", "specs")
+    verdict = run_check(now, {}, before)
+    assert (verdict.added, verdict.removed) == ((), ())
+    assert [(r.old, r.new) for r in verdict.renamed] == [
+        (os.path.join("specs", "x.convcost") + ":1", os.path.join("specs", "x.convcost") + ":2")]
+    assert not verdict.passed
+
+
 def test_chains_on_the_command_line_are_not_renames() -> None:
     before = [m.to_json() for m in _models("a: 8 -> relu")]
     verdict = run_check(_models("b: 8 -> 1x1(8)"), {}, before)
@@ -192,6 +220,26 @@ def test_baseline_missing_a_total_is_refused(tmp_path: Path) -> None:
         load_baseline(_baseline_file(tmp_path, [entry]))
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-8-sig", "utf-32"])
+def test_a_baseline_with_a_byte_order_mark_is_read(tmp_path: Path, encoding: str) -> None:
+    # Windows PowerShell's '>' writes UTF-16 with a BOM; it was refused as 'not UTF-8 text'.
+    path = tmp_path / "baseline.json"
+    path.write_bytes(json.dumps(document(_models("net: 8 -> relu"), [])).encode(encoding))
+    assert [m.name for m in load_baseline(str(path)).models] == ["net"]
+
+
+def test_a_baseline_whose_models_disagree_with_its_configuration_is_refused(
+        tmp_path: Path) -> None:
+    # Models made at batch 4 under a configuration edited to batch 1 compared as batch 1:
+    # a 4x regression read as -75% and passed.
+    entry = dict(_good_entry(), batch=4)
+    path = _baseline_file(tmp_path, [entry],
+                          configuration={"batch": 1, "dtype": "float32", "size": None})
+    with pytest.raises(BaselineError, match="was made with batch 4, float32, but the "
+                                            "document's configuration says batch 1"):
+        load_baseline(path)
+
+
 def test_hostile_baseline_files_give_located_errors(tmp_path: Path) -> None:
     deep = tmp_path / "deep.json"
     deep.write_text("[" * 100_000 + "]" * 100_000)
@@ -199,7 +247,7 @@ def test_hostile_baseline_files_give_located_errors(tmp_path: Path) -> None:
         load_baseline(str(deep))
     digits = tmp_path / "digits.json"
     digits.write_text('{"schema": "convcost/1", "models": [' + "9" * 5000 + "]}")
-    with pytest.raises(BaselineError, match="not usable JSON"):
+    with pytest.raises(BaselineError, match="not usable JSON: it holds a number of thousands"):
         load_baseline(str(digits))
     if os.path.exists("/dev/zero"):
         with pytest.raises(BaselineError, match="is a device"):

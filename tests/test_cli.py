@@ -372,6 +372,17 @@ def test_exit_codes_survive_pipes_and_closed_or_full_streams(tmp_path: Path) -> 
     assert "<stdin>: error: defines no models" in (tmp_path / "err4").read_text()
 
 
+def test_exit_codes_survive_a_standard_error_that_cannot_be_written(tmp_path: Path) -> None:
+    # Writing the diagnostic failed inside the error handler, and the exit code became 1.
+    codes = _bash("""
+        $P analyze examples/zoo "8 -> bogus" 2>&1 | head -1 >/dev/null; echo both=${PIPESTATUS[0]}
+        $P analyze "8 -> bogus" 2>/dev/full; echo full=$?
+        $P analyze --bogus 2>/dev/full; echo usage=$?
+        $P analyze "8 -> relu" 2>/dev/full >/dev/null; echo ok=$?
+    """, tmp_path)
+    assert codes == {"both": "2", "full": "2", "usage": "2", "ok": "0"}
+
+
 @pytest.mark.parametrize("env", [
     {"PYTHONIOENCODING": "ascii"},
     {"LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"},
@@ -434,6 +445,20 @@ def test_non_ascii_digits_and_dtype_spellings_in_options(run: Run) -> None:
     assert dtype.exit_code == 2 and "did you mean 'float16'?" in dtype.stderr
 
 
+@pytest.mark.parametrize("args", [
+    ("analyze", "8 -> relu", "--top", "٣"), ("analyze", "8 -> relu", "--depth", "３"),
+    ("analyze", "8 -> relu", "-j", "٣"), ("analyze", "8 -> relu", "--threads", "٣"),
+    ("analyze", "8 -> relu", "--bench-budget", "٣"), ("calibrate", "--threads", "٣"),
+    ("check", "8 -> relu", "--max-time", "t4=٣ms"),
+    ("check", "8 -> relu", "--max-macs", "1K", "--tolerance", "٣%"),
+])
+def test_non_ascii_digits_are_refused_by_every_option(run: Run, args: tuple[str, ...]) -> None:
+    # --batch refused '٣' while --top, --depth, -j, --threads, --bench-budget, --max-time
+    # and --tolerance took it (click's int and Python's float() and \d accept any digit).
+    result = run(*args)
+    assert result.exit_code == 2 and "Invalid value" in result.stderr, result.stderr
+
+
 def test_channels_first_input_warns_on_stderr(run: Run) -> None:
     result = run("analyze", "3x224x224 -> 3x3(64)", "--format", "json")
     assert result.exit_code == 0
@@ -456,3 +481,12 @@ def test_a_bug_is_reported_without_a_traceback(monkeypatch: pytest.MonkeyPatch,
     assert exit_.value.code == 2
     assert capsys.readouterr().err == ("convcost: internal error: RuntimeError: boom; this is a "
                                        "bug in convcost (set CONVCOST_TRACEBACK=1 to see where)\n")
+
+
+def test_tables_of_several_models_are_separated_by_a_blank_line(run: Run) -> None:
+    # One model's totals ran straight into the next model's title.
+    result = run("analyze", str(ROOT / "examples" / "bottleneck.convcost"))
+    assert result.exit_code == 0
+    assert "KiB\n\nbottleneck  (1x1x256" in result.stdout
+    compared = run("compare", "8 -> 1x1(8)", "8 -> 1x1(16)", "--device", "t4")
+    assert "\n\npredicted time per device" in compared.stdout

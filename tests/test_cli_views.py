@@ -94,3 +94,10 @@ def test_summary_top_and_sort_pick_the_heaviest_models(run: Run) -> None:
         "analyze", str(EXAMPLES), "--summary", "--top", "3", "--format", "csv").stdout)))
     macs = [int(row["macs"]) for row in csv_rows]
     assert len(macs) == 3 and macs == sorted(macs, reverse=True)
+
+
+def test_top_with_a_device_counts_memory_bound_rows_of_those_shown(run: Run) -> None:
+    # '4 of 4 layers memory-bound' under --top 4 read as if ResNet-50 had 4 layers.
+    result = run("analyze", RESNET, "--top", "4", "--device", "t4")
+    assert result.exit_code == 0
+    assert re.search(r"\d of the 4\s+layers\s+shown\s+memory-bound", result.stdout)

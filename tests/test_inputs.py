@@ -106,6 +106,20 @@ def test_symlink_loops_are_scanned_once(tmp_path: Path) -> None:
         ["a.convcost", "sub/b.convcost"]
 
 
+def test_a_broken_spec_link_in_a_scan_is_an_error_not_skipped(tmp_path: Path) -> None:
+    # Skipped, its models read as "removed" and check passed.
+    root = tmp_path / "specs"
+    root.mkdir()
+    (root / "a.convcost").write_text("a: 8 -> relu\n")
+    (root / "moved.convcost").symlink_to(tmp_path / "gone.convcost")
+    (root / "loop.convcost").symlink_to("loop.convcost")
+    (root / "notes").symlink_to(tmp_path / "gone")  # not a spec name: nothing to say
+    inputs, errors = collect([str(root)])
+    assert [Path(i.source.name).name for i in inputs] == ["a.convcost"]
+    assert sorted(Path(e.source).name for e in errors) == ["loop.convcost", "moved.convcost"]
+    assert all("(a broken symbolic link)" in e.message for e in errors)
+
+
 def test_unreadable_subdirectory_is_an_error_with_the_reason(tmp_path: Path) -> None:
     import os
 

@@ -36,6 +36,16 @@ def test_topics_and_all(run: Run) -> None:
     assert missing.exit_code == 2 and "Layer paths" in missing.output
 
 
+def test_the_documented_topics_find_their_subsections(run: Run) -> None:
+    # The README and --help name 'padding' and 'fragments'; no '##' heading holds them.
+    padding = run("language", "padding")
+    assert padding.exit_code == 0 and padding.stdout.startswith("### `same` padding")
+    assert "### Asymmetric padding" in padding.stdout and "## Structure" not in padding.stdout
+    fragments = run("language", "fragments")
+    assert fragments.exit_code == 0 and fragments.stdout.startswith("### Fragments:")
+    assert "## Today's CNNs" not in fragments.stdout  # a '##' heading ends the subsection
+
+
 def test_sections_ignore_headings_in_code() -> None:
     found = sections("## A\ntext\n```\n## not a heading\n```\n## B\nmore\n")
     assert [section.heading for section in found] == ["A", "B"]

@@ -325,6 +325,17 @@ def test_undefined_fragment_names_only_the_nearest_few() -> None:
     assert "1,000 fragments are defined" in far and len(far) < 200
 
 
+def test_undefined_fragment_compares_only_the_latest_fragments() -> None:
+    # 800,000 fragments and 100 undefined uses took 253 s in difflib: the search is bounded.
+    from convcost.lang.parser import _CANDIDATES
+
+    lets = "let early = relu\n" + "".join(f"let f{i} = relu\n" for i in range(_CANDIDATES))
+    message = parse_source(Source("f", lets + "m: 8 -> $earl\n")).errors[0].message
+    assert "none of the last 1,000 is close" in message and "$early" not in message
+    recent = parse_source(Source("f", lets + "m: 8 -> $f999x\n")).errors[0].message
+    assert "did you mean $f999" in recent
+
+
 def test_a_file_full_of_errors_stops_after_the_limit() -> None:
     from convcost.lang.parser import MAX_ERRORS
 

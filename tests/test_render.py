@@ -100,3 +100,16 @@ def test_parse_quantity(text: str, byte_units: bool, expected: int) -> None:
 def test_parse_quantity_rejects(text: str) -> None:
     with pytest.raises(ValueError):
         units.parse_quantity(text)
+
+
+def test_github_annotation_of_an_unreadable_file_has_no_line_zero() -> None:
+    from convcost.check import run_check
+    from convcost.errors import ReadError, SpecError
+
+    verdict = run_check([], {}).with_errors(2)
+    text = render.github_annotations(verdict, [
+        ReadError("cannot read directory 'specs/locked': Permission denied", "specs/locked"),
+        SpecError("bad", "specs/x.convcost", 3, 7)])
+    assert "::error file=specs/locked,title=convcost spec error::cannot read" in text
+    assert "::error file=specs/x.convcost,line=3,col=7,title=" in text
+    assert "line=0" not in text and "col=0" not in text

@@ -137,6 +137,6 @@ def test_depth_sums_measured_times_and_predictions() -> None:
     assert block.roofline[0].time_s == pytest.approx(
         sum(layer.roofline[0].time_s for layer in model.layers if layer.path.startswith("3.")))
     text = to_text(render.analyze_grid(shown), 150)
-    assert "residual (4 layers)" in text and "t@t4" in text and "of 4 rows memory-bound" in text
+    assert "residual (4 layers)" in text and "t@t4" in text and "of the 4 rows shown memory-bound" in text
     summary = to_text(render.summary_grid([model]), 120)
     assert "t@t4" in summary and "time" in summary

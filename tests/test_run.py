@@ -304,5 +304,5 @@ def test_huge_threads_are_capped_at_the_cpu_count_with_a_note(
     result = run("analyze", "8x8x4 -> relu", "--bench", "--threads", "9" * 30,
                  "--bench-budget", "0.05", "--format", "json")
     assert result.exit_code == 0, result.stderr
-    assert f"{'9' * 30} BLAS threads asked for" in result.stderr
+    assert "more than 2,147,483,647 BLAS threads asked for" in result.stderr
     assert f"running {machine.cpu_count()}" in result.stderr

@@ -19,6 +19,10 @@ from convcost.cli.terminal import ERRORS, prepare_environment
     ({"FORCE_COLOR": "1"}, {"FORCE_COLOR": "1"}),
     ({"NO_COLOR": ""}, {}),
     ({"NO_COLOR": "1"}, {"NO_COLOR": "1"}),
+    # A dumb terminal showed the red 'error:' as escape codes.
+    ({"TERM": "dumb"}, {"TERM": "dumb", "NO_COLOR": "1"}),
+    ({"TERM": "dumb", "FORCE_COLOR": "1"}, {"TERM": "dumb", "FORCE_COLOR": "1"}),
+    ({"TERM": "xterm"}, {"TERM": "xterm"}),
 ])
 def test_environment_is_normalised(before: dict[str, str], after: dict[str, str]) -> None:
     environ = dict(before)

@@ -72,6 +72,7 @@ from convcost.bench.timing import (
     probe_agreement,
 )
 from convcost.errors import BenchError, BenchRefused, Span, UsageError
+from convcost.lang.vocab import MAX_SIZE
 from convcost.units import nbytes
 
 if TYPE_CHECKING:
@@ -224,7 +225,9 @@ def bench_models(models: Sequence[Analyzed], settings: BenchSettings,
     notes: list[str] = []
     threads = settings.threads
     if threads is not None and threads > cpu_count():
-        notes.append(f"{threads} BLAS threads asked for, but only {cpu_count()} CPUs are "
+        # Past 2^31 - 1 the command line keeps no exact count (see WholeNumber).
+        asked = str(threads) if threads <= MAX_SIZE else f"more than {MAX_SIZE:,}"
+        notes.append(f"{asked} BLAS threads asked for, but only {cpu_count()} CPUs are "
                      f"usable: running {cpu_count()}")
         threads = cpu_count()
     ram_limit = settings.max_memory if settings.max_memory is not None \

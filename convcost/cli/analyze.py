@@ -15,6 +15,7 @@ from convcost.cli.base import (
     EXIT_BAD_INPUT,
     EXIT_OK,
     SPEC,
+    WholeNumber,
     analysis_options,
     analyze_specs,
     bench_options,
@@ -78,11 +79,11 @@ LARGE_TABLE = 500
 def view_options(function: F) -> F:
     """--depth, --top, --sort, --summary: what the table, Markdown and CSV show."""
     options = [
-        click.option("--depth", type=click.IntRange(min=1), metavar="N",
+        click.option("--depth", type=WholeNumber(maximum=None), metavar="N",
                      help="Sum the layers nested below depth N into one row per block "
                           "(residual, branch group, gate, split), like torchinfo's depth; 1 "
                           "shows top-level positions only. Tables, Markdown and CSV."),
-        click.option("--top", type=click.IntRange(min=1), metavar="N",
+        click.option("--top", type=WholeNumber(maximum=None), metavar="N",
                      help="Show only the N heaviest rows (by --sort, default macs)."),
         click.option("--sort", type=click.Choice(SORT_KEYS, case_sensitive=False),
                      help="Sort rows, largest first: macs, params, memory (output bytes) or "
@@ -101,7 +102,7 @@ def view_options(function: F) -> F:
 @analysis_options()
 @device_option
 @bench_options
-@click.option("--jobs", "-j", type=click.IntRange(min=0), default=0, metavar="N",
+@click.option("--jobs", "-j", type=WholeNumber(minimum=0), default=0, metavar="N",
               help="Processes for a large batch written as JSON: 0 (default) uses up to the "
                    "usable CPUs for batches of over 32K characters of specs, 1 this process "
                    "only. The output is the same either way.")

@@ -61,8 +61,9 @@ class WholeNumber(click.ParamType):  # type: ignore[type-arg]
 
     name = "integer"
 
-    def __init__(self, minimum: int = 1) -> None:
+    def __init__(self, minimum: int = 1, maximum: int | None = MAX_SIZE) -> None:
         self.minimum = minimum
+        self.maximum = maximum  # None: any size (a count capped later, e.g. --threads)
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None
                 ) -> int:
@@ -72,9 +73,22 @@ class WholeNumber(click.ParamType):  # type: ignore[type-arg]
             number = whole(value.strip())
         else:
             self.fail(f"{_quoted(str(value))} is not a whole number", param, ctx)
-        if not self.minimum <= number <= MAX_SIZE:
-            self.fail(f"must be from {self.minimum} to {MAX_SIZE:,}", param, ctx)
+        if number < self.minimum:
+            self.fail(f"must be at least {self.minimum}", param, ctx)
+        if self.maximum is not None and number > self.maximum:
+            self.fail(f"must be from {self.minimum} to {self.maximum:,}", param, ctx)
         return number
+
+
+class Seconds(click.FloatRange):
+    """A number of seconds of at least ``min``, in ASCII digits only (as every other number:
+    Python's float() takes '٣')."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+                ) -> Any:
+        if isinstance(value, str) and not value.isascii():
+            self.fail(f"{_quoted(value)} is not a number of seconds", param, ctx)
+        return super().convert(value, param, ctx)
 
 
 class DtypeChoice(click.Choice):  # type: ignore[type-arg]
@@ -178,12 +192,12 @@ def bench_options(function: F) -> F:
                      help="What executes the models for --bench: convcost's NumPy kernels, or "
                           "the PyTorch modules of 'convcost export' on the CPU (torch) or a "
                           "CUDA device (torch-cuda); torch must be installed."),
-        click.option("--threads", type=click.IntRange(min=1), metavar="N",
+        click.option("--threads", type=WholeNumber(maximum=None), metavar="N",
                      help="BLAS threads for --bench (default: as configured)."),
         click.option("--max-memory", callback=quantity(True), metavar="BYTES",
                      help="Refuse to benchmark a model estimated to need more memory "
                           "(default: half the available RAM), e.g. 4GiB."),
-        click.option("--bench-budget", type=click.FloatRange(min=0.01), metavar="SECONDS",
+        click.option("--bench-budget", type=Seconds(min=0.01), metavar="SECONDS",
                      help="Time budget for timing each model's chain (repeats and loops are "
                           "cut to fit; at least 5 repeats are always run)."),
     ]
@@ -324,7 +338,9 @@ def print_grids(grids: Sequence[Any], notes: Sequence[str] = ()) -> None:
     from convcost.render_text import to_text, wrap_note
 
     width, glyphs, color = output_width(), output_glyphs(), output_color()
-    for grid in grids:
+    for number, grid in enumerate(grids):
+        if number:  # a blank line between tables: one model's notes ran into the next title
+            sys.stdout.write("\n")
         # Written directly: click.echo would scan a large table for ANSI codes to strip.
         sys.stdout.write(to_text(grid, width, glyphs=glyphs, color=color))
     for note in notes:

@@ -6,7 +6,7 @@ import textwrap
 
 import click
 
-from convcost.cli.base import EXIT_BAD_INPUT, EXIT_OK, cli, parse_size
+from convcost.cli.base import EXIT_BAD_INPUT, EXIT_OK, WholeNumber, cli, parse_size
 from convcost.errors import ConvcostError
 from convcost.model.program import Program
 
@@ -17,7 +17,7 @@ from convcost.model.program import Program
               help="Write the spec to FILE instead of standard output.")
 @click.option("--size", callback=parse_size, metavar="HxW",
               help="Input HxW for graphs whose input size is dynamic (or to replace it).")
-@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--batch", type=WholeNumber(), default=1, show_default=True,
               help="Batch size for graphs whose batch dimension is dynamic.")
 @click.pass_context
 def import_(ctx: click.Context, models: tuple[str, ...], output: str | None,

@@ -33,19 +33,21 @@ def printable(text: str) -> str:
     return re.sub(r"<!--.*?-->\n\n?", "", text, flags=re.DOTALL)
 
 
-def sections(text: str) -> list[Section]:
-    """The ``##`` sections of ``text`` in order (``###`` subsections stay inside theirs);
-    headings inside fenced code blocks are not headings."""
+def sections(text: str, level: int = 2) -> list[Section]:
+    """The sections of ``text`` whose headings have ``level`` '#'s, in order (deeper
+    subsections stay inside theirs, a shallower heading ends one); headings inside fenced
+    code blocks are not headings."""
     found: list[Section] = []
     lines: list[str] = []
     heading, fenced = "", False
     for line in text.splitlines():
         if line.startswith("```"):
             fenced = not fenced
-        if not fenced and line.startswith("## "):
+        depth = len(line) - len(line.lstrip("#"))
+        if not fenced and 1 <= depth <= level and line[depth:depth + 1] == " ":
             if heading:
                 found.append(Section(heading, "\n".join(lines).rstrip() + "\n"))
-            heading, lines = line[3:].strip(), []
+            heading, lines = (line[depth + 1:].strip() if depth == level else ""), []
         if heading:
             lines.append(line)
     if heading:
@@ -78,7 +80,8 @@ def language(ctx: click.Context, topic: str | None, everything: bool) -> None:
     if topic is None:
         chosen = [section for wanted in DEFAULT_TOPICS for section in matching(found, wanted)]
     else:
-        chosen = matching(found, topic)
+        # A topic that names no section may name subsections ('padding', 'fragments').
+        chosen = matching(found, topic) or matching(sections(text, 3), topic)
         if not chosen:
             click.echo(f"convcost: error: no section of the language reference matches "
                        f"'{topic}'; the sections are: "

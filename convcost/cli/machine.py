@@ -6,14 +6,14 @@ from typing import Any
 
 import click
 
-from convcost.cli.base import EXIT_BAD_INPUT, cli, emit_json, print_grids
+from convcost.cli.base import EXIT_BAD_INPUT, WholeNumber, cli, emit_json, print_grids
 
 
 @cli.command(short_help="Measure this machine's matrix-multiply peak and bandwidth.")
 @click.option("--dtype", "dtypes", multiple=True, default=("float32", "float64"),
               show_default=True, type=click.Choice(["float32", "float64", "float16"]),
               help="Element types to measure the matrix-multiply peak for (repeatable).")
-@click.option("--threads", type=click.IntRange(min=1), metavar="N",
+@click.option("--threads", type=WholeNumber(maximum=None), metavar="N",
               help="BLAS threads (default: as configured).")
 @click.option("--quick", is_flag=True, help="Smaller, faster measurements (less accurate).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"], case_sensitive=False),

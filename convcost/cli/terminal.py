@@ -72,6 +72,8 @@ def prepare_environment(environ: MutableMapping[str, str]) -> None:
             environ["NO_COLOR"] = "1"
     if environ.get("NO_COLOR") == "":
         del environ["NO_COLOR"]
+    if environ.get("TERM") == "dumb" and "FORCE_COLOR" not in environ:
+        environ["NO_COLOR"] = "1"  # Emacs' shell, some CI logs: escape codes show as text
 
 
 def prepare_streams() -> str | None:
@@ -81,6 +83,18 @@ def prepare_streams() -> str | None:
         sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115
     elif isinstance(sys.stderr, io.TextIOWrapper):
         sys.stderr.reconfigure(errors=ERRORS)
+        try:
+            descriptor = sys.stderr.fileno()
+        except (OSError, ValueError):  # not a real stream (tests capture it)
+            descriptor = -1
+        if descriptor >= 0:
+            # A diagnostic that cannot be written (``2>&1 | head``, ``2>/dev/full``) is lost,
+            # but must not turn the run's exit code into 1 through an error while reporting.
+            sys.stderr.flush()
+            _KEEP.append(sys.stderr)
+            lossy = io.BufferedWriter(_Lossy(descriptor))  # type: ignore[type-var]
+            sys.stderr = io.TextIOWrapper(lossy, encoding=sys.stderr.encoding, errors=ERRORS,
+                                          line_buffering=True, write_through=True)
     if sys.stdout is None:
         return "standard output is closed; nothing can be written"
     stdout = sys.stdout
@@ -99,6 +113,32 @@ def prepare_streams() -> str | None:
 
 
 _KEEP: list[object] = []
+
+
+class _Lossy(io.RawIOBase):
+    """Standard error's descriptor; writes that fail (no reader, disk full) are dropped."""
+
+    def __init__(self, descriptor: int) -> None:
+        super().__init__()
+        self.descriptor = descriptor
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self.descriptor
+
+    def isatty(self) -> bool:
+        return os.isatty(self.descriptor)
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+        try:
+            return os.write(self.descriptor, data)
+        except OSError:
+            return len(data)
+
+    def close(self) -> None:  # never close descriptor 2 itself
+        pass
 
 
 class _PipeSafe(io.RawIOBase):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from functools import lru_cache
+from itertools import islice
 from typing import NamedTuple
 
 from convcost.errors import Source, Span, SpecError, SpecWarning
@@ -46,6 +47,8 @@ MAX_DEPTH = 64
 MAX_ERRORS = 100
 #: Fragment names quoted by an "undefined fragment" message (the nearest ones).
 _SUGGESTED = 3
+#: How many of the latest fragments did-you-mean compares an undefined name with.
+_CANDIDATES = 1000
 INPUT_HELP = "a channel count like 256 or a map like 56x56x256"
 _MODEL_HEADER = re.compile(r"\s*([A-Za-z0-9_.\-]+)\s*:")
 _LET_HEADER = re.compile(r"\s*let(?=\s|$)", re.IGNORECASE)
@@ -432,9 +435,14 @@ def _nearest(name: str, fragments: dict[str, Fragment]) -> str:
         return " (no fragment is defined before this line)"
     import difflib  # only on this error path: it costs start-up time
 
-    close = difflib.get_close_matches(name, fragments, n=_SUGGESTED, cutoff=0.6)
+    # Bounded: a file can define a million fragments and use 100 undefined ones, and
+    # difflib over all of them took minutes; the most recently defined are the likely ones.
+    recent = list(islice(reversed(fragments), _CANDIDATES))
+    close = difflib.get_close_matches(name, recent, n=_SUGGESTED, cutoff=0.6)
     if not close:
-        return f" ({len(fragments):,} fragments are defined before this line; none is close)"
+        among = "none is close" if len(fragments) <= _CANDIDATES else \
+            f"none of the last {_CANDIDATES:,} is close"
+        return f" ({len(fragments):,} fragments are defined before this line; {among})"
     return f" (did you mean {' or '.join(f'${known}' for known in close)}?)"
 
 

@@ -51,7 +51,8 @@ def extend_analyze_grid(grid: Grid, model: ModelReport) -> None:
         row += cells(layer.roofline)
     if grid.footer is not None:
         grid.footer += cells(model.roofline)
-    # Under --depth a row may be a block (memory-bound when most of its time is).
+    # Under --depth a row may be a block (memory-bound when most of its time is); under --top
+    # the rows are the heaviest few ('4 of 4 layers' read as if it were the whole model).
     rows = "rows" if any(layer.kind == "block" for layer in model.layers) else "layers"
     for position, total in enumerate(model.roofline):
         memory = sum(1 for layer in model.layers if layer.roofline[position].bound == "memory")
@@ -63,8 +64,8 @@ def extend_analyze_grid(grid: Grid, model: ModelReport) -> None:
                    f", {total.error:+.0%} against the measured "
                    f"{units.seconds(model.bench.median_s if model.bench else 0.0)}")
         grid.notes.append(f"{header(total.device)} = {total.name}: predicted "
-                          f"{units.seconds(total.time_s)}{attainable}{against}; {memory} of "
-                          f"{len(model.layers)} {rows} memory-bound (*)")
+                          f"{units.seconds(total.time_s)}{attainable}{against}; {memory} of the "
+                          f"{len(model.layers)} {rows} shown memory-bound (*)")
     grid.notes.append(METHOD)
 
 
