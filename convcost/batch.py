@@ -77,23 +77,50 @@ def split(inputs: Sequence[Input], parts: int) -> list[list[Input]]:
     return runs
 
 
-class Worker:
-    """A forked process analysing one run of inputs; :meth:`join` returns its results."""
+#: Pieces of work per process: text size predicts analysis time poorly (a short spec may
+#: repeat a block 100 times), so processes take small pieces in turn until none are left.
+PIECES_PER_JOB = 6
 
-    def __init__(self, inputs: list[Input], finish: Callable[[Analysis], None],
-                 options: Options) -> None:
-        self.inputs = inputs
+#: A piece's results: its models as compact JSON, its model count, errors and warnings.
+Done = tuple[str, int, list[ConvcostError], list[ConvcostError]]
+
+
+def _analyze_piece(inputs: list[Input], options: Options,
+                   finish: Callable[[Analysis], None]) -> Done:
+    from convcost.cost.report import models_text
+
+    analysis = analyze_inputs(inputs, options)
+    finish(analysis)
+    return (models_text(analysis.reports), len(analysis.models), analysis.errors,
+            analysis.warnings)
+
+
+def _next_piece(queue: int) -> int | None:
+    """The next piece's number from the shared queue (4-byte reads of a pipe are whole), or
+    None once it is empty."""
+    data = os.read(queue, 4)
+    return int.from_bytes(data, "little") if len(data) == 4 else None
+
+
+class Worker:
+    """A forked process taking pieces from the shared queue; :meth:`join` returns what it
+    did."""
+
+    def __init__(self, pieces: list[list[Input]], queue: int,
+                 finish: Callable[[Analysis], None], options: Options) -> None:
         read, write = os.pipe()
+        sys.stdout.flush()  # nothing buffered may be written twice
+        sys.stderr.flush()
         self.pid = os.fork()
         if self.pid == 0:  # pragma: no cover - runs in the child, reported through the pipe
             os.close(read)
-            _work(write, inputs, options, finish)
+            _work(write, queue, pieces, options, finish)
         os.close(write)
         self.read = read
 
-    def join(self) -> tuple[str, list[ConvcostError], int] | None:
-        """The worker's models as compact JSON, its errors and its model count; None if it
-        failed (its inputs must then be analysed again)."""
+    def join(self) -> dict[int, Done]:
+        """The pieces the worker finished, by number ({} if it failed: whatever it took is
+        then done again here)."""
         chunks = []
         try:
             while True:
@@ -104,56 +131,38 @@ class Worker:
         finally:
             os.close(self.read)
             _, status = os.waitpid(self.pid, 0)
-        if status != 0:
-            return None
-        return _unpack(b"".join(chunks))
+        if status != 0 or not chunks:
+            return {}
+        import pickle
+
+        try:
+            done: dict[int, Done] = pickle.loads(b"".join(chunks))
+        except Exception:  # noqa: BLE001 - a garbled result is a failed worker
+            return {}
+        return done
 
 
-def _work(write: int, inputs: list[Input], options: Options,
+def _work(write: int, queue: int, pieces: list[list[Input]], options: Options,
           finish: Callable[[Analysis], None]) -> None:  # pragma: no cover - child process
-    """The child's whole life: analyse, write the results to ``write``, and exit without
-    running any of the parent's clean-up (``os._exit``)."""
+    """The child's whole life: take pieces until none are left, write what it did to
+    ``write``, and exit without running any of the parent's clean-up (``os._exit``)."""
     code = 1
     try:
-        from convcost.cost.report import models_text
+        import pickle
 
-        analysis = analyze_inputs(inputs, options)
-        finish(analysis)
-        payload = _pack(models_text(analysis.reports), analysis.errors, len(analysis.models))
-        view = memoryview(payload)
+        done = {}
+        while (number := _next_piece(queue)) is not None:
+            done[number] = _analyze_piece(pieces[number], options, finish)
+        for errors in (piece[2] for piece in done.values()):
+            errors[:] = [error.with_traceback(None) for error in errors]
+        view = memoryview(pickle.dumps(done, protocol=pickle.HIGHEST_PROTOCOL))
         while view:
             view = view[os.write(write, view):]
         code = 0
-    except BaseException:  # noqa: BLE001 - anything at all: the parent redoes this run
+    except BaseException:  # noqa: BLE001 - anything at all: the parent redoes its pieces
         code = 1
     finally:
         os._exit(code)
-
-
-def _pack(models: str, errors: Sequence[ConvcostError], count: int) -> bytes:
-    body = models.encode("utf-8", "surrogateescape")
-    faults = b""
-    if errors:
-        import pickle
-
-        faults = pickle.dumps([error.with_traceback(None) for error in errors])
-    return b"%d %d %d\n" % (count, len(body), len(faults)) + body + faults
-
-
-def _unpack(payload: bytes) -> tuple[str, list[ConvcostError], int] | None:
-    header, _, rest = payload.partition(b"\n")
-    try:
-        count, size, fault_size = map(int, header.split())
-    except ValueError:
-        return None
-    if len(rest) != size + fault_size:
-        return None
-    errors: list[ConvcostError] = []
-    if fault_size:
-        import pickle
-
-        errors = pickle.loads(rest[size:])
-    return rest[:size].decode("utf-8", "surrogateescape"), errors, count
 
 
 class RenderedAnalysis(Analysis):
@@ -175,36 +184,41 @@ def analyze_rendered(inputs: list[Input], options: Options, jobs: int,
                      ) -> RenderedAnalysis:
     """Analyse ``inputs`` with up to ``jobs`` processes; ``finish`` is applied to every part's
     analysis before its models are written (e.g. attaching roofline times)."""
-    runs = split(inputs, jobs) if jobs > 1 else [inputs]
-    later: list[Worker | list[Input]] = []
-    for run in runs[1:]:
-        sys.stdout.flush()  # nothing buffered may be written twice
-        sys.stderr.flush()
-        try:
-            later.append(Worker(run, finish, options))
-        except OSError:  # no more processes: this run is analysed here, in its turn
-            later.append(run)
     result = RenderedAnalysis()
-    first = analyze_inputs(runs[0], options)
-    finish(first)
-    result.models = first.models
-    result.errors = first.errors
-    result.warnings = first.warnings  # (a forked part's warnings are not sent back)
-    for part in later:
-        joined = part.join() if isinstance(part, Worker) else None
-        if joined is None:  # not forked, or the worker failed: analysed here, in order
-            from convcost.cost.report import models_text
-
-            run = part.inputs if isinstance(part, Worker) else part
-            again = analyze_inputs(run, options)
-            finish(again)
-            joined = models_text(again.reports), again.errors, len(again.models)
-        text, errors, count = joined
+    result.sources = len(inputs)
+    result.batch_input = any(item.bare_names == "line" for item in inputs)
+    if jobs <= 1 or len(inputs) < 2:
+        analysis = analyze_inputs(inputs, options)
+        finish(analysis)
+        result.models, result.errors = analysis.models, analysis.errors
+        result.warnings = analysis.warnings
+        return result
+    pieces = split(inputs, min(len(inputs), jobs * PIECES_PER_JOB))
+    queue, fill = os.pipe()
+    os.write(fill, b"".join(number.to_bytes(4, "little") for number in range(len(pieces))))
+    os.close(fill)  # at most 48 numbers: far below a pipe's buffer
+    workers: list[Worker] = []
+    done: dict[int, Done] = {}
+    try:
+        for _ in range(jobs - 1):
+            try:
+                workers.append(Worker(pieces, queue, finish, options))
+            except OSError:  # no more processes: this one does more of the pieces
+                break
+        while (number := _next_piece(queue)) is not None:
+            done[number] = _analyze_piece(pieces[number], options, finish)
+    finally:
+        os.close(queue)
+        for worker in workers:
+            done.update(worker.join())
+    for number, piece in enumerate(pieces):
+        if number not in done:  # taken by a worker that failed: done here, in its turn
+            done[number] = _analyze_piece(piece, options, finish)
+        text, count, errors, warnings = done[number]
         result.rendered.append(text)
         result.rendered_count += count
         result.errors.extend(errors)
-    result.sources = len(inputs)
-    result.batch_input = any(item.bare_names == "line" for item in inputs)
+        result.warnings.extend(warnings)
     return result
 
 
