@@ -335,16 +335,14 @@ def github_annotations(verdict: Verdict, errors: list[ConvcostError]) -> str:
     """GitHub Actions workflow commands: an ``::error`` per spec error and failed check."""
     lines = []
     for error in errors:
-        # A file or directory that cannot be read has no line: GitHub wants none, not 0.
-        place = (f",line={error.line}" if error.line > 0 else "") + \
-            (f",col={error.column}" if error.line > 0 and error.column > 0 else "")
-        lines.append(f"::error file={_escape_property(error.source)}{place},"
+        lines.append(f"::error file={_escape_property(error.source)}"
+                     f"{_place(error.line, error.column)},"
                      f"title=convcost spec error::{_escape_data(error.message)}")
     for result in verdict.failures:
-        lines.append(f"::error file={_escape_property(result.source)},line={result.line},"
+        lines.append(f"::error file={_escape_property(result.source)}{_place(result.line)},"
                      f"title=convcost budget::{_escape_data(result.model + ': ' + result.reason)}")
     for rename in verdict.renamed:
-        lines.append(f"::warning file={_escape_property(rename.source)},line={rename.line},"
+        lines.append(f"::warning file={_escape_property(rename.source)}{_place(rename.line)},"
                      f"title=convcost model renamed::{_escape_data(rename.old)} is now "
                      f"{_escape_data(rename.new)}; checked against the baseline's "
                      f"{_escape_data(rename.old)}")
@@ -358,6 +356,14 @@ def github_annotations(verdict: Verdict, errors: list[ConvcostError]) -> str:
     lines.append(f"::notice title=convcost check::{checks} check{'s' if checks != 1 else ''}, "
                  f"{len(verdict.failures)} failed, {len(errors)} spec errors: {status}")
     return "\n".join(lines) + "\n"
+
+
+def _place(line: int, column: int = 0) -> str:
+    """',line=L,col=C' of an annotation; GitHub wants none rather than 0 (an unreadable file,
+    an ONNX model: no line to point at)."""
+    if line <= 0:
+        return ""
+    return f",line={line}" + (f",col={column}" if column > 0 else "")
 
 
 def _escape_data(text: str) -> str:

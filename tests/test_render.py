@@ -113,3 +113,15 @@ def test_github_annotation_of_an_unreadable_file_has_no_line_zero() -> None:
     assert "::error file=specs/locked,title=convcost spec error::cannot read" in text
     assert "::error file=specs/x.convcost,line=3,col=7,title=" in text
     assert "line=0" not in text and "col=0" not in text
+
+
+def test_github_annotations_leave_out_a_line_there_is_not() -> None:
+    """An ONNX model (line 0) failing a budget is annotated on its file, without line=0."""
+    from convcost.analysis import analyze_text
+    from convcost.check import run_check
+    from convcost.render import github_annotations
+
+    report = analyze_text("8x8x3 -> 3x3(4)").reports[0]._replace(source="m.onnx", line=0)
+    text = github_annotations(run_check([report], {"macs": 1}), [])
+    assert "::error file=m.onnx,title=convcost budget::" in text
+    assert "line=0" not in text and "col=0" not in text
