@@ -103,14 +103,17 @@ def test_gate_slice_and_shuffle() -> None:
     np.testing.assert_array_equal(prepare_step(mul, "float64", None)(xs, gate), xs * gate)
 
 
-def test_bench_runs_the_newer_forms(run: object) -> None:
-    from click.testing import CliRunner
-
-    from convcost.cli import cli
+def test_bench_runs_the_newer_forms() -> None:
+    from convcost.analysis import analyze_text
+    from convcost.bench import BenchSettings, bench_models
 
     spec = ("8x8x8 -> gate[gap -> 1x1(2) -> relu -> 1x1(8) -> hardsigmoid] -> split[id | "
             "1x1(4) -> ln -> gn(2) -> mish] -> shuffle(2) -> prelu -> scale -> droppath -> "
             "instancenorm -> hardswish -> elu -> leakyrelu")
-    result = CliRunner().invoke(cli, ["analyze", spec, "--bench", "--bench-budget", "0.05",
-                                      "--format", "csv"])
-    assert result.exit_code == 0, result.output
+    # A given matrix-multiply peak: the run skips the seconds-long calibration.
+    run = bench_models(analyze_text(spec).models,
+                       BenchSettings(budget_s=0.05, gemm_peak_gflops=50.0))
+    assert not run.errors
+    (model,) = run.models
+    assert model.report.bench is not None
+    assert all(layer.bench is not None for layer in model.report.layers)
