@@ -115,8 +115,9 @@ def prepare_streams() -> str | None:
 _KEEP: list[object] = []
 
 
-class _Lossy(io.RawIOBase):
-    """Standard error's descriptor; writes that fail (no reader, disk full) are dropped."""
+class _Descriptor(io.RawIOBase):
+    """A standard stream's descriptor as a raw stream; subclasses decide what a failed write
+    means."""
 
     def __init__(self, descriptor: int) -> None:
         super().__init__()
@@ -130,6 +131,10 @@ class _Lossy(io.RawIOBase):
 
     def isatty(self) -> bool:
         return os.isatty(self.descriptor)
+
+
+class _Lossy(_Descriptor):
+    """Standard error's descriptor; writes that fail (no reader, disk full) are dropped."""
 
     def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
         try:
@@ -141,21 +146,8 @@ class _Lossy(io.RawIOBase):
         pass
 
 
-class _PipeSafe(io.RawIOBase):
+class _PipeSafe(_Descriptor):
     """Standard output's descriptor; once the reader is gone, writes go to /dev/null."""
-
-    def __init__(self, descriptor: int) -> None:
-        super().__init__()
-        self.descriptor = descriptor
-
-    def writable(self) -> bool:
-        return True
-
-    def fileno(self) -> int:
-        return self.descriptor
-
-    def isatty(self) -> bool:
-        return os.isatty(self.descriptor)
 
     def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
         try:
