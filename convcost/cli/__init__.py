@@ -4,7 +4,8 @@ codes. Data goes to standard output; diagnostics go to standard error.
 Exit codes: 0 success; 1 a check failed; 2 bad input or usage; 130 interrupted. They hold
 whatever the reader of the output does (``| head -1``, ``| true``, a closed or full stdout).
 
-Each command lives in its own module, registered on the group by importing it here.
+Each command lives in its own module, registered on the group when the module is imported:
+``analyze`` here, the others when their command is first looked up (``base._Commands``).
 """
 
 from __future__ import annotations
@@ -17,15 +18,7 @@ try:  # Ctrl-C while the modules load (a second or so on a cold start) ends quie
 
     import click
 
-    from convcost.cli import (  # noqa: F401  (registers the commands)
-        analyze,
-        check,
-        export,
-        importer,
-        language,
-        machine,
-        plot,
-    )
+    from convcost.cli import analyze  # noqa: F401  (registers analyze and compare)
     from convcost.cli.base import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, cli
     from convcost.cli.terminal import prepare_environment, prepare_streams
     from convcost.inputs import mark_specs

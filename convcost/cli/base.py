@@ -252,7 +252,31 @@ def check_device_dtype(devices: tuple[Device, ...], dtype: str) -> None:
         raise click.UsageError(f"{error.message}; choose another --dtype or device") from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Commands(click.Group):
+    """The command group; a command's module is imported when the command is first looked up
+    (most runs use one command, and start-up is part of every run's time)."""
+
+    #: Command name -> the module that defines it (the analysing commands are always loaded).
+    MODULES = {"check": "check", "calibrate": "machine", "devices": "machine",
+               "schema": "machine", "export": "export", "import": "importer", "plot": "plot",
+               "language": "language"}
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands:
+            import importlib
+
+            # An unknown name loads them all: click suggests close names from those it knows.
+            for module in ([self.MODULES[cmd_name]] if cmd_name in self.MODULES
+                           else sorted(set(self.MODULES.values()))):
+                importlib.import_module(f"convcost.cli.{module}")  # registers its commands
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self.MODULES})
+
+
+@click.group(cls=_Commands,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "-V", "--version", prog_name="convcost")
 def cli() -> None:
     """Exact MACs, FLOPs, parameters and memory of convolutional layer chains.
