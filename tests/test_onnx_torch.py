@@ -5,113 +5,26 @@ running statistics."""
 
 from __future__ import annotations
 
-import io
-import warnings
-from typing import Any
+import importlib.util
 
 import pytest
 
 from convcost.cost.report import build_report
 from convcost.importers.onnx import read_onnx
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("onnx")
-nn = torch.nn
-F = torch.nn.functional
-
-
-class SqueezeExcite(nn.Module):  # type: ignore[misc]
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Sequential(nn.Conv2d(16, 32, 3, padding=1, bias=False),
-                                  nn.BatchNorm2d(32), nn.Hardswish())
-        self.fc1, self.fc2 = nn.Conv2d(32, 8, 1), nn.Conv2d(8, 32, 1)
-
-    def forward(self, x: Any) -> Any:
-        x = self.conv(x)
-        gate = F.hardsigmoid(self.fc2(F.relu(self.fc1(F.adaptive_avg_pool2d(x, 1)))))
-        return x * gate
-
-
-class ShuffleUnit(nn.Module):  # type: ignore[misc]
-    def __init__(self) -> None:
-        super().__init__()
-        self.branch = nn.Sequential(nn.Conv2d(8, 8, 1, bias=False), nn.BatchNorm2d(8),
-                                    nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1, groups=8),
-                                    nn.SiLU())
-
-    def forward(self, x: Any) -> Any:
-        left, right = x.chunk(2, dim=1)
-        x = torch.cat((left, self.branch(right)), dim=1)
-        n, c, h, w = x.size()
-        return x.view(n, 2, c // 2, h, w).transpose(1, 2).contiguous().view(n, -1, h, w)
-
-
-class ConvNeXtBlock(nn.Module):  # type: ignore[misc]
-    def __init__(self) -> None:
-        super().__init__()
-        self.dw = nn.Conv2d(16, 16, 7, padding=3, groups=16)
-        self.norm = nn.LayerNorm(16)
-        self.up, self.down = nn.Linear(16, 64), nn.Linear(64, 16)
-        self.scale = nn.Parameter(torch.rand(16, 1, 1))
-
-    def forward(self, x: Any) -> Any:
-        y = self.dw(x).permute(0, 2, 3, 1)
-        y = self.down(F.gelu(self.up(self.norm(y)))).permute(0, 3, 1, 2)
-        return x + self.scale * y
-
-
-class DenseInception(nn.Module):  # type: ignore[misc]
-    def __init__(self) -> None:
-        super().__init__()
-        self.stem = nn.Conv2d(16, 16, 3, stride=2, padding=1)
-        self.dense = nn.Sequential(nn.BatchNorm2d(16), nn.ReLU(), nn.Conv2d(16, 8, 3, padding=1))
-        self.b1 = nn.Conv2d(24, 8, 1)
-        self.b2 = nn.Sequential(nn.Conv2d(24, 4, 1), nn.ReLU6(), nn.Conv2d(4, 8, (1, 5),
-                                                                          padding=(0, 2)))
-        self.b3 = nn.Sequential(nn.MaxPool2d(3, 2, ceil_mode=True), nn.Conv2d(24, 8, 1),
-                                nn.Upsample(scale_factor=2))
-        self.b4 = nn.AvgPool2d(3, 1, 1, count_include_pad=False)
-        self.up = nn.ConvTranspose2d(48, 8, 4, stride=2, padding=1)
-        self.head = nn.Linear(8, 10)
-
-    def forward(self, x: Any) -> Any:
-        x = self.stem(x)
-        x = torch.cat((x, self.dense(x)), 1)
-        x = torch.cat((self.b1(x), self.b2(x), self.b3(x), self.b4(x)), 1)
-        x = torch.flatten(F.adaptive_avg_pool2d(self.up(x), 1), 1)
-        return self.head(x)
-
-
-def _counts(module: Any, shape: tuple[int, ...]) -> tuple[int, int, int, bytes]:
-    from torch.utils.flop_counter import FlopCounterMode
-
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for tensor in module.state_dict().values():
-            if tensor.is_floating_point():  # distinct values: no deduplicated initializers
-                tensor.copy_(torch.rand(tensor.shape, generator=generator) + 0.5)
-    module.eval()
-    x = torch.randn(*shape)
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        module(x)
-    params = sum(p.numel() for p in module.parameters())
-    buffers = sum(b.numel() for name, b in module.named_buffers()
-                  if not name.endswith("num_batches_tracked"))
-    stream = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module, (x,), stream, opset_version=17, dynamo=False,
-                          training=torch.onnx.TrainingMode.PRESERVE)
-    return counter.get_total_flops() // 2, params, buffers, stream.getvalue()
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("torch") is None or importlib.util.find_spec("onnx") is None,
+    reason="needs torch and onnx")
 
 
 @pytest.mark.parametrize("module, shape", [
-    (SqueezeExcite, (1, 16, 12, 12)), (ShuffleUnit, (1, 16, 10, 10)),
-    (ConvNeXtBlock, (1, 16, 9, 9)), (DenseInception, (1, 16, 32, 32)),
+    ("SqueezeExcite", (1, 16, 12, 12)), ("ShuffleUnit", (1, 16, 10, 10)),
+    ("ConvNeXtBlock", (1, 16, 9, 9)), ("DenseInception", (1, 16, 32, 32)),
 ], ids=["se", "shuffle", "convnext", "dense_inception"])
-def test_torch_export_counts_match(module: Any, shape: tuple[int, ...]) -> None:
-    macs, params, buffers, data = _counts(module(), shape)
+def test_torch_export_counts_match(module: str, shape: tuple[int, ...]) -> None:
+    from tests import torch_blocks
+
+    macs, params, buffers, data = torch_blocks._counts(getattr(torch_blocks, module)(), shape)
     program = read_onnx(data, "m", size=None, batch=None, source="m.onnx")
     totals = build_report(program, source="m.onnx", spec="").totals
     assert (totals.macs, totals.params, totals.buffers) == (macs, params, buffers)
