@@ -17,6 +17,9 @@ from convcost.cost.report import document
 from convcost.errors import BenchRefused, UsageError
 from convcost.render import analyze_csv, machine_note
 
+# The tests that import torch share one worker: importing it takes seconds per process.
+pytestmark = pytest.mark.xdist_group("torch")
+
 PEAK = 100.0
 
 

@@ -14,6 +14,9 @@ import pytest
 from convcost.analysis import Analysis, analyze_arguments, analyze_text
 from convcost.export import export_torch
 
+# The tests that import torch share one worker: importing it takes seconds per process.
+pytestmark = pytest.mark.xdist_group("torch")
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted(str(path) for path in (ROOT / "examples").glob("*.convcost"))
 ZOO = sorted(str(path) for path in (ROOT / "examples" / "zoo").glob("*.convcost"))

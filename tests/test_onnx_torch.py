@@ -12,9 +12,10 @@ import pytest
 from convcost.cost.report import build_report
 from convcost.importers.onnx import read_onnx
 
-pytestmark = pytest.mark.skipif(
+# The tests that import torch share one worker: importing it takes seconds per process.
+pytestmark = [pytest.mark.xdist_group("torch"), pytest.mark.skipif(
     importlib.util.find_spec("torch") is None or importlib.util.find_spec("onnx") is None,
-    reason="needs torch and onnx")
+    reason="needs torch and onnx")]
 
 
 @pytest.mark.parametrize("module, shape", [

@@ -9,8 +9,9 @@ import pytest
 
 from convcost.analysis import analyze_text
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("torch") is None,
-                                reason="needs torch")
+# The tests that import torch share one worker: importing it takes seconds per process.
+pytestmark = [pytest.mark.xdist_group("torch"),
+              pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs torch")]
 
 #: Chains of the newer forms; ``tests/torch_blocks.BUILDERS`` holds their PyTorch twins.
 SPECS = [
