@@ -327,7 +327,7 @@ def test_undefined_fragment_names_only_the_nearest_few() -> None:
 
 def test_undefined_fragment_compares_only_the_latest_fragments() -> None:
     # 800,000 fragments and 100 undefined uses took 253 s in difflib: the search is bounded.
-    from convcost.lang.parser import _CANDIDATES
+    from convcost.lang.grammar import _CANDIDATES
 
     lets = "let early = relu\n" + "".join(f"let f{i} = relu\n" for i in range(_CANDIDATES))
     message = parse_source(Source("f", lets + "m: 8 -> $earl\n")).errors[0].message
