@@ -222,19 +222,10 @@ def bench_models(models: Sequence[Analyzed], settings: BenchSettings,
     the default watches nothing, so a test's fake clock never meets real readings).
     """
     say = progress or (lambda *_: None)
-    notes: list[str] = []
-    threads = settings.threads
-    if threads is not None and threads > cpu_count():
-        # Past 2^31 - 1 the command line keeps no exact count (see WholeNumber).
-        asked = str(threads) if threads <= MAX_SIZE else f"more than {MAX_SIZE:,}"
-        notes.append(f"{asked} BLAS threads asked for, but only {cpu_count()} CPUs are "
-                     f"usable: running {cpu_count()}")
-        threads = cpu_count()
+    threads, notes = capped_threads(settings.threads, "BLAS")
     ram_limit = settings.max_memory if settings.max_memory is not None \
         else available_memory() // 2
     dtype = settings.dtype.strip().lower()
-    measured: list[Analyzed] = []
-    errors: list[BenchError] = []
     with blas_threads(threads):
         peak = settings.gemm_peak_gflops
         if peak is None:
@@ -248,30 +239,58 @@ def bench_models(models: Sequence[Analyzed], settings: BenchSettings,
                 monitor = make_monitor(dtype, peak, machine.threads)
             except MemoryError:  # not even the probe's matrices fit: measure unwatched
                 monitor = Monitor(threads=machine.threads, cpus=cpu_count())
-        for number, model in enumerate(models, start=1):
-            def step(what: str, number: int = number, name: str = model.report.name) -> None:
-                say(number, len(models), name, what)
+        watching = monitor
+
+        def measure_one(model: Analyzed, step: Callable[[str], None]) -> Analyzed:
             headroom = address_space_headroom()
             # Once the probe has run, BLAS's buffer is mapped and counted in the headroom.
-            reserve = MARGIN_BYTES if monitor.probe is not None else BLAS_RESERVE_BYTES
+            reserve = MARGIN_BYTES if watching.probe is not None else BLAS_RESERVE_BYTES
             limit = ram_limit if headroom is None else \
                 min(ram_limit, max(0, headroom - reserve))
-            try:
-                measured.append(bench_model(model, settings, peak_gflops=peak,
-                                            max_memory=limit, clock=clock, on_step=step,
-                                            monitor=monitor,
-                                            limit_reason="" if limit == ram_limit else
-                                            " (what the address-space limit, ulimit -v, "
-                                            "leaves)"))
-            except BenchError as error:
-                errors.append(_located(type(error), model, error.message))
-                measured.append(model)
-            except MemoryError:
-                errors.append(_located(BenchRefused, model,
-                                       "ran out of memory while running; lower --size/--batch, "
-                                       "or raise the address-space limit (ulimit -v)"))
-                measured.append(model)
+            return bench_model(model, settings, peak_gflops=peak, max_memory=limit, clock=clock,
+                               on_step=step, monitor=watching,
+                               limit_reason="" if limit == ram_limit else
+                               " (what the address-space limit, ulimit -v, leaves)")
+
+        measured, errors = measure_each(
+            models, measure_one, say, (MemoryError,),
+            "lower --size/--batch, or raise the address-space limit (ulimit -v)")
     return BenchRun(tuple(measured), machine, tuple(errors), tuple(notes))
+
+
+def capped_threads(threads: int | None, pool: str) -> tuple[int | None, list[str]]:
+    """``threads`` capped at the usable CPUs, and the note that says so (``pool`` names the
+    threads: 'BLAS', 'torch')."""
+    if threads is None or threads <= cpu_count():
+        return threads, []
+    # Past 2^31 - 1 the command line keeps no exact count (see WholeNumber).
+    asked = str(threads) if threads <= MAX_SIZE else f"more than {MAX_SIZE:,}"
+    return cpu_count(), [f"{asked} {pool} threads asked for, but only {cpu_count()} CPUs are "
+                         f"usable: running {cpu_count()}"]
+
+
+def measure_each(models: Sequence[Analyzed],
+                 measure: Callable[[Analyzed, Callable[[str], None]], Analyzed],
+                 say: Progress, out_of_memory: tuple[type[BaseException], ...],
+                 advice: str) -> tuple[list[Analyzed], list[BenchError]]:
+    """Every model measured in turn (``measure(model, report_step)``); a refusal or running
+    out of memory becomes that model's located error (``advice`` says what to lower) and the
+    others go on. Returns the models in order (measured or as they were) and the errors."""
+    measured: list[Analyzed] = []
+    errors: list[BenchError] = []
+    for number, model in enumerate(models, start=1):
+        def step(what: str, number: int = number, name: str = model.report.name) -> None:
+            say(number, len(models), name, what)
+        try:
+            measured.append(measure(model, step))
+        except BenchError as error:
+            errors.append(_located(type(error), model, error.message))
+            measured.append(model)
+        except out_of_memory:
+            errors.append(_located(BenchRefused, model,
+                                   f"ran out of memory while running; {advice}"))
+            measured.append(model)
+    return measured, errors
 
 
 def _calibrated_peak(dtype: str, notes: list[str]) -> float:

@@ -32,10 +32,11 @@ from convcost.bench.run import (
     BenchRun,
     BenchSettings,
     Progress,
-    _located,
+    capped_threads,
+    measure_each,
 )
 from convcost.bench.timing import Timer, TimingPolicy, measure
-from convcost.errors import BenchError, BenchRefused, InternalError, UnsupportedDtype
+from convcost.errors import BenchRefused, InternalError, UnsupportedDtype
 from convcost.export.torch import export_torch
 from convcost.model.program import Program
 from convcost.units import nbytes
@@ -108,40 +109,30 @@ def bench_models(models: Sequence[Analyzed], settings: BenchSettings, backend: s
     """Benchmark every model with ``backend`` (``torch`` or ``torch-cuda``): as
     :func:`convcost.bench.run.bench_models`, refusals becoming located errors."""
     say = progress or (lambda *_: None)
-    notes: list[str] = []
-    threads = settings.threads
-    if threads is not None and threads > cpu_count():
-        notes.append(f"{threads} torch threads asked for, but only {cpu_count()} CPUs are "
-                     f"usable: running {cpu_count()}")
-        threads = cpu_count()
+    threads, notes = capped_threads(settings.threads, "torch")
     dtype = settings.dtype.strip().lower()
     limit = settings.max_memory if settings.max_memory is not None else available_memory() // 2
     exported = export_torch([model.program for model in models])
     namespace: dict[str, Any] = {}
     exec(compile(exported.source, "<convcost export>", "exec"), namespace)
-    measured: list[Analyzed] = []
-    errors: list[BenchError] = []
+    position = {id(model): number for number, model in enumerate(models)}
     with torch_threads(threads):
         peak = settings.gemm_peak_gflops
         if peak is None:
             say(0, len(models), "", "calibrating the matrix-multiply peak")
             peak = gemm_peak_gflops(backend, dtype, clock)
         machine = machine_record(backend, dtype, peak)
-        for number, model in enumerate(models, start=1):
-            def step(what: str, number: int = number, name: str = model.report.name) -> None:
-                say(number, len(models), name, what)
-            calls = [eval(source, namespace) for source in exported.steps[number - 1]]
-            try:
-                measured.append(bench_model(
-                    model, namespace[exported.classes[number - 1]], calls, settings, backend,
-                    peak_gflops=peak, max_memory=limit, clock=clock, on_step=step))
-            except BenchError as error:
-                errors.append(_located(type(error), model, error.message))
-                measured.append(model)
-            except (MemoryError, torch.cuda.OutOfMemoryError):
-                errors.append(_located(BenchRefused, model,
-                                       "ran out of memory while running; lower --size/--batch"))
-                measured.append(model)
+
+        def measure_one(model: Analyzed, step: Callable[[str], None]) -> Analyzed:
+            number = position[id(model)]
+            calls = [eval(source, namespace) for source in exported.steps[number]]
+            return bench_model(model, namespace[exported.classes[number]], calls, settings,
+                               backend, peak_gflops=peak, max_memory=limit, clock=clock,
+                               on_step=step)
+
+        measured, errors = measure_each(models, measure_one, say,
+                                        (MemoryError, torch.cuda.OutOfMemoryError),
+                                        "lower --size/--batch")
     return BenchRun(tuple(measured), machine, tuple(errors), tuple(notes))
 
 
