@@ -483,6 +483,21 @@ def test_a_bug_is_reported_without_a_traceback(monkeypatch: pytest.MonkeyPatch,
                                        "bug in convcost (set CONVCOST_TRACEBACK=1 to see where)\n")
 
 
+def test_main_in_process_gives_the_garbage_collector_back(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """main() turns the cyclic collector off for its run; a caller in the same process (a
+    test, a script) gets it back on, or later allocations would pile up uncollected."""
+    import gc
+
+    from convcost.cli import main
+
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert gc.isenabled()
+    with pytest.raises(SystemExit):
+        main(["analyze", "8 -> relu", "--format", "json"])
+    assert gc.isenabled()
+
+
 def test_tables_of_several_models_are_separated_by_a_blank_line(run: Run) -> None:
     # One model's totals ran straight into the next model's title.
     result = run("analyze", str(ROOT / "examples" / "bottleneck.convcost"))

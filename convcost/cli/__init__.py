@@ -34,7 +34,9 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: exit codes, quiet broken pipes, no tracebacks for Ctrl-C,
     closed or full streams, odd terminals and encodings."""
     # Analysis builds many small immutable values and no reference cycles: the cyclic
-    # collector only costs time there (up to half of a large run). --bench turns it back on.
+    # collector only costs time there (up to half of a large run). --bench turns it back on;
+    # a caller in the same process (argv given) gets it back as it was (see _exit).
+    collecting = gc.isenabled()
     gc.disable()
     code: object = EXIT_OK
     try:
@@ -42,6 +44,8 @@ def main(argv: list[str] | None = None) -> None:
         problem = prepare_streams()
         if problem is not None:
             click.echo(f"convcost: {problem}", err=True)
+            if collecting:
+                gc.enable()
             _exit(EXIT_BAD_INPUT, argv is None)
         args = mark_specs(sys.argv[1:] if argv is None else list(argv))
         code = cli.main(args=args, prog_name="convcost", standalone_mode=False)
@@ -76,6 +80,8 @@ def main(argv: list[str] | None = None) -> None:
                    f"in convcost (set CONVCOST_TRACEBACK=1 to see where)", err=True)
         code = EXIT_BAD_INPUT
     code = _flush(code)
+    if collecting:
+        gc.enable()
     _exit(code if isinstance(code, int) else EXIT_OK, argv is None)
 
 
