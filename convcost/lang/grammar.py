@@ -173,16 +173,23 @@ class Parser:
 
     def _parse_sequence(self) -> Sequence:
         """sequence := term ('->' term)*"""
-        first = self.token
-        items = [self._parse_term()]
-        while self.check("ARROW"):
-            self.advance()
-            items.append(self._parse_term())
-        return Sequence(tuple(items), first.span)
+        tokens = self.tokens
+        first = tokens[self.pos]
+        items: list[Item] = []
+        append = items.append
+        while True:
+            # The hot loop of parsing: a layer whose text was parsed before (nearly all of
+            # them) is taken straight from the cache, without the term/atom/layer descent.
+            layer = self._known_layer()
+            append(self._parse_term() if layer is None else
+                   self._parse_term(layer) if tokens[self.pos].kind == "STAR" else layer)
+            if tokens[self.pos].kind != "ARROW":
+                return Sequence(tuple(items), first.span)
+            self.pos += 1
 
-    def _parse_term(self) -> Item:
-        """term := atom ('*' DIMS)*"""
-        item = self._parse_atom()
+    def _parse_term(self, atom: Item | None = None) -> Item:
+        """term := atom ('*' DIMS)*   (``atom``: the atom already parsed, if any)"""
+        item = self._parse_atom() if atom is None else atom
         while self.check("STAR"):
             star = self.advance()
             count_token = self.token
@@ -316,12 +323,15 @@ class Parser:
             raise self.error(f"fragment ${name} (line {fragment.line}) has errors", token)
         return FragmentSpec(name, fragment.body, token.span)
 
-    def _parse_layer(self) -> LayerSpec:
-        """layer := (DIMS | WORD) ['(' [arg (',' arg)*] ')']"""
+    def _count_layer(self) -> None:
         self.layers += 1
         if self.layers > MAX_LAYERS:
             raise self.error(f"more than {MAX_LAYERS:,} layers in one statement, the limit "
                              f"per model")
+
+    def _parse_layer(self) -> LayerSpec:
+        """layer := (DIMS | WORD) ['(' [arg (',' arg)*] ')']"""
+        self._count_layer()
         start = self.pos
         head = self.advance()
         if head.kind == "DIMS":
@@ -345,9 +355,6 @@ class Parser:
             raise self.error(too_large("a kernel size or factor"), head)
         args: list[Arg] = []
         last = head
-        remembered = self._remembered(head, kind)
-        if remembered is not None:
-            return remembered
         if self.check("LPAREN"):
             opener = self.advance()
             if not self.check("RPAREN"):
@@ -361,34 +368,40 @@ class Parser:
                             factor, args)
         if len(_LAYERS) >= _MAX_REMEMBERED:
             _LAYERS.clear()
-        _LAYERS[kind, text] = layer
+        _LAYERS[text] = layer
         return layer
 
-    def _remembered(self, head: Token, kind: str) -> LayerSpec | None:
-        """The layer starting at ``head`` (already consumed) if the same text was built
-        before, placed at its own span, with the tokens after ``head`` consumed; else None.
+    def _known_layer(self) -> LayerSpec | None:
+        """The layer at the current token if the same text was parsed before, placed at its
+        own span, its tokens consumed; else None (nothing consumed).
 
         Files repeat a few layer texts ('bn', 'relu', '3x3(64)') hundreds of times, and the
         text alone decides a layer (its span aside): this skips re-checking its options."""
         tokens, pos = self.tokens, self.pos
-        last = head
-        if tokens[pos].kind == "LPAREN":  # the arguments hold no brackets: find the ')'
-            stop = pos + 1
+        head = tokens[pos]
+        if head.kind not in _LAYER_HEADS:
+            return None
+        after = tokens[pos + 1].kind
+        if after == "LPAREN":  # the arguments hold no brackets: find the ')'
+            stop = pos + 2
             while tokens[stop].kind in _ARG_TOKENS:
                 stop += 1
-            if tokens[stop].kind != "RPAREN":
-                return None  # malformed: the full parse reports it
             last = tokens[stop]
-            pos = stop + 1
-        if last.line != head.line:
+            if last.kind != "RPAREN" or last.line != head.line:
+                return None  # malformed, or written over lines: the full parse
+            text = self.source.line_text(head.line)[head.column - 1: last.column]
+        elif after == "LBRACKET":  # a block (res[...]), or a misplaced '[': the full parse
             return None
-        text = self.source.line_text(head.line)[head.column - 1: last.column - 1 + len(last.text)]
-        layer = _LAYERS.get((kind, text))
+        else:
+            last, stop, text = head, pos, head.text
+        layer = _LAYERS.get(text)
         if layer is None:
             return None
-        self.pos = pos
-        return _new_layer(LayerSpec, (layer[0], layer[1], self.span_between(head, last),
-                                      *layer[3:]))
+        self._count_layer()
+        self.pos = stop + 1
+        column = head.column
+        return _new_layer(LayerSpec, (layer[0], text, _new_span(
+            Span, (head.line, column, last.column + len(last.text) - column)), *layer[3:]))
 
     def _parse_arg(self) -> Arg:
         """arg := value | NAME '=' value   (value := DIMS | FLOAT | WORD)"""
@@ -407,13 +420,15 @@ class Parser:
         return Arg(None, first.text, first.span, first.span)
 
 
-#: Layers built so far, by (kind, text as written): see ``Parser._remembered``.
-_LAYERS: dict[tuple[str, str], LayerSpec] = {}
+#: Layers built so far, by their text as written: see ``Parser._known_layer``.
+_LAYERS: dict[str, LayerSpec] = {}
 _MAX_REMEMBERED = 4096
 #: Tokens that may appear between a layer's '(' and ')'.
 _ARG_TOKENS = frozenset(("DIMS", "FLOAT", "WORD", "EQUALS", "COMMA"))
 #: ``tuple.__new__`` builds a NamedTuple from all its fields without the keyword ``__new__``.
-_new_layer = tuple.__new__
+_new_layer = _new_span = tuple.__new__
+#: Tokens a layer starts with.
+_LAYER_HEADS = frozenset(("WORD", "DIMS"))
 
 
 @lru_cache(maxsize=1024)

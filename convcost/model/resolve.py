@@ -46,9 +46,11 @@ class _Walk:
         self.steps: list[Step] = []
         self.values = 1  # value 0 is the model's input
         self.depth = 0
-        #: (id of the LayerSpec, input shape) -> what the layer resolves to: its output shape,
-        #: and the step's fields after ``operands`` (kernel_hw ... column).
-        self.geometry: dict[tuple[int, Shape], tuple[Shape, tuple[Any, ...]]] = {}
+        #: (kind, text, input shape) -> what the layer resolves to: its output shape, and the
+        #: step's fields from ``kernel_hw`` to ``affine``. The text alone decides a layer (the
+        #: vocabulary builds every LayerSpec from it), so a layer written 1,000 times is
+        #: resolved once per input shape.
+        self.geometry: dict[tuple[str, str, Shape], tuple[Shape, tuple[Any, ...]]] = {}
 
     def emit(self, owner: LayerSpec | BranchesSpec | ResidualSpec | GateSpec | SplitSpec,
              **fields: Any) -> Step:
@@ -219,12 +221,12 @@ def _layer(walk: _Walk, spec: LayerSpec, value: _Value, path: str) -> _Value:
     The hot path of resolution: a layer resolved before on the same input shape reuses its
     geometry, and the step is built positionally, in field order."""
     shape = value.shape
-    key = (id(spec), shape)
+    kind, text, span = spec[0], spec[1], spec[2]
+    key = (kind, text, shape)
     known = walk.geometry.get(key)
     if known is None:
         fields = _geometry(walk, spec, shape)
-        known = walk.geometry[key] = (fields[0], (*fields[1:], spec.span.line,
-                                                  spec.span.column))
+        known = walk.geometry[key] = (fields[0], fields[1:])
     output, rest = known
     steps = walk.steps
     index = len(steps) + 1
@@ -232,8 +234,8 @@ def _layer(walk: _Walk, spec: LayerSpec, value: _Value, path: str) -> _Value:
         walk.refuse(spec)
     out = walk.values
     walk.values = out + 1
-    steps.append(_new_step(Step, (index, path, spec.kind, spec.text, shape, output,
-                                  (value.id,), out, (shape,)) + rest))
+    steps.append(_new_step(Step, (index, path, kind, text, shape, output, (value.id,), out,
+                                  (shape,), *rest, span[0], span[1])))
     return _new_step(_Value, (out, output))
 
 
