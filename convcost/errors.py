@@ -77,7 +77,8 @@ class Span(NamedTuple):
 _LONG_MESSAGE = 600
 _MAX_MESSAGE = 1000
 _WORD_SHOWN = 40
-_LONG_WORD = re.compile(r"\S{" + str(_WORD_SHOWN + 20) + ",}")
+#: A word too long to quote whole (compiled by ``re``'s cache on first use: it is rare).
+_LONG_WORD = r"\S{" + str(_WORD_SHOWN + 20) + ",}"
 #: Lines longer than _LONG_LINE are quoted above a caret as a window of _QUOTED characters.
 _LONG_LINE = 240
 _QUOTED = 160
@@ -99,7 +100,8 @@ class ConvcostError(Exception):
         line_text: str = "",
     ) -> None:
         if len(message) > _LONG_MESSAGE:  # a quoted 10 MB word must not become the message
-            message = _LONG_WORD.sub(lambda word: word.group()[:_WORD_SHOWN] + "...", message)
+            message = re.sub(_LONG_WORD, lambda word: word.group()[:_WORD_SHOWN] + "...",
+                             message)
             message = message[:_MAX_MESSAGE] + ("..." if len(message) > _MAX_MESSAGE else "")
         super().__init__(message)
         self.message = message

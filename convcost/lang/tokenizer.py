@@ -34,8 +34,9 @@ RULES: dict[str, str] = {
 #: of its own doubled the matches: tokenizing is a third of parsing).
 #: re.ASCII: ``\d`` is 0-9 only, so other scripts' digits ('٣', '²') are refused here as they
 #: are by the option parsers, never half-accepted.
-_MASTER = re.compile("(?:" + RULES["WS"] + ")?(?:" + "|".join(
-    f"(?P<{name}>{rule})" for name, rule in RULES.items() if name != "WS") + ")", re.ASCII)
+#: Only the error path scans with it (see :data:`_PAIRS`), so ``re`` compiles it there, once.
+_MASTER = "(?:" + RULES["WS"] + ")?(?:" + "|".join(
+    f"(?P<{name}>{rule})" for name, rule in RULES.items() if name != "WS") + ")"
 _WS = " \t\r\f\v"
 
 #: How each token kind is named in messages.
@@ -112,7 +113,7 @@ def tokenize_line(source: Source, text: str, line: int, column: int = 1) -> list
 def _raise_at_unmatched(source: Source, text: str, line: int, column: int) -> None:
     """The located error for the first character of ``text`` that no rule matches."""
     pos = 0
-    for found in _MASTER.finditer(text):
+    for found in re.finditer(_MASTER, text, re.ASCII):
         if found.start() != pos:
             break
         pos = found.end()

@@ -68,7 +68,7 @@ FC_NAMES = frozenset({"fc", "linear"})
 _SIZED = re.compile(r"(maxpool|avgpool|deconv)(\d+)[x×](\d+)$")
 _UP = re.compile(r"up(\d+)$")
 _SIZED_NAMES = ("maxpool", "avgpool", "deconv")
-_MISSIZED = re.compile(r"([a-z_]+)(\d+[x×]\d+)$")
+_MISSIZED = r"([a-z_]+)(\d+[x×]\d+)$"  # error path only: compiled by re's cache when used
 
 LAYER_HELP = ("a layer such as 3x3(64), 1x7(192), fc(1000), maxpool3x3(s=2), avgpool2x2, gap, "
               "deconv4x4(64, s=2), up2, bn, relu, [A | B], res[A], (A)*2 or $name")
@@ -152,7 +152,7 @@ def unknown_layer_message(word: str) -> str:
     else:
         import difflib  # only on this error path: it costs start-up time
 
-        sized = _MISSIZED.match(lower)
+        sized = re.match(_MISSIZED, lower)
         if sized:  # 'maxpol2x2': match the name, keep the size as written
             names = difflib.get_close_matches(sized.group(1), _SIZED_NAMES, n=1, cutoff=0.6)
             if names:
