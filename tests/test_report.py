@@ -25,6 +25,9 @@ def test_compact_text_equals_the_document_for_every_example(batch: int, dtype: s
     text = document_text(analysis.reports, analysis.errors, extra_key=[1, None])
     assert "\n" not in text and ", " not in text.split('"spec"')[0]
     assert json.loads(text) == _reference(analysis.reports, analysis.errors, extra_key=[1, None])
+    # Byte for byte, not just the same values: key order, escapes and number forms too.
+    assert text == json.dumps(document(analysis.reports, analysis.errors, extra_key=[1, None]),
+                              separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def test_indented_text_is_the_documents_dump() -> None:
@@ -39,6 +42,8 @@ def test_awkward_strings_and_errors_are_escaped() -> None:
     assert analysis.errors and isinstance(analysis.errors[0], SpecError)
     text = document_text(analysis.reports, analysis.errors)
     assert json.loads(text) == _reference(analysis.reports, analysis.errors)
+    assert text == json.dumps(document(analysis.reports, analysis.errors), separators=(",", ":"),
+                              ensure_ascii=False, allow_nan=False)
 
 
 def test_layers_with_measurements_or_predictions_take_the_general_path() -> None:
