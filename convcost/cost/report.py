@@ -151,14 +151,19 @@ def build_report(program: Program, *, source: str, spec: str, batch: int = 1,
     activation = batch * size
     layers: list[LayerReport] = []
     append = layers.append
-    # The hot loop of every analysis. A step's costs depend on its geometry alone, so they
-    # are computed once per geometry (repeated blocks repeat it), already in LayerReport's
-    # field order (macs .. traffic_bytes); a report is then the step's first six fields (index
-    # .. output, the same as LayerReport's), the costs and no extras, joined as tuples.
-    costs: dict[tuple[object, ...], tuple[int, ...]] = {}
+    # The hot loop of every analysis. A step's costs depend on its geometry, the batch and
+    # the dtype alone, so they are computed once per geometry (repeated blocks and a batch's
+    # files repeat it), already in LayerReport's field order (macs .. traffic_bytes); a
+    # report is then the step's first six fields (index .. output, the same as
+    # LayerReport's), the costs and no extras, joined as tuples.
+    costs = _COSTS
+    if len(costs) >= _MAX_COSTS:
+        costs.clear()
+    scale = (batch, size)
     uses: dict[tuple[int, ...], int] = {}
     for step in program.steps:
-        key = step[2:3] + step[4:6] + step[8:20]  # kind, input, output, operands...affine
+        # batch, dtype size, kind, input, output, operands...affine
+        key = scale + step[2:3] + step[4:6] + step[8:20]
         cost = costs.get(key)
         if cost is None:
             macs_, other_, params_, buffers_ = step_cost(step)
@@ -185,6 +190,10 @@ def build_report(program: Program, *, source: str, spec: str, batch: int = 1,
 #: ``tuple.__new__`` builds a NamedTuple from a full tuple of its fields, skipping the
 #: keyword-argument ``__new__`` (about 3x cheaper; reports are made by the thousand).
 _new_report = tuple.__new__
+#: (batch, dtype size, a step's geometry) -> its costs in LayerReport's order; see
+#: :func:`build_report`. Cleared when full, between models.
+_COSTS: dict[tuple[object, ...], tuple[int, ...]] = {}
+_MAX_COSTS = 8192
 #: A new layer report's ``bench`` and ``roofline``.
 _NO_EXTRAS = (None, ())
 

@@ -33,12 +33,19 @@ from convcost.model.program import Program, Shape, Step
 MAX_NESTING = 200
 
 
-class _Walk:
-    """Mutable state of one resolution: the source, the steps and values made so far, and
-    the geometry of layers already resolved (fragments and repeats resolve the same layer on
-    the same input shape many times; its geometry is computed once)."""
+#: (kind, text, input shape) -> what the layer resolves to: its output shape, and the step's
+#: fields from ``kernel_hw`` to ``affine``. The text alone decides a layer (the vocabulary
+#: builds every LayerSpec from it), and the geometry depends on nothing else, so a layer
+#: written 1,000 times, in one model or across a batch of files, is resolved once per input
+#: shape. Only successes are kept: an impossible layer raises, located, every time.
+_GEOMETRY: dict[tuple[str, str, Shape], tuple[Shape, tuple[Any, ...]]] = {}
+_MAX_GEOMETRY = 8192
 
-    __slots__ = ("source", "per_position", "steps", "values", "depth", "geometry")
+
+class _Walk:
+    """Mutable state of one resolution: the source and the steps and values made so far."""
+
+    __slots__ = ("source", "per_position", "steps", "values", "depth")
 
     def __init__(self, source: Source, per_position: bool) -> None:
         self.source = source
@@ -46,11 +53,6 @@ class _Walk:
         self.steps: list[Step] = []
         self.values = 1  # value 0 is the model's input
         self.depth = 0
-        #: (kind, text, input shape) -> what the layer resolves to: its output shape, and the
-        #: step's fields from ``kernel_hw`` to ``affine``. The text alone decides a layer (the
-        #: vocabulary builds every LayerSpec from it), so a layer written 1,000 times is
-        #: resolved once per input shape.
-        self.geometry: dict[tuple[str, str, Shape], tuple[Shape, tuple[Any, ...]]] = {}
 
     def emit(self, owner: LayerSpec | BranchesSpec | ResidualSpec | GateSpec | SplitSpec,
              **fields: Any) -> Step:
@@ -223,10 +225,12 @@ def _layer(walk: _Walk, spec: LayerSpec, value: _Value, path: str) -> _Value:
     shape = value.shape
     kind, text, span = spec[0], spec[1], spec[2]
     key = (kind, text, shape)
-    known = walk.geometry.get(key)
+    known = _GEOMETRY.get(key)
     if known is None:
         fields = _geometry(walk, spec, shape)
-        known = walk.geometry[key] = (fields[0], fields[1:])
+        if len(_GEOMETRY) >= _MAX_GEOMETRY:
+            _GEOMETRY.clear()
+        known = _GEOMETRY[key] = (fields[0], fields[1:])
     output, rest = known
     steps = walk.steps
     index = len(steps) + 1
