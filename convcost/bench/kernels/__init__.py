@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from convcost.bench.kernels import jit
 from convcost.bench.kernels.base import (
     SUPPORTED_DTYPES,
     Array,
@@ -34,7 +35,6 @@ from convcost.bench.kernels.base import (
     make_input,
     numpy_dtype,
 )
-from convcost.bench.kernels import jit
 from convcost.bench.kernels.conv import Conv, Deconv, Fc
 from convcost.bench.kernels.elementwise import (
     Activation,

@@ -375,7 +375,8 @@ class Conv(PreparedStep):
 
     def _direct_jit(self, x: Array, out: Array) -> None:
         blocks, shapes = self._planned(x.shape[0])
-        self._depthwise_jit(x, out, self._workspace.take(self.dtype, *shapes), blocks)
+        bufs = self._workspace.take(self.dtype, *shapes) if shapes else []
+        self._depthwise_jit(x, out, bufs, blocks)
 
 
 class Deconv(PreparedStep):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import numba  # type: ignore[import-untyped]
+import numba  # type: ignore[import-untyped, import-not-found, unused-ignore]
 
 _jit = numba.njit(cache=True, nogil=True, fastmath=True, boundscheck=False)
 _inline = _jit
