@@ -44,8 +44,12 @@ def _step(case: tuple[Any, ...], bias: bool = True) -> Any:
 
 
 @pytest.mark.parametrize("case", CASES + MORE, ids=[str(i) for i in range(len(CASES + MORE))])
-@pytest.mark.parametrize("bias", [True, False])
-def test_depthwise_jit_matches_reference(case: tuple[Any, ...], bias: bool) -> None:
+@pytest.mark.parametrize(("bias", "direct"), [(True, True), (False, True), (True, False)])
+def test_depthwise_jit_matches_reference(monkeypatch: pytest.MonkeyPatch,
+                                         case: tuple[Any, ...], bias: bool,
+                                         direct: bool) -> None:
+    """Both ways of reading unit-stride rows: in place, or from the ring of padded rows."""
+    monkeypatch.setattr(jit, "DIRECT_UNIT_STRIDE", direct)
     step = _step(case, bias)
     x = rand(3, *case[0])
     y, prepared = run(step, x, algorithm="direct-jit")

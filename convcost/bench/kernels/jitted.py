@@ -17,81 +17,120 @@ from __future__ import annotations
 from typing import Any
 
 import numba  # type: ignore[import-untyped, import-not-found, unused-ignore]
+import numpy as np
 
-_jit = numba.njit(cache=True, nogil=True, fastmath=True, boundscheck=False)
-_inline = _jit
+_jit = numba.njit(cache=True, nogil=True, fastmath=True, boundscheck=False, _nrt=False)
+_inline = numba.njit(cache=True, nogil=True, fastmath=True, boundscheck=False, _nrt=False,
+                     inline="always")
 
 # Slots of the depthwise ``geo`` array (one int64 array: one argument to type-check per call).
 DW_H, DW_W, DW_C, DW_HO, DW_WO, DW_KH, DW_KW, DW_SH, DW_SW, DW_DH, DW_DW, DW_TOP, DW_LEFT, \
-    DW_M, DW_B, DW_PLANES, DW_EXTENT = range(17)
-DW_SLOTS = 17
+    DW_M, DW_B, DW_PLANES, DW_EXTENT, DW_RING, DW_DIRECT = range(19)
+DW_SLOTS = 19
 
 
 @_inline
-def _taps(o: Any, x: Any, wt: Any, xb: int, wb: int, xstep: int, wstep: int, count: int,
-          size: int) -> None:  # pragma: no cover - compiled
-    """``o[q] += sum(wt[wb + t*wstep + q] * x[xb + t*xstep + q] for t < count)``, three taps
-    per pass over ``o`` (one load and store of ``o`` per three multiply-adds)."""
+def _pass9(o: Any, base: Any, src: Any, wt: Any, xs: Any, ws: Any, t: int, p0: int,
+           size: int) -> None:  # pragma: no cover - compiled
+    """``o[q] = base[q] + sum(wt[ws[i] + p0 + q] * src[xs[i] + p0 + q])`` over taps
+    ``t <= i < t + 9``: one store per nine multiply-adds (a whole 3x3 kernel)."""
+    a0 = src[xs[t] + p0:xs[t] + p0 + size]
+    a1 = src[xs[t + 1] + p0:xs[t + 1] + p0 + size]
+    a2 = src[xs[t + 2] + p0:xs[t + 2] + p0 + size]
+    a3 = src[xs[t + 3] + p0:xs[t + 3] + p0 + size]
+    a4 = src[xs[t + 4] + p0:xs[t + 4] + p0 + size]
+    a5 = src[xs[t + 5] + p0:xs[t + 5] + p0 + size]
+    a6 = src[xs[t + 6] + p0:xs[t + 6] + p0 + size]
+    a7 = src[xs[t + 7] + p0:xs[t + 7] + p0 + size]
+    a8 = src[xs[t + 8] + p0:xs[t + 8] + p0 + size]
+    w0 = wt[ws[t]:ws[t] + size]
+    w1 = wt[ws[t + 1]:ws[t + 1] + size]
+    w2 = wt[ws[t + 2]:ws[t + 2] + size]
+    w3 = wt[ws[t + 3]:ws[t + 3] + size]
+    w4 = wt[ws[t + 4]:ws[t + 4] + size]
+    w5 = wt[ws[t + 5]:ws[t + 5] + size]
+    w6 = wt[ws[t + 6]:ws[t + 6] + size]
+    w7 = wt[ws[t + 7]:ws[t + 7] + size]
+    w8 = wt[ws[t + 8]:ws[t + 8] + size]
+    for q in range(size):
+        o[q] = (base[q] + w0[q] * a0[q] + w1[q] * a1[q] + w2[q] * a2[q] + w3[q] * a3[q]
+                + w4[q] * a4[q] + w5[q] * a5[q] + w6[q] * a6[q] + w7[q] * a7[q]
+                + w8[q] * a8[q])
+
+
+@_inline
+def _pass3(o: Any, base: Any, src: Any, wt: Any, xs: Any, ws: Any, t: int, p0: int, size: int,
+           count: int) -> None:  # pragma: no cover - compiled
+    """:func:`_pass9` for ``count`` (1 to 3) taps."""
+    a0 = src[xs[t] + p0:xs[t] + p0 + size]
+    w0 = wt[ws[t]:ws[t] + size]
+    if count == 1:
+        for q in range(size):
+            o[q] = base[q] + w0[q] * a0[q]
+        return
+    a1 = src[xs[t + 1] + p0:xs[t + 1] + p0 + size]
+    w1 = wt[ws[t + 1]:ws[t + 1] + size]
+    if count == 2:
+        for q in range(size):
+            o[q] = base[q] + w0[q] * a0[q] + w1[q] * a1[q]
+        return
+    a2 = src[xs[t + 2] + p0:xs[t + 2] + p0 + size]
+    w2 = wt[ws[t + 2]:ws[t + 2] + size]
+    for q in range(size):
+        o[q] = base[q] + w0[q] * a0[q] + w1[q] * a1[q] + w2[q] * a2[q]
+
+
+@_inline
+def _accumulate(o: Any, bias: Any, src: Any, wt: Any, xs: Any, ws: Any, n: int, p0: int,
+                size: int) -> None:  # pragma: no cover - compiled
+    """``o[q] = bias[q] + sum(wt[ws[i] + q] * src[xs[i] + p0 + q] for i < n)``: nine taps
+    per pass over ``o`` where there are, else three (a pass reads and writes ``o`` once, in
+    L1: ``size`` is one chunk)."""
+    if n == 0:  # no tap inside the input
+        for q in range(size):
+            o[q] = bias[q]
+        return
     t = 0
-    while t + 3 <= count:
-        x0 = x[xb + t * xstep:xb + t * xstep + size]
-        x1 = x[xb + (t + 1) * xstep:xb + (t + 1) * xstep + size]
-        x2 = x[xb + (t + 2) * xstep:xb + (t + 2) * xstep + size]
-        w0 = wt[wb + t * wstep:wb + t * wstep + size]
-        w1 = wt[wb + (t + 1) * wstep:wb + (t + 1) * wstep + size]
-        w2 = wt[wb + (t + 2) * wstep:wb + (t + 2) * wstep + size]
-        for q in range(size):
-            o[q] += w0[q] * x0[q] + w1[q] * x1[q] + w2[q] * x2[q]
-        t += 3
-    if count - t == 2:
-        x0 = x[xb + t * xstep:xb + t * xstep + size]
-        x1 = x[xb + (t + 1) * xstep:xb + (t + 1) * xstep + size]
-        w0 = wt[wb + t * wstep:wb + t * wstep + size]
-        w1 = wt[wb + (t + 1) * wstep:wb + (t + 1) * wstep + size]
-        for q in range(size):
-            o[q] += w0[q] * x0[q] + w1[q] * x1[q]
-    elif count - t == 1:
-        x0 = x[xb + t * xstep:xb + t * xstep + size]
-        w0 = wt[wb + t * wstep:wb + t * wstep + size]
-        for q in range(size):
-            o[q] += w0[q] * x0[q]
-
-
-@_inline
-def _start(o: Any, bias_t: Any, size: int) -> None:  # pragma: no cover - compiled
-    """``o[:size] = bias_t[:size]`` (zeros without a bias)."""
-    if bias_t.shape[0] > 0:
-        for q in range(size):
-            o[q] = bias_t[q]
-    else:
-        for q in range(size):
-            o[q] = 0.0
+    base = bias
+    while t < n:
+        if n - t >= 9:
+            _pass9(o, base, src, wt, xs, ws, t, p0, size)
+            t += 9
+        else:
+            count = min(3, n - t)
+            _pass3(o, base, src, wt, xs, ws, t, p0, size, count)
+            t += count
+        base = o
 
 
 @_jit
-def _pixel(x: Any, wt: Any, bias_t: Any, o: Any, xrow: int, xo: int, ky0: int, ky1: int,
-           g: Any) -> None:  # pragma: no cover - compiled
-    """One output pixel ``o`` (``C*m`` values): kernel rows ``[ky0, ky1)``, columns checked.
-    ``xrow`` is the flat row index (``n*H + iy``) of kernel row 0."""
+def _chunks(out: Any, bias: Any, src: Any, wt: Any, xs: Any, ws: Any, n: int, p_start: int,
+            p_end: int, bsz: int) -> None:  # pragma: no cover - compiled
+    """:func:`_accumulate` over ``out[p_start:p_end]`` in chunks of ``bsz`` (a function of its
+    own: inlined into the large :func:`depthwise`, the passes ran 2x slower)."""
+    for p0 in range(p_start, p_end, bsz):
+        size = min(bsz, p_end - p0)
+        _accumulate(out[p0:p0 + size], bias, src, wt, xs, ws, n, p0, size)
+
+
+@_jit
+def _pixel_multiplier(x: Any, wt: Any, bias_t: Any, o: Any, xrow: int, xo: int, ky0: int,
+                      ky1: int, g: Any) -> None:  # pragma: no cover - compiled
+    """One output pixel ``o`` (``C*m`` values) at a multiplier ``m`` above 1: kernel rows
+    ``[ky0, ky1)``, columns checked. ``xrow`` is the flat row index of kernel row 0."""
     w_in, c, kw = g[DW_W], g[DW_C], g[DW_KW]
     sw, dh, dwl, left, m, bsz = g[DW_SW], g[DW_DH], g[DW_DW], g[DW_LEFT], g[DW_M], g[DW_B]
-    _start(o, bias_t, c * m)
-    x0 = xo * sw - left
-    kx0 = 0
-    while kx0 < kw and x0 + kx0 * dwl < 0:
-        kx0 += 1
-    kx1 = kw
-    while kx1 > kx0 and x0 + (kx1 - 1) * dwl >= w_in:
-        kx1 -= 1
+    for o_ in range(c * m):
+        o[o_] = bias_t[o_]
     for ky in range(ky0, ky1):
-        xb = ((xrow + ky * dh) * w_in + x0 + kx0 * dwl) * c
-        wb = (ky * kw + kx0) * bsz
-        if m == 1:
-            _taps(o, x, wt, xb, wb, dwl * c, bsz, kx1 - kx0, c)
-            continue
-        for kx in range(kx1 - kx0):
-            xs = x[xb + kx * dwl * c:xb + kx * dwl * c + c]
-            ws = wt[wb + kx * bsz:wb + kx * bsz + c * m]
+        for kx in range(kw):
+            ix = xo * sw + kx * dwl - left
+            if ix < 0 or ix >= w_in:
+                continue
+            xb = ((xrow + ky * dh) * w_in + ix) * c
+            xs = x[xb:xb + c]
+            wb = (ky * kw + kx) * bsz
+            ws = wt[wb:wb + c * m]
             for ci in range(c):
                 v = xs[ci]
                 for j in range(m):
@@ -121,30 +160,38 @@ def _planes(x: Any, buf: Any, xrow: int, phases: Any, g: Any) -> None:  # pragma
 
 @_jit
 def depthwise(x: Any, wt: Any, bias_t: Any, out: Any, buf: Any, blocks: Any, groups: Any,
-              phases: Any, g: Any) -> None:  # pragma: no cover - compiled
+              phases: Any, offsets: Any, g: Any) -> None:  # pragma: no cover - compiled
     """Depthwise convolution of NHWC ``x`` into ``out`` for the ``blocks`` ``(n, y0, y1)``.
 
     ``wt``: ``(Kh, Kw, B)`` with ``wt[ky, kx, p] = w[ky, kx, p % (C*m)]`` (``B`` a multiple
     of ``C*m``, output channel ``c*m + j`` reading input channel ``c``); ``bias_t``: the bias
-    tiled to ``B`` or empty. Each output row visits only the kernel rows inside the input.
-    With multiplier 1 a row is accumulated as flat runs of ``Wo*C`` values, kernel row by
-    kernel row, in chunks of ``B`` that stay in L1: at unit width stride straight from ``x``
-    (interior columns; the border columns pixel by pixel, taps checked), at larger strides
-    from the kernel rows' phase planes in ``buf`` (``Kh`` rows of ``(planes, extent, C)``:
-    tap group ``groups[k] = (plane, j0, jstep, kx0, kxstep, count)`` reads one strided run).
-    Multipliers above 1 go pixel by pixel."""
+    (zeros without one) tiled to ``B``. Each output row visits only the kernel rows inside the
+    input. With multiplier 1 a row is accumulated as flat runs of ``Wo*C`` values in chunks
+    of ``B`` (:func:`_accumulate`): at unit width stride straight from ``x`` (interior
+    columns; the border columns pixel by pixel with the taps inside the input), at larger
+    strides from the kernel rows' zero-padded phase planes in ``buf`` (``Kh`` rows of
+    ``(planes, extent, C)``; tap group ``groups[k] = (plane, j0, jstep, kx0, kxstep, count)``
+    reads one strided run). Multipliers above 1 go pixel by pixel."""
     h, w_in, c = g[DW_H], g[DW_W], g[DW_C]
     ho, wo, kh, kw = g[DW_HO], g[DW_WO], g[DW_KH], g[DW_KW]
     sh, sw, dh, dwl = g[DW_SH], g[DW_SW], g[DW_DH], g[DW_DW]
     top, left, m, bsz = g[DW_TOP], g[DW_LEFT], g[DW_M], g[DW_B]
-    plane_row = g[DW_PLANES] * g[DW_EXTENT] * c
+    extent = g[DW_EXTENT]
+    plane_row = g[DW_PLANES] * extent * c
     cm = c * m
+    xs = offsets[0]  # the taps of a pass: source and weight offsets
+    ws = offsets[1]
+    tags = offsets[2]  # the input row each ring slot holds
+    ring = g[DW_RING]
+    direct = g[DW_DIRECT] != 0
     # Interior columns [xa, xb): every tap inside the input.
     xa = min(wo, (left + sw - 1) // sw)
     last = w_in - 1 + left - (kw - 1) * dwl
     xb = max(xa, min(wo, last // sw + 1)) if last >= 0 else xa
     for bi in range(blocks.shape[0]):
         n, y0, y1 = blocks[bi, 0], blocks[bi, 1], blocks[bi, 2]
+        for slot in range(ring):
+            tags[slot] = -1
         for y in range(y0, y1):
             row0 = y * sh - top
             ky0 = 0
@@ -157,37 +204,43 @@ def depthwise(x: Any, wt: Any, bias_t: Any, out: Any, buf: Any, blocks: Any, gro
             ob = (n * ho + y) * wo * cm
             if m > 1:
                 for xo in range(wo):
-                    _pixel(x, wt, bias_t, out[ob + xo * cm:ob + (xo + 1) * cm], xrow, xo,
-                           ky0, ky1, g)
+                    _pixel_multiplier(x, wt, bias_t, out[ob + xo * cm:ob + (xo + 1) * cm],
+                                      xrow, xo, ky0, ky1, g)
                 continue
-            if sw > 1:
+            if sw > 1 or not direct:
+                taps = 0
                 for ky in range(ky0, ky1):
-                    _planes(x, buf[ky * plane_row:(ky + 1) * plane_row], xrow + ky * dh,
-                            phases, g)
-                end = wo * c
-                for p0 in range(0, end, bsz):
-                    size = min(bsz, end - p0)
-                    o = out[ob + p0:ob + p0 + size]
-                    _start(o, bias_t, size)
-                    for ky in range(ky0, ky1):
-                        for k in range(groups.shape[0]):
-                            plane, j0, jstep = groups[k, 0], groups[k, 1], groups[k, 2]
-                            xb0 = ky * plane_row + (plane * g[DW_EXTENT] + j0) * c + p0
-                            wb0 = (ky * kw + groups[k, 3]) * bsz
-                            _taps(o, buf, wt, xb0, wb0, jstep * c, groups[k, 4] * bsz,
-                                  groups[k, 5], size)
+                    iy = xrow + ky * dh  # flat input row (n*H + row)
+                    slot = iy % ring
+                    if tags[slot] != iy:  # each input row is laid out once per block
+                        _planes(x, buf[slot * plane_row:(slot + 1) * plane_row], iy, phases, g)
+                        tags[slot] = iy
+                    for k in range(groups.shape[0]):
+                        for t in range(groups[k, 5]):
+                            xs[taps] = (slot * plane_row + (groups[k, 0] * extent + groups[k, 1]
+                                                            + t * groups[k, 2]) * c)
+                            ws[taps] = (ky * kw + groups[k, 3] + t * groups[k, 4]) * bsz
+                            taps += 1
+                _chunks(out[ob:ob + wo * c], bias_t, buf, wt, xs, ws, taps, 0, wo * c, bsz)
                 continue
-            for xo in range(xa):
-                _pixel(x, wt, bias_t, out[ob + xo * c:ob + (xo + 1) * c], xrow, xo, ky0, ky1,
-                       g)
-            for xo in range(xb, wo):
-                _pixel(x, wt, bias_t, out[ob + xo * c:ob + (xo + 1) * c], xrow, xo, ky0, ky1,
-                       g)
-            end = xb * c
-            for p0 in range(xa * c, end, bsz):
-                size = min(bsz, end - p0)
-                o = out[ob + p0:ob + p0 + size]
-                _start(o, bias_t, size)
+            # Border pixels: the taps inside the input only.
+            for xo in range(wo):
+                if xa <= xo < xb:
+                    continue
+                taps = 0
                 for ky in range(ky0, ky1):
-                    xb0 = (xrow + ky * dh) * w_in * c + p0 - left * c
-                    _taps(o, x, wt, xb0, ky * kw * bsz, dwl * c, bsz, kw, size)
+                    for kx in range(kw):
+                        ix = xo + kx * dwl - left
+                        if 0 <= ix < w_in:
+                            xs[taps] = ((xrow + ky * dh) * w_in + ix) * c
+                            ws[taps] = (ky * kw + kx) * bsz
+                            taps += 1
+                _accumulate(out[ob + xo * c:ob + (xo + 1) * c], bias_t, x, wt, xs, ws, taps,
+                            0, c)
+            taps = 0
+            for ky in range(ky0, ky1):
+                for kx in range(kw):
+                    xs[taps] = ((xrow + ky * dh) * w_in + kx * dwl - left) * c
+                    ws[taps] = (ky * kw + kx) * bsz
+                    taps += 1
+            _chunks(out[ob:ob + wo * c], bias_t, x, wt, xs, ws, taps, xa * c, xb * c, bsz)
