@@ -14,14 +14,20 @@ refuses to vectorise the loop (measured: 1 ns against 0.09 ns per multiply-add).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numba  # type: ignore[import-untyped, import-not-found, unused-ignore]
-import numpy as np
 
-_jit = numba.njit(cache=True, nogil=True, fastmath=True, boundscheck=False, _nrt=False)
-_inline = numba.njit(cache=True, nogil=True, fastmath=True, boundscheck=False, _nrt=False,
-                     inline="always")
+#: Compiled loops: no reference counting (``_nrt=False``: they allocate nothing; slicing
+#: then costs no atomic increments), fast math (reassociation lets LLVM vectorise the sums).
+_Loop = Callable[..., None]
+_numba: Any = numba  # its stubs lack the private ``_nrt`` option (and numba may be absent)
+_jit: Callable[[_Loop], _Loop] = _numba.njit(cache=True, nogil=True, fastmath=True,
+                                            boundscheck=False, _nrt=False)
+#: ... inlined into their callers (numba IR inlining).
+_inline: Callable[[_Loop], _Loop] = _numba.njit(cache=True, nogil=True, fastmath=True,
+                                               boundscheck=False, _nrt=False, inline="always")
 
 # Slots of the depthwise ``geo`` array (one int64 array: one argument to type-check per call).
 DW_H, DW_W, DW_C, DW_HO, DW_WO, DW_KH, DW_KW, DW_SH, DW_SW, DW_DH, DW_DW, DW_TOP, DW_LEFT, \
