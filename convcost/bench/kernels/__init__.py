@@ -5,15 +5,25 @@
 maps NHWC batches to the step's output. The families:
 
 - :mod:`~convcost.bench.kernels.conv`: ``conv`` (gemm, shifted-gemm, im2col-gemm,
-  grouped-im2col-gemm, direct), ``deconv`` (scatter-gemm), ``fc`` (gemm); depthwise
-  ``direct`` lives in :mod:`~convcost.bench.kernels.depthwise` and the phase-planes gather
-  of ``im2col-gemm`` (small ``Kw*Cin``) in :mod:`~convcost.bench.kernels.im2col`;
+  grouped-im2col-gemm, direct, direct-jit), ``deconv`` (scatter-gemm), ``fc`` (gemm);
+  depthwise ``direct`` lives in :mod:`~convcost.bench.kernels.depthwise` and the
+  phase-planes gather of ``im2col-gemm`` (small ``Kw*Cin``) in
+  :mod:`~convcost.bench.kernels.im2col`;
 - :mod:`~convcost.bench.kernels.pool`: ``maxpool``/``avgpool`` (window), ``gap`` (reduce);
 - :mod:`~convcost.bench.kernels.elementwise`: activations and ``bn`` (elementwise), ``up``
   and ``concat`` (copy), ``add`` and the gate ``mul`` (elementwise),
   ``id``/``dropout``/``droppath`` and ``slice`` views (alias);
 - :mod:`~convcost.bench.kernels.modern`: prelu, ``scale``, ``ln``/``gn``/``instancenorm``
   and ``shuffle``.
+
+Compiled kernels (the ``jit`` extra, numba): when numba is installed and the environment
+variable ``CONVCOST_JIT`` is not ``0`` (:mod:`~convcost.bench.kernels.jit`), depthwise
+convolutions at float32 and float64 run ``direct-jit`` (loops in
+:mod:`~convcost.bench.kernels.jitted`, compiled when the step is prepared and cached on
+disk) instead of ``direct``; float16 and every other kernel stay NumPy.
+:func:`choose_algorithm` is a pure function of the geometry, the dtype and that switch, so
+the memory estimate and the run agree. numba is imported only when a ``*-jit`` kernel is
+prepared.
 
 Every size comes from the step (``step.output``, ``step.padding``); the tests hold the
 independent cross-check of output sizes. A prepared step is not thread-safe.
