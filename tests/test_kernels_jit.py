@@ -49,7 +49,7 @@ def test_depthwise_jit_matches_reference(monkeypatch: pytest.MonkeyPatch,
                                          case: tuple[Any, ...], bias: bool,
                                          direct: bool) -> None:
     """Both ways of reading unit-stride rows: in place, or from the ring of padded rows."""
-    monkeypatch.setattr(jit, "DIRECT_UNIT_STRIDE", direct)
+    monkeypatch.setattr(jit, "DIRECT_MIN_CHANNELS", 0 if direct else 1 << 20)
     step = _step(case, bias)
     x = rand(3, *case[0])
     y, prepared = run(step, x, algorithm="direct-jit")

@@ -72,10 +72,11 @@ def weight_elements(step: Step) -> int:
     return (kh * kw + 1) * b
 
 
-#: Whether unit-width-stride steps read the input in place (border columns pixel by pixel)
-#: rather than from the ring of zero-padded rows (measured alternating, 1 thread: 56x56x144
-#: 0.57 against 0.70 ms, 28x28x192 and 14x14x576 alike, 112x112x32 0.63-0.69 against 0.62).
-DIRECT_UNIT_STRIDE = True
+#: Unit-width-stride steps with at least this many channels read the input in place (border
+#: columns pixel by pixel); narrower ones read the ring of zero-padded rows, whose border
+#: handling is free (measured alternating, 1 thread: 112x112x32 0.42-0.47 ms from the ring
+#: against 0.51-0.57 in place; 56x56x144 0.58-0.64 against 0.52-0.55).
+DIRECT_MIN_CHANNELS = 64
 
 
 def ring_rows(step: Step) -> int:
@@ -84,9 +85,10 @@ def ring_rows(step: Step) -> int:
 
 
 def uses_ring(step: Step) -> bool:
-    """Whether the kernel reads ``step``'s input from the ring of padded rows (multiplier 1,
-    strided width, or every width unless :data:`DIRECT_UNIT_STRIDE`)."""
-    return step.output.c == step.input.c and (step.stride_hw[1] > 1 or not DIRECT_UNIT_STRIDE)
+    """Whether the kernel reads ``step``'s input from the ring of padded rows: multiplier 1,
+    and a strided width or fewer than :data:`DIRECT_MIN_CHANNELS` channels."""
+    return step.output.c == step.input.c and (step.stride_hw[1] > 1
+                                              or step.input.c < DIRECT_MIN_CHANNELS)
 
 
 def _plane_elements(step: Step) -> int:

@@ -27,7 +27,7 @@ _jit: Callable[[_Loop], _Loop] = _numba.njit(cache=True, nogil=True, fastmath=Tr
                                             boundscheck=False, _nrt=False)
 #: ... inlined into their callers (numba IR inlining).
 _inline: Callable[[_Loop], _Loop] = _numba.njit(cache=True, nogil=True, fastmath=True,
-                                               boundscheck=False, _nrt=False, inline="always")
+                                               boundscheck=False, _nrt=False, inline="never")
 
 # Slots of the depthwise ``geo`` array (one int64 array: one argument to type-check per call).
 DW_H, DW_W, DW_C, DW_HO, DW_WO, DW_KH, DW_KW, DW_SH, DW_SW, DW_DH, DW_DW, DW_TOP, DW_LEFT, \
@@ -165,6 +165,61 @@ def _planes(x: Any, buf: Any, xrow: int, phases: Any, g: Any) -> None:  # pragma
 
 
 @_jit
+def _row_ring(x: Any, wt: Any, bias_t: Any, out: Any, buf: Any, groups: Any, phases: Any,
+              offsets: Any, xrow: int, ky0: int, ky1: int, g: Any) -> None:  # pragma: no cover
+    """One output row (multiplier 1) from the ring of phase-plane rows in ``buf``: the input
+    rows it needs are laid out unless a slot already holds them (``offsets[2]``: the input
+    row of each slot)."""
+    c, kw, dh, bsz = g[DW_C], g[DW_KW], g[DW_DH], g[DW_B]
+    extent, ring = g[DW_EXTENT], g[DW_RING]
+    plane_row = g[DW_PLANES] * extent * c
+    xs, ws, tags = offsets[0], offsets[1], offsets[2]
+    taps = 0
+    for ky in range(ky0, ky1):
+        iy = xrow + ky * dh  # flat input row (n*H + row)
+        slot = iy % ring
+        if tags[slot] != iy:  # each input row is laid out once per block
+            _planes(x, buf[slot * plane_row:(slot + 1) * plane_row], iy, phases, g)
+            tags[slot] = iy
+        for k in range(groups.shape[0]):
+            for t in range(groups[k, 5]):
+                xs[taps] = (slot * plane_row
+                            + (groups[k, 0] * extent + groups[k, 1] + t * groups[k, 2]) * c)
+                ws[taps] = (ky * kw + groups[k, 3] + t * groups[k, 4]) * bsz
+                taps += 1
+    _chunks(out, bias_t, buf, wt, xs, ws, taps, 0, out.shape[0], bsz)
+
+
+@_jit
+def _row_direct(x: Any, wt: Any, bias_t: Any, out: Any, offsets: Any, xrow: int, ky0: int,
+                ky1: int, xa: int, xb: int, g: Any) -> None:  # pragma: no cover - compiled
+    """One output row (multiplier 1, unit width stride) read from ``x`` in place: interior
+    columns ``[xa, xb)`` as one run, each border pixel with its taps inside the input."""
+    w_in, c, kw = g[DW_W], g[DW_C], g[DW_KW]
+    dh, dwl, left, bsz = g[DW_DH], g[DW_DW], g[DW_LEFT], g[DW_B]
+    wo = out.shape[0] // c
+    xs, ws = offsets[0], offsets[1]
+    for xo in range(wo):
+        if xa <= xo < xb:
+            continue
+        taps = 0
+        for ky in range(ky0, ky1):
+            for kx in range(kw):
+                if 0 <= xo + kx * dwl - left < w_in:
+                    xs[taps] = ((xrow + ky * dh) * w_in + kx * dwl - left) * c
+                    ws[taps] = (ky * kw + kx) * bsz
+                    taps += 1
+        _chunks(out, bias_t, x, wt, xs, ws, taps, xo * c, (xo + 1) * c, bsz)
+    taps = 0
+    for ky in range(ky0, ky1):
+        for kx in range(kw):
+            xs[taps] = ((xrow + ky * dh) * w_in + kx * dwl - left) * c
+            ws[taps] = (ky * kw + kx) * bsz
+            taps += 1
+    _chunks(out, bias_t, x, wt, xs, ws, taps, xa * c, xb * c, bsz)
+
+
+@_jit
 def depthwise(x: Any, wt: Any, bias_t: Any, out: Any, buf: Any, blocks: Any, groups: Any,
               phases: Any, offsets: Any, g: Any) -> None:  # pragma: no cover - compiled
     """Depthwise convolution of NHWC ``x`` into ``out`` for the ``blocks`` ``(n, y0, y1)``.
@@ -181,12 +236,8 @@ def depthwise(x: Any, wt: Any, bias_t: Any, out: Any, buf: Any, blocks: Any, gro
     h, w_in, c = g[DW_H], g[DW_W], g[DW_C]
     ho, wo, kh, kw = g[DW_HO], g[DW_WO], g[DW_KH], g[DW_KW]
     sh, sw, dh, dwl = g[DW_SH], g[DW_SW], g[DW_DH], g[DW_DW]
-    top, left, m, bsz = g[DW_TOP], g[DW_LEFT], g[DW_M], g[DW_B]
-    extent = g[DW_EXTENT]
-    plane_row = g[DW_PLANES] * extent * c
+    top, left, m = g[DW_TOP], g[DW_LEFT], g[DW_M]
     cm = c * m
-    xs = offsets[0]  # the taps of a pass: source and weight offsets
-    ws = offsets[1]
     tags = offsets[2]  # the input row each ring slot holds
     ring = g[DW_RING]
     direct = g[DW_DIRECT] != 0
@@ -214,39 +265,8 @@ def depthwise(x: Any, wt: Any, bias_t: Any, out: Any, buf: Any, blocks: Any, gro
                                       xrow, xo, ky0, ky1, g)
                 continue
             if sw > 1 or not direct:
-                taps = 0
-                for ky in range(ky0, ky1):
-                    iy = xrow + ky * dh  # flat input row (n*H + row)
-                    slot = iy % ring
-                    if tags[slot] != iy:  # each input row is laid out once per block
-                        _planes(x, buf[slot * plane_row:(slot + 1) * plane_row], iy, phases, g)
-                        tags[slot] = iy
-                    for k in range(groups.shape[0]):
-                        for t in range(groups[k, 5]):
-                            xs[taps] = (slot * plane_row + (groups[k, 0] * extent + groups[k, 1]
-                                                            + t * groups[k, 2]) * c)
-                            ws[taps] = (ky * kw + groups[k, 3] + t * groups[k, 4]) * bsz
-                            taps += 1
-                _chunks(out[ob:ob + wo * c], bias_t, buf, wt, xs, ws, taps, 0, wo * c, bsz)
-                continue
-            # Border pixels: the taps inside the input only.
-            for xo in range(wo):
-                if xa <= xo < xb:
-                    continue
-                taps = 0
-                for ky in range(ky0, ky1):
-                    for kx in range(kw):
-                        ix = xo + kx * dwl - left
-                        if 0 <= ix < w_in:
-                            xs[taps] = ((xrow + ky * dh) * w_in + ix) * c
-                            ws[taps] = (ky * kw + kx) * bsz
-                            taps += 1
-                _accumulate(out[ob + xo * c:ob + (xo + 1) * c], bias_t, x, wt, xs, ws, taps,
-                            0, c)
-            taps = 0
-            for ky in range(ky0, ky1):
-                for kx in range(kw):
-                    xs[taps] = ((xrow + ky * dh) * w_in + kx * dwl - left) * c
-                    ws[taps] = (ky * kw + kx) * bsz
-                    taps += 1
-            _chunks(out[ob:ob + wo * c], bias_t, x, wt, xs, ws, taps, xa * c, xb * c, bsz)
+                _row_ring(x, wt, bias_t, out[ob:ob + wo * c], buf, groups, phases, offsets,
+                          xrow, ky0, ky1, g)
+            else:
+                _row_direct(x, wt, bias_t, out[ob:ob + wo * c], offsets, xrow, ky0, ky1, xa,
+                            xb, g)
