@@ -313,9 +313,7 @@ def algorithms_for(step: Step) -> list[str]:
     else:
         out.append("grouped-im2col-gemm")
         if g == step.input.c:
-            out.append("direct")
-            if jit.numba_installed():
-                out.append("direct-jit")
+            out.append("direct")  # direct-jit: tests/test_kernels_jit.py
     return list(dict.fromkeys(out))
 
 

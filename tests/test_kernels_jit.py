@@ -5,6 +5,7 @@ tests run with the switch off."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 from typing import Any
@@ -23,10 +24,17 @@ from convcost.bench.kernels import (
     workspace_bytes,
 )
 from convcost.model.program import Shape
-from tests.test_kernels import conv_step, rand, ref_conv, run
+from tests.test_kernels import Array, conv_step, rand, ref_conv
 from tests.test_kernels_depthwise import CASES
 
 pytest.importorskip("numba")
+# One worker compiles the loops (seconds per dtype on a cold numba cache), the others don't.
+pytestmark = pytest.mark.xdist_group("numba")
+
+
+@pytest.fixture(autouse=True)
+def _jit_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(jit.ENV, "1")  # tests/conftest.py switches the kernels off
 
 MORE = [
     ((6, 5, 3), 1, (3, 3), (1, 1), (1, 1), "same"),          # odd sizes, small C
@@ -43,6 +51,25 @@ def _step(case: tuple[Any, ...], bias: bool = True) -> Any:
     return conv_step(shape, shape[2] * mult, kernel, stride, dilation, pad, shape[2], bias)
 
 
+# The tests run float32 only: each dtype costs seconds of compilation on a cold cache, and
+# float64 runs the same loops.
+F32 = np.dtype(np.float32)
+
+
+def run(step: Any, x: Array, algorithm: str | None = "direct-jit") -> tuple[Array, Any]:
+    prepared = prepare_step(step, F32, np.random.default_rng(0), algorithm=algorithm)
+    y = prepared(x.astype(F32))
+    assert y.shape == (x.shape[0], *step.output) and y.dtype == F32
+    return y, prepared
+
+
+def check(y: Array, x: Array, weight: Array, bias: Array | None, step: Any) -> None:
+    """``y`` against the float64 reference on the same (float32) values."""
+    expected = ref_conv(x.astype(F32).astype(np.float64), weight.astype(np.float64),
+                        None if bias is None else bias.astype(np.float64), step)
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("case", CASES + MORE, ids=[str(i) for i in range(len(CASES + MORE))])
 @pytest.mark.parametrize(("bias", "direct"), [(True, True), (False, True), (True, False)])
 def test_depthwise_jit_matches_reference(monkeypatch: pytest.MonkeyPatch,
@@ -52,12 +79,11 @@ def test_depthwise_jit_matches_reference(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(jit, "DIRECT_MIN_CHANNELS", 0 if direct else 1 << 20)
     step = _step(case, bias)
     x = rand(3, *case[0])
-    y, prepared = run(step, x, algorithm="direct-jit")
+    y, prepared = run(step, x)
     p = prepared.params
-    np.testing.assert_allclose(y, ref_conv(x, p["weight"], p.get("bias"), step),
-                               rtol=1e-12, atol=1e-12)
-    assert prepared._workspace.nbytes <= workspace_bytes(step, "direct-jit", 3, 8)
-    np.testing.assert_allclose(prepared(x[1:2]), y[1:2], rtol=1e-12, atol=1e-12)
+    check(y, x, p["weight"], p.get("bias"), step)
+    assert prepared._workspace.nbytes <= workspace_bytes(step, "direct-jit", 3, 4)
+    np.testing.assert_array_equal(prepared(x[1:2].astype(F32)), y[1:2])
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -74,11 +100,10 @@ def test_depthwise_jit_lanes(monkeypatch: pytest.MonkeyPatch, threads: int,
     assert len(chunk.blocks(1, step.output.h)) == 2
     for batch in (1, 3):
         x = rand(batch, *case[0])
-        y, prepared = run(step, x, algorithm="direct-jit")
+        y, prepared = run(step, x)
         p = prepared.params
-        np.testing.assert_allclose(y, ref_conv(x, p["weight"], p["bias"], step),
-                                   rtol=1e-12, atol=1e-12)
-        assert prepared._workspace.nbytes <= workspace_bytes(step, "direct-jit", batch, 8)
+        check(y, x, p["weight"], p["bias"], step)
+        assert prepared._workspace.nbytes <= workspace_bytes(step, "direct-jit", batch, 4)
 
 
 def test_depthwise_jit_float32_and_non_contiguous_input() -> None:
@@ -99,12 +124,11 @@ def test_depthwise_jit_float32_and_non_contiguous_input() -> None:
 def test_weights_can_be_replaced() -> None:
     step = _step(CASES[9])
     x = rand(2, *CASES[9][0])
-    prepared = prepare_step(step, np.float64, np.random.default_rng(0))
+    prepared = prepare_step(step, F32, np.random.default_rng(0))
     assert prepared.algorithm == "direct-jit"
-    weight = rand(*prepared.params["weight"].shape, seed=7)
+    weight = rand(*prepared.params["weight"].shape, seed=7).astype(F32)
     prepared.set_params(weight=weight)
-    np.testing.assert_allclose(prepared(x), ref_conv(x, weight, prepared.params["bias"], step),
-                               rtol=1e-12, atol=1e-12)
+    check(prepared(x.astype(F32)), x, weight, prepared.params["bias"], step)
 
 
 def test_switch_and_dtypes(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -161,4 +185,5 @@ def test_numba_is_not_imported_by_analysis() -> None:
             "assert choose_algorithm(step) == 'direct-jit'\n"
             "assert 'numba' not in sys.modules, 'numba imported'\n")
     assert importlib.util.find_spec("numba") is not None
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    env = {**os.environ, jit.ENV: "1"}
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60, env=env)
