@@ -26,6 +26,9 @@ from convcost.bench.kernels import (
 from convcost.model.program import Shape
 from tests.test_kernels import Array, conv_step, rand, ref_conv
 from tests.test_kernels_depthwise import CASES
+from tests.test_measure import (
+    test_the_estimate_covers_what_is_really_allocated as estimate_check,
+)
 
 pytest.importorskip("numba")
 # One worker compiles the loops (seconds per dtype on a cold numba cache), the others don't.
@@ -187,3 +190,17 @@ def test_numba_is_not_imported_by_analysis() -> None:
     assert importlib.util.find_spec("numba") is not None
     env = {**os.environ, jit.ENV: "1"}
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60, env=env)
+
+
+@pytest.mark.parametrize("text", [
+    "16x16x8 -> 3x3(16) -> 3x3(dw) -> 3x3(dw, s=2) -> 5x5(32, dw, d=2) -> 1x1(8)",
+    "24x24x64 -> 3x3(dw, nobias) -> 3x3(dw, s=2) -> gap",
+])
+def test_the_memory_estimate_covers_the_jit_kernels(text: str) -> None:
+    """The executor's traced peak stays within the estimate with direct-jit chosen."""
+    from convcost.analysis import analyze_text
+
+    step_algorithms = {choose_algorithm(step) for step in
+                       analyze_text(text).models[0].program.steps if step.kind == "conv"}
+    assert "direct-jit" in step_algorithms
+    estimate_check(text, "float32")
