@@ -3,7 +3,8 @@
 Only :mod:`convcost.bench.kernels.jit` imports it, when a ``*-jit`` algorithm is prepared.
 Every array is passed flat (1-D, C-contiguous) and every size as a runtime integer in one
 ``geo`` array, so each function compiles once per dtype (float32, float64) whatever the
-geometry. ``cache=True`` keeps the machine code on disk (``__pycache__``, or numba's user
+geometry. On AVX-512 hosts LLVM may use 512-bit vectors (:func:`_prefer_512_bit_vectors`).
+``cache=True`` keeps the machine code on disk (``__pycache__``, or numba's user
 cache directory when that is read-only); ``nogil=True`` lets the lanes of one step run on
 Python threads.
 
@@ -18,6 +19,31 @@ from collections.abc import Callable
 from typing import Any
 
 import numba  # type: ignore[import-untyped, import-not-found, unused-ignore]
+
+
+def _prefer_512_bit_vectors() -> None:
+    """Let LLVM use 512-bit vectors on AVX-512 CPUs (it prefers 256-bit ones there by default).
+
+    The passes are bound by loads, and a 512-bit load brings twice the values: MobileNet v2's
+    depthwise layers measured about 10% faster (median ratio to torch 1.37-1.45 against
+    1.50-1.56, alternating runs). This sets numba's process-wide CPU features (the host's,
+    plus ``-prefer-256-bit``), so it is skipped when the user set ``NUMBA_CPU_NAME`` or
+    ``NUMBA_CPU_FEATURES``, and has no effect once something in the process has compiled.
+    """
+    config: Any = numba.core.config
+    if config.CPU_NAME is not None or config.CPU_FEATURES is not None:
+        return
+    try:
+        import llvmlite.binding as llvm  # type: ignore[import-untyped, import-not-found, unused-ignore]
+
+        features: Any = llvm.get_host_cpu_features()
+    except Exception:  # noqa: BLE001 - unknown host: numba's defaults
+        return
+    if features.get("avx512f"):
+        config.CPU_FEATURES = features.flatten() + ",-prefer-256-bit"
+
+
+_prefer_512_bit_vectors()
 
 #: Compiled loops: no reference counting (``_nrt=False``: they allocate nothing; slicing
 #: then costs no atomic increments), fast math (reassociation lets LLVM vectorise the sums).
