@@ -109,6 +109,20 @@ def test_depthwise_jit_lanes(monkeypatch: pytest.MonkeyPatch, threads: int,
         assert prepared._workspace.nbytes <= workspace_bytes(step, "direct-jit", batch, 4)
 
 
+def test_depthwise_jit_new_blocks_for_each_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One sample split in two, then two samples: as many blocks, other blocks."""
+    monkeypatch.setattr(jit, "cpu_count", lambda: 2)
+    monkeypatch.setattr(depthwise, "blas_thread_count", lambda: 2)
+    monkeypatch.setattr(depthwise, "PARALLEL_MIN_WORK", 1)
+    step = _step(CASES[0])
+    x = rand(2, *CASES[0][0])
+    y, prepared = run(step, x[:1])
+    y2 = prepared(x.astype(F32))
+    np.testing.assert_array_equal(y2[:1], y)
+    p = prepared.params
+    check(y2, x, p["weight"], p["bias"], step)
+
+
 def test_depthwise_jit_float32_and_non_contiguous_input() -> None:
     step = _step(CASES[1])
     dtype = np.dtype(np.float32)

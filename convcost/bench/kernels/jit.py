@@ -150,7 +150,7 @@ class DepthwiseJit:
                             (jitted.DW_DIRECT, 0 if uses_ring(step) else 1)):
             geo[slot] = value
         self._geo: Array = np.array(geo, dtype=np.int64)
-        self._key: tuple[int, int] = (0, 0)
+        self._key: tuple[tuple[Block, ...], int] = ((), 0)
         self._lanes: list[Array] = []
         # Compile now (or load from numba's cache): no block, no work.
         empty = np.zeros(0, dtype)
@@ -162,12 +162,13 @@ class DepthwiseJit:
     def __call__(self, x: Array, out: Array, bufs: list[Array], blocks: list[Block]) -> None:
         cap = len(bufs) if bufs else cpu_count()  # strided steps: one scratch per lane
         lanes = max(1, min(len(blocks), depthwise.blas_thread_count(), cap))
-        if (len(blocks), lanes) != self._key:
+        key = (tuple(blocks), lanes)
+        if key != self._key:
             self._lanes = [np.array([(n0, h0, h1) for n0, _, h0, h1 in
                                      blocks[i * len(blocks) // lanes:
                                             (i + 1) * len(blocks) // lanes]], dtype=np.int64)
                            for i in range(lanes)]
-            self._key = (len(blocks), lanes)
+            self._key = key
         flat_x = np.ascontiguousarray(x).reshape(-1)
         flat_out = out.reshape(-1)
         scratch = [b.reshape(-1) for b in bufs] or [flat_out[:0]] * lanes
