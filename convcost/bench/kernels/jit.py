@@ -160,8 +160,9 @@ class DepthwiseJit:
                      self._groups, self._phases, self._offsets[0], self._geo)
 
     def __call__(self, x: Array, out: Array, bufs: list[Array], blocks: list[Block]) -> None:
-        cap = len(bufs) if bufs else cpu_count()  # strided steps: one scratch per lane
-        lanes = max(1, min(len(blocks), depthwise.blas_thread_count(), cap))
+        cap = len(bufs) if bufs else len(self._offsets)  # one scratch per lane
+        lanes = max(1, min(len(blocks), depthwise.blas_thread_count(), cap,
+                           len(self._offsets)))
         key = (tuple(blocks), lanes)
         if key != self._key:
             self._lanes = [np.array([(n0, h0, h1) for n0, _, h0, h1 in
@@ -169,6 +170,7 @@ class DepthwiseJit:
                                             (i + 1) * len(blocks) // lanes]], dtype=np.int64)
                            for i in range(lanes)]
             self._key = key
+        # A strided input (a channel slice's view) is copied: the loops index flat rows.
         flat_x = np.ascontiguousarray(x).reshape(-1)
         flat_out = out.reshape(-1)
         scratch = [b.reshape(-1) for b in bufs] or [flat_out[:0]] * lanes
