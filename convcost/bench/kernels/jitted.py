@@ -51,9 +51,6 @@ _Loop = Callable[..., None]
 _numba: Any = numba  # its stubs lack the private ``_nrt`` option (and numba may be absent)
 _jit: Callable[[_Loop], _Loop] = _numba.njit(cache=True, nogil=True, fastmath=True,
                                             boundscheck=False, _nrt=False)
-#: ... inlined into their callers (numba IR inlining).
-_inline: Callable[[_Loop], _Loop] = _numba.njit(cache=True, nogil=True, fastmath=True,
-                                               boundscheck=False, _nrt=False, inline="never")
 
 # Slots of the depthwise ``geo`` array (one int64 array: one argument to type-check per call).
 DW_H, DW_W, DW_C, DW_HO, DW_WO, DW_KH, DW_KW, DW_SH, DW_SW, DW_DH, DW_DW, DW_TOP, DW_LEFT, \
@@ -61,11 +58,12 @@ DW_H, DW_W, DW_C, DW_HO, DW_WO, DW_KH, DW_KW, DW_SH, DW_SW, DW_DH, DW_DW, DW_TOP
 DW_SLOTS = 19
 
 
-@_inline
+@_jit
 def _pass9(o: Any, base: Any, src: Any, wt: Any, xs: Any, ws: Any, t: int, p0: int,
            size: int) -> None:  # pragma: no cover - compiled
-    """``o[q] = base[q] + sum(wt[ws[i] + p0 + q] * src[xs[i] + p0 + q])`` over taps
-    ``t <= i < t + 9``: one store per nine multiply-adds (a whole 3x3 kernel)."""
+    """``o[q] = base[q] + sum(wt[ws[i] + q] * src[xs[i] + p0 + q])`` over taps
+    ``t <= i < t + 9``: one store per nine multiply-adds (a whole 3x3 kernel). ``p0`` is a
+    multiple of ``C``, so the tiled weights need no offset."""
     a0 = src[xs[t] + p0:xs[t] + p0 + size]
     a1 = src[xs[t + 1] + p0:xs[t + 1] + p0 + size]
     a2 = src[xs[t + 2] + p0:xs[t + 2] + p0 + size]
@@ -90,7 +88,7 @@ def _pass9(o: Any, base: Any, src: Any, wt: Any, xs: Any, ws: Any, t: int, p0: i
                 + w8[q] * a8[q])
 
 
-@_inline
+@_jit
 def _pass3(o: Any, base: Any, src: Any, wt: Any, xs: Any, ws: Any, t: int, p0: int, size: int,
            count: int) -> None:  # pragma: no cover - compiled
     """:func:`_pass9` for ``count`` (1 to 3) taps."""
@@ -112,7 +110,7 @@ def _pass3(o: Any, base: Any, src: Any, wt: Any, xs: Any, ws: Any, t: int, p0: i
         o[q] = base[q] + w0[q] * a0[q] + w1[q] * a1[q] + w2[q] * a2[q]
 
 
-@_inline
+@_jit
 def _accumulate(o: Any, bias: Any, src: Any, wt: Any, xs: Any, ws: Any, n: int, p0: int,
                 size: int) -> None:  # pragma: no cover - compiled
     """``o[q] = bias[q] + sum(wt[ws[i] + q] * src[xs[i] + p0 + q] for i < n)``: nine taps
