@@ -21,8 +21,13 @@ family. Outputs are checked against torch's (to 1e-3 relative) before timing. As
 ('same') padding is applied to torch's input outside the timed region (torch's conv2d pads
 symmetrically only), which favours torch slightly.
 
+``--kernels numpy`` runs convcost's NumPy kernels, ``--kernels jit`` the numba ones where
+there are (``direct-jit``; needs ``pip install convcost[jit]``); the default is what
+``--bench`` would use (jit when numba is installed and ``CONVCOST_JIT`` is not ``0``). The
+header says which family ran, and the algorithm column names each layer's kernel.
+
 Usage: python benchmarks/kernels_vs_torch.py [--threads 1 2] [--repeats 15]
-       [--family depthwise --family stem] [--sample-ms 5]
+       [--family depthwise --family stem] [--sample-ms 5] [--kernels numpy|jit]
 Needs torch (exits with a message otherwise). Report the load (printed at start and end:
 ``os.getloadavg``) with the figures: the dev VM's 2 cores are shared.
 """
@@ -48,7 +53,7 @@ import numpy as np  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from convcost.analysis import Options, analyze_inputs, analyze_text  # noqa: E402
-from convcost.bench.kernels import make_input, prepare_step  # noqa: E402
+from convcost.bench.kernels import jit, make_input, prepare_step  # noqa: E402
 from convcost.inputs import collect  # noqa: E402
 from convcost.model.program import Step  # noqa: E402
 
@@ -195,7 +200,16 @@ def main() -> int:
     parser.add_argument("--sample-ms", type=float, default=5.0)
     parser.add_argument("--family", action="append", choices=FAMILIES,
                         help="only these families (repeatable; default all)")
+    parser.add_argument("--kernels", choices=("numpy", "jit"),
+                        help="convcost's kernel family (default: what --bench would use)")
     args = parser.parse_args()
+    if args.kernels == "jit" and not jit.numba_installed():
+        print("--kernels jit needs numba (pip install convcost[jit]); nothing measured",
+              file=sys.stderr)
+        return 2
+    if args.kernels is not None:
+        os.environ[jit.ENV] = "1" if args.kernels == "jit" else "0"
+    family = "jit (numba)" if jit.enabled() else "numpy"
     try:
         import torch  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
@@ -204,7 +218,8 @@ def main() -> int:
         return 2
     families = tuple(args.family or FAMILIES)
     chosen = layers(families)
-    print(f"torch {torch.__version__}, numpy {np.__version__}; load average at start "
+    print(f"convcost kernels: {family}; torch {torch.__version__}, numpy {np.__version__}; "
+          f"load average at start "
           f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}; {len(chosen)} layers, "
           f"median of {args.repeats} alternating samples of >= {args.sample_ms:g} ms")
     started = time.perf_counter()

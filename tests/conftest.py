@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,10 @@ from click.testing import CliRunner, Result
 
 from convcost.cli import cli
 from convcost.cost.report import schema_text
+
+# The suite runs the NumPy kernels: compiling the numba ones (the jit extra) takes seconds per
+# process and dtype. tests/test_kernels_jit.py switches them on, in one xdist group.
+os.environ["CONVCOST_JIT"] = "0"
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

@@ -22,6 +22,7 @@ from convcost.bench.kernels import (
     PreparedStep,
     base,
     choose_algorithm,
+    jit,
     make_input,
     numpy_dtype,
     prepare_step,
@@ -312,7 +313,7 @@ def algorithms_for(step: Step) -> list[str]:
     else:
         out.append("grouped-im2col-gemm")
         if g == step.input.c:
-            out.append("direct")
+            out.append("direct")  # direct-jit: tests/test_kernels_jit.py
     return list(dict.fromkeys(out))
 
 
@@ -380,7 +381,8 @@ def test_conv_weights_can_be_replaced() -> None:
         prepared.set_params(scale=np.zeros(3))
 
 
-def test_default_algorithms() -> None:
+def test_default_algorithms(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(jit.ENV, "0")
     assert choose_algorithm(conv_step((56, 56, 256), 64, (1, 1))) == "gemm"
     assert choose_algorithm(conv_step((56, 56, 64), 64, (3, 3))) == "shifted-gemm"
     assert choose_algorithm(conv_step((56, 56, 64), 128, (3, 3), (2, 2))) == "im2col-gemm"
@@ -390,6 +392,11 @@ def test_default_algorithms() -> None:
     assert choose_algorithm(conv_step((112, 112, 8), 16, (3, 3))) == "im2col-gemm"
     assert choose_algorithm(conv_step((224, 224, 3), 64, (7, 7), (2, 2))) == "im2col-gemm"
     assert choose_algorithm(conv_step((28, 28, 32), 32, (3, 3), groups=32)) == "direct"
+    monkeypatch.setenv(jit.ENV, "1")
+    depthwise = conv_step((28, 28, 32), 32, (3, 3), groups=32)
+    assert choose_algorithm(depthwise) == ("direct-jit" if jit.numba_installed() else "direct")
+    assert choose_algorithm(depthwise, "float16") == "direct"  # numba has no float16
+    monkeypatch.setenv(jit.ENV, "0")
     assert choose_algorithm(conv_step((28, 28, 32), 64, (3, 3), groups=4)) \
         == "grouped-im2col-gemm"
     assert choose_algorithm(simple_step("relu", (2, 2, 2))) == "elementwise"

@@ -1,5 +1,7 @@
 """The depthwise ``direct`` kernel (convcost.bench.kernels.depthwise) against the direct-loop
-reference: every multiplier, stride, dilation and padding, tiny blocks, three dtypes."""
+reference: every multiplier, stride, dilation and padding, tiny blocks, three dtypes. The
+numba kernels are switched off here (``CONVCOST_JIT=0``): tests/test_kernels_jit.py has
+``direct-jit``."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from convcost.bench.kernels import depthwise, make_input, prepare_step, workspace_bytes
+from convcost.bench.kernels import depthwise, jit, make_input, prepare_step, workspace_bytes
 from convcost.bench.kernels.base import phases
 from convcost.model.program import Shape
 from tests.test_kernels import F64, conv_step, rand, ref_conv, run
@@ -32,6 +34,11 @@ CASES = [
     ((4, 5, 2), 1, (3, 3), (1, 1), (1, 1), 4),               # padding wider than the kernel
     ((3, 3, 2), 1, (3, 3), (1, 1), (1, 1), "valid"),         # a single output pixel
 ]
+
+
+@pytest.fixture(autouse=True)
+def _numpy_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(jit.ENV, "0")
 
 
 def _step(case: tuple[Any, ...], bias: bool = True) -> Any:

@@ -184,7 +184,7 @@ def estimate(program: Program, batch: int, dtype: str) -> MemoryEstimate:
     steps = program.steps
     weights = sum(weight_bytes(step, itemsize) for step in steps)
     transient = max((prepare_transient_bytes(step, itemsize) for step in steps), default=0)
-    workspace = max((workspace_bytes(step, choose_algorithm(step), batch, itemsize)
+    workspace = max((workspace_bytes(step, choose_algorithm(step, dtype), batch, itemsize)
                      for step in steps), default=0)
     input_elements = program.input.elements * batch
     profile = live_profile(program, lambda step: step.output.elements * batch, input_elements)

@@ -5,15 +5,25 @@
 maps NHWC batches to the step's output. The families:
 
 - :mod:`~convcost.bench.kernels.conv`: ``conv`` (gemm, shifted-gemm, im2col-gemm,
-  grouped-im2col-gemm, direct), ``deconv`` (scatter-gemm), ``fc`` (gemm); depthwise
-  ``direct`` lives in :mod:`~convcost.bench.kernels.depthwise` and the phase-planes gather
-  of ``im2col-gemm`` (small ``Kw*Cin``) in :mod:`~convcost.bench.kernels.im2col`;
+  grouped-im2col-gemm, direct, direct-jit), ``deconv`` (scatter-gemm), ``fc`` (gemm);
+  depthwise ``direct`` lives in :mod:`~convcost.bench.kernels.depthwise` and the
+  phase-planes gather of ``im2col-gemm`` (small ``Kw*Cin``) in
+  :mod:`~convcost.bench.kernels.im2col`;
 - :mod:`~convcost.bench.kernels.pool`: ``maxpool``/``avgpool`` (window), ``gap`` (reduce);
 - :mod:`~convcost.bench.kernels.elementwise`: activations and ``bn`` (elementwise), ``up``
   and ``concat`` (copy), ``add`` and the gate ``mul`` (elementwise),
   ``id``/``dropout``/``droppath`` and ``slice`` views (alias);
 - :mod:`~convcost.bench.kernels.modern`: prelu, ``scale``, ``ln``/``gn``/``instancenorm``
   and ``shuffle``.
+
+Compiled kernels (the ``jit`` extra, numba): when numba is installed and the environment
+variable ``CONVCOST_JIT`` is not ``0`` (:mod:`~convcost.bench.kernels.jit`), depthwise
+convolutions at float32 and float64 run ``direct-jit`` (loops in
+:mod:`~convcost.bench.kernels.jitted`, compiled when the step is prepared and cached on
+disk) instead of ``direct``; float16 and every other kernel stay NumPy.
+:func:`choose_algorithm` is a pure function of the geometry, the dtype and that switch, so
+the memory estimate and the run agree. numba is imported only when a ``*-jit`` kernel is
+prepared.
 
 Every size comes from the step (``step.output``, ``step.padding``); the tests hold the
 independent cross-check of output sizes. A prepared step is not thread-safe.
@@ -26,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from convcost.bench.kernels import jit
 from convcost.bench.kernels.base import (
     SUPPORTED_DTYPES,
     Array,
@@ -85,10 +96,11 @@ def kernel_class(step: Step) -> type[PreparedStep]:
     return cls
 
 
-def choose_algorithm(step: Step) -> str:
-    """The kernel :func:`prepare_step` uses for ``step``: a pure function of its geometry
-    (independent of the batch size, so memory estimates and executions agree)."""
-    return kernel_class(step).choose(step)
+def choose_algorithm(step: Step, dtype: np.dtype[Any] | str = "float32") -> str:
+    """The kernel :func:`prepare_step` uses for ``step`` at ``dtype``: a pure function of its
+    geometry and of whether the numba kernels run at ``dtype`` (:func:`jit.enabled_for`);
+    independent of the batch size, so memory estimates and executions agree."""
+    return kernel_class(step).choose(step, jit.enabled_for(dtype))
 
 
 def workspace_bytes(step: Step, algorithm: str, batch: int, itemsize: int) -> int:
@@ -105,7 +117,8 @@ def prepare_step(step: Step, dtype: np.dtype[Any] | str, rng: np.random.Generato
 
     ``workspace`` is the scratch arena shared by a program's steps (a private one if None).
     ``algorithm`` forces a conv kernel (``gemm`` needs an unpadded 1x1, ``shifted-gemm``
-    vertical stride 1 and groups 1, ``direct`` depthwise); by default
+    vertical stride 1 and groups 1, ``direct`` depthwise, ``direct-jit`` depthwise, numba
+    and float32 or float64); by default
     :func:`choose_algorithm` decides. Raises :class:`~convcost.errors.UnsupportedDtype` for
     a dtype NumPy cannot execute, ``ValueError`` for an algorithm that cannot run the step.
     """
@@ -113,9 +126,10 @@ def prepare_step(step: Step, dtype: np.dtype[Any] | str, rng: np.random.Generato
     if np_dtype.name not in SUPPORTED_DTYPES:
         numpy_dtype(np_dtype.name)  # raises UnsupportedDtype
     cls = kernel_class(step)
-    chosen = cls.choose(step)
+    chosen = cls.choose(step, jit.enabled_for(np_dtype))
     if algorithm is not None and algorithm != chosen:
-        if not cls.check_algorithm(step, algorithm):
+        jit_dtype = np_dtype.name in jit.JIT_DTYPES or not algorithm.endswith("-jit")
+        if not (jit_dtype and cls.check_algorithm(step, algorithm)):
             raise ValueError(f"algorithm {algorithm!r} cannot run {step.kind} step "
                              f"{step.path} ({step.text})")
         chosen = algorithm
@@ -127,7 +141,7 @@ def prepare_step(step: Step, dtype: np.dtype[Any] | str, rng: np.random.Generato
 def weight_bytes(step: Step, itemsize: int) -> int:
     """Bytes of weights ``step``'s kernel holds (derived copies included)."""
     cls = kernel_class(step)
-    return cls.weight_elements(step, cls.choose(step)) * itemsize
+    return cls.weight_elements(step, cls.choose(step, jit.enabled_for(itemsize))) * itemsize
 
 
 def prepare_transient_bytes(step: Step, itemsize: int) -> int:
@@ -137,4 +151,5 @@ def prepare_transient_bytes(step: Step, itemsize: int) -> int:
     cls = kernel_class(step)
     shapes = cls.param_shapes(step)
     draw = 4 * max((math.prod(s) for s in shapes.values()), default=0) if itemsize == 2 else 0
-    return draw + cls.derive_transient_elements(step, cls.choose(step)) * itemsize
+    chosen = cls.choose(step, jit.enabled_for(itemsize))
+    return draw + cls.derive_transient_elements(step, chosen) * itemsize

@@ -272,8 +272,10 @@ class PreparedStep:
     # -- what a step needs, as pure functions of the step (no arrays) -------------------------
 
     @classmethod
-    def choose(cls, step: Step) -> str:
-        """The algorithm this class runs ``step`` with (never depends on the batch)."""
+    def choose(cls, step: Step, jit: bool = False) -> str:
+        """The algorithm this class runs ``step`` with (never depends on the batch);
+        ``jit``: whether the numba kernels may be used (:func:`convcost.bench.kernels.jit.
+        enabled_for` the dtype)."""
         return cls.algorithm_name
 
     @classmethod

@@ -19,6 +19,9 @@ function of the step (:meth:`Conv.choose`):
 ``direct``
     depthwise convolutions: a fused multiply-accumulate over the taps on contiguous NHWC
     rows (:mod:`~convcost.bench.kernels.depthwise`).
+``direct-jit``
+    depthwise convolutions when numba is installed and on (:mod:`~convcost.bench.kernels.jit`,
+    float32 and float64): compiled loops accumulating flat runs of output rows in L1.
 ``scatter-gemm``
     transposed convolutions: one GEMM ``x @ W`` to every output tap, then one strided add per
     tap into the (cropped) output.
@@ -43,7 +46,7 @@ from collections.abc import Callable
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from convcost.bench.kernels import depthwise, im2col
+from convcost.bench.kernels import depthwise, im2col, jit
 from convcost.bench.kernels.base import (
     BIAS_TILE,
     Array,
@@ -69,7 +72,8 @@ SHIFTED_MIN_K = 48
 #: (measured: 14x14x256 3x3 87% of peak shifted vs 74% im2col; 7x7x512 64% vs 68%).
 SHIFTED_MIN_ROWS = 128
 
-CONV_ALGORITHMS = ("gemm", "shifted-gemm", "im2col-gemm", "grouped-im2col-gemm", "direct")
+CONV_ALGORITHMS = ("gemm", "shifted-gemm", "im2col-gemm", "grouped-im2col-gemm", "direct",
+                   "direct-jit")
 
 
 def gemm_folds_bias(step: Step) -> bool:
@@ -100,16 +104,17 @@ def _with_bias(step: Step, shapes: dict[str, tuple[int, ...]]) -> dict[str, tupl
 
 
 class Conv(PreparedStep):
-    """Convolution with one of: gemm, shifted-gemm, (grouped-)im2col-gemm, direct."""
+    """Convolution with one of: gemm, shifted-gemm, (grouped-)im2col-gemm, direct,
+    direct-jit."""
 
     kinds = frozenset({"conv"})
 
     @classmethod
-    def choose(cls, step: Step) -> str:
+    def choose(cls, step: Step, jit: bool = False) -> str:
         kh, kw = step.kernel_hw
         cin, groups = step.input.c, step.groups
         if groups > 1 and groups == cin:
-            return "direct"
+            return "direct-jit" if jit else "direct"
         if groups > 1:
             return "grouped-im2col-gemm"
         if (kh, kw) == (1, 1) and step.padding == (0, 0, 0, 0):
@@ -128,6 +133,7 @@ class Conv(PreparedStep):
             "im2col-gemm": step.groups == 1,
             "grouped-im2col-gemm": True,
             "direct": step.groups == step.input.c,
+            "direct-jit": step.groups == step.input.c and jit.numba_installed(),
         }
         return ok.get(algorithm, False)
 
@@ -148,6 +154,8 @@ class Conv(PreparedStep):
             total += weight + step.kernel_hw[0] * step.output.c
         if algorithm == "direct":
             total += depthwise.tiled_weight_elements(step)
+        if algorithm == "direct-jit":
+            total += jit.weight_elements(step)
         if step.bias:
             total += BIAS_TILE * step.output.c
         return total
@@ -185,6 +193,8 @@ class Conv(PreparedStep):
             return chunk, shapes
         if algorithm == "direct":
             return depthwise.plan(step, n)
+        if algorithm == "direct-jit":
+            return jit.plan(step, n)
         if algorithm == "im2col-gemm" and im2col.uses_planes(step):
             return im2col.plan(step, n)
         pitch = pitch_of(kh * kw * (cin // g), step.bias)  # (grouped-)im2col-gemm
@@ -218,6 +228,10 @@ class Conv(PreparedStep):
             self._w2 = w.reshape(kh, kw, g, cout // g)
             self._depthwise = depthwise.DepthwisePlan(self.step, self.dtype, self._w2,
                                                       self._params.get("bias"))
+        elif self.algorithm == "direct-jit":
+            self._w2 = w.reshape(kh, kw, g, cout // g)
+            self._depthwise_jit = jit.DepthwiseJit(self.step, self.dtype, self._w2,
+                                                   self._params.get("bias"))
         elif self.algorithm == "im2col-gemm" and im2col.uses_planes(self.step):
             rows = w.reshape(kh * kw * cg, cout)[im2col.weight_rows(self.step)]
             self._w2 = with_bias_row(rows, self._params.get("bias"))
@@ -233,7 +247,8 @@ class Conv(PreparedStep):
         self._b_tiled = None if self._b is None else np.tile(self._b, BIAS_TILE)
         methods: dict[str, Callable[[Array, Array], None]] = {
             "gemm": self._gemm, "shifted-gemm": self._shifted, "im2col-gemm": self._im2col,
-            "grouped-im2col-gemm": self._im2col, "direct": self._direct}
+            "grouped-im2col-gemm": self._im2col, "direct": self._direct,
+            "direct-jit": self._direct_jit}
         if self.algorithm == "im2col-gemm" and im2col.uses_planes(self.step):
             methods["im2col-gemm"] = self._im2col_planes
         self._method = methods[self.algorithm]
@@ -357,6 +372,11 @@ class Conv(PreparedStep):
     def _direct(self, x: Array, out: Array) -> None:
         blocks, shapes = self._planned(x.shape[0])
         self._depthwise(x, out, self._workspace.take(self.dtype, *shapes), blocks)
+
+    def _direct_jit(self, x: Array, out: Array) -> None:
+        blocks, shapes = self._planned(x.shape[0])
+        bufs = self._workspace.take(self.dtype, *shapes) if shapes else []
+        self._depthwise_jit(x, out, bufs, blocks)
 
 
 class Deconv(PreparedStep):

@@ -1,0 +1,195 @@
+"""The numba kernels' switch and typed wrappers (the ``jit`` extra: ``pip install
+convcost[jit]``).
+
+When numba is importable and not switched off (environment variable ``CONVCOST_JIT=0``),
+depthwise convolutions at float32 and float64 run ``direct-jit``
+(:func:`convcost.bench.kernels.jitted.depthwise`) instead of NumPy's ``direct``. Whether
+numba is there is found without importing it (:func:`importlib.util.find_spec`): commands
+that do not benchmark never pay numba's 0.25 s import. The compiled loops live in
+:mod:`~convcost.bench.kernels.jitted`, imported when a ``*-jit`` kernel is prepared; that
+preparation also compiles them (or loads them from numba's on-disk cache), so no compilation
+lands in a timed region.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+from typing import Any
+
+import numpy as np
+
+from convcost.bench.kernels import depthwise
+from convcost.bench.kernels.base import Array, Block, Chunking, Shapes
+from convcost.bench.machine import cpu_count
+from convcost.model.program import Step
+
+#: The environment variable that switches the numba kernels off (``0``, ``off``, ``false``,
+#: ``no``); unset or anything else: on when numba is importable.
+ENV = "CONVCOST_JIT"
+_OFF = frozenset({"0", "off", "false", "no"})
+#: dtypes numba compiles the kernels for (numba has no float16 arithmetic on CPUs).
+JIT_DTYPES = ("float32", "float64")
+#: Elements of one chunk of an output row accumulated tap by tap (2 KiB at float32: it and
+#: the input runs it reads stay in L1).
+CHUNK_ELEMENTS = 512
+
+
+@functools.cache
+def numba_installed() -> bool:
+    """Whether numba can be found (without importing it)."""
+    return importlib.util.find_spec("numba") is not None
+
+
+def enabled() -> bool:
+    """Whether the ``*-jit`` kernels are used: numba installed and :data:`ENV` not off."""
+    return os.environ.get(ENV, "").strip().lower() not in _OFF and numba_installed()
+
+
+def enabled_for(dtype: np.dtype[Any] | str | int) -> bool:
+    """:func:`enabled`, for a dtype (or its item size: 2 is float16) numba can run."""
+    if isinstance(dtype, int):
+        supported = dtype in (4, 8)
+    else:
+        supported = np.dtype(dtype).name in JIT_DTYPES
+    return supported and enabled()
+
+
+def chunk(step: Step) -> int:
+    """``B``: values of an output row accumulated at once, a multiple of ``C*m``."""
+    c, cm = step.input.c, step.output.c
+    if cm != c:
+        return cm
+    return c * max(1, CHUNK_ELEMENTS // c)
+
+
+def weight_elements(step: Step) -> int:
+    """Elements of the derived weights: ``(Kh, Kw, B)`` tiled taps and the tiled bias (zeros
+    without a bias: the first pass adds it)."""
+    kh, kw = step.kernel_hw
+    b = chunk(step)
+    return (kh * kw + 1) * b
+
+
+#: Unit-width-stride steps with at least this many channels read the input in place (border
+#: columns pixel by pixel); narrower ones read the ring of zero-padded rows, whose border
+#: handling is free (measured alternating, 1 thread: 112x112x32 0.42-0.47 ms from the ring
+#: against 0.51-0.57 in place; 56x56x144 0.58-0.64 against 0.52-0.55).
+DIRECT_MIN_CHANNELS = 64
+
+
+def ring_rows(step: Step) -> int:
+    """Input rows the ring of padded (phase-plane) rows holds: one kernel's span."""
+    return (step.kernel_hw[0] - 1) * step.dilation_hw[0] + 1
+
+
+def uses_ring(step: Step) -> bool:
+    """Whether the kernel reads ``step``'s input from the ring of padded rows: multiplier 1,
+    and a strided width or fewer than :data:`DIRECT_MIN_CHANNELS` channels."""
+    return step.output.c == step.input.c and (step.stride_hw[1] > 1
+                                              or step.input.c < DIRECT_MIN_CHANNELS)
+
+
+def _plane_elements(step: Step) -> int:
+    """Scratch of one lane: the ring of input rows laid out as zero-padded phase planes."""
+    if not uses_ring(step):
+        return 0
+    lay = depthwise.layout(step)
+    return ring_rows(step) * len(lay.phases) * lay.extent * step.input.c
+
+
+def plan(step: Step, batch: int) -> tuple[Chunking, Shapes]:
+    """Blocks (whole samples, or halves of one sample's rows when two CPUs can share it)
+    and one phase-planes scratch per lane."""
+    oh = step.output.h
+    parts = 1
+    work = batch * step.output.elements * step.kernel_hw[0] * step.kernel_hw[1]
+    if batch == 1 and oh > 1 and work >= depthwise.PARALLEL_MIN_WORK:
+        parts = min(cpu_count(), oh)
+    chunking = Chunking(1, -(-oh // parts)) if parts > 1 else Chunking(1, oh)
+    lanes = min(cpu_count(), len(chunking.blocks(batch, oh)))
+    per_lane = _plane_elements(step)
+    return chunking, [(per_lane,)] * lanes if per_lane else []
+
+
+class DepthwiseJit:
+    """The ``direct-jit`` kernel of one depthwise step: ``plan(x, out, bufs, blocks)`` fills
+    the NHWC ``out``. ``weight``: ``(Kh, Kw, C, m)``; ``bias``: ``(C*m,)`` or None. The
+    blocks are split over up to :func:`~convcost.bench.kernels.depthwise.blas_thread_count`
+    lanes run on as many threads (the compiled loop releases the GIL). Compiles (or loads
+    from cache) at construction. Not thread-safe."""
+
+    def __init__(self, step: Step, dtype: np.dtype[Any], weight: Array,
+                 bias: Array | None) -> None:
+        from convcost.bench.kernels import jitted
+
+        self._kernel = jitted.depthwise
+        kh, kw, c, m = weight.shape
+        b = chunk(step)
+        self._wt: Array = np.ascontiguousarray(
+            np.tile(weight.reshape(kh, kw, c * m), (1, 1, b // (c * m)))).reshape(-1)
+        self._bias: Array = (np.zeros(b, dtype) if bias is None
+                             else np.tile(bias, b // (c * m)).astype(dtype, copy=False))
+        lay = depthwise.layout(step)
+        groups = [(plane, j0, jstep, kxs[0], kxs[1] - kxs[0] if len(kxs) > 1 else 1, len(kxs))
+                  for plane, j0, jstep, kxs in lay.groups]
+        self._groups: Array = np.array(groups, dtype=np.int64)
+        self._phases: Array = np.array(lay.phases, dtype=np.int64)
+        (h, w, _), (oh, ow, _) = step.input, step.output
+        geo = [0] * jitted.DW_SLOTS
+        for slot, value in ((jitted.DW_H, h), (jitted.DW_W, w), (jitted.DW_C, c),
+                            (jitted.DW_HO, oh), (jitted.DW_WO, ow), (jitted.DW_KH, kh),
+                            (jitted.DW_KW, kw), (jitted.DW_SH, step.stride_hw[0]),
+                            (jitted.DW_SW, step.stride_hw[1]),
+                            (jitted.DW_DH, step.dilation_hw[0]),
+                            (jitted.DW_DW, step.dilation_hw[1]), (jitted.DW_TOP, step.padding[0]),
+                            (jitted.DW_LEFT, step.padding[2]), (jitted.DW_M, m),
+                            (jitted.DW_B, b), (jitted.DW_PLANES, len(lay.phases)),
+                            (jitted.DW_EXTENT, lay.extent), (jitted.DW_RING, ring_rows(step)),
+                            (jitted.DW_DIRECT, 0 if uses_ring(step) else 1)):
+            geo[slot] = value
+        self._geo: Array = np.array(geo, dtype=np.int64)
+        self._key: tuple[tuple[Block, ...], int] = ((), 0)
+        self._lanes: list[Array] = []
+        # Compile now (or load from numba's cache): no block, no work.
+        empty = np.zeros(0, dtype)
+        slots = max(kh * kw, ring_rows(step))
+        self._offsets = [np.zeros((3, slots), np.int64) for _ in range(cpu_count())]
+        self._kernel(empty, self._wt, self._bias, empty, empty, np.zeros((0, 3), np.int64),
+                     self._groups, self._phases, self._offsets[0], self._geo)
+
+    def __call__(self, x: Array, out: Array, bufs: list[Array], blocks: list[Block]) -> None:
+        cap = len(bufs) if bufs else len(self._offsets)  # one scratch per lane
+        lanes = max(1, min(len(blocks), depthwise.blas_thread_count(), cap,
+                           len(self._offsets)))
+        key = (tuple(blocks), lanes)
+        if key != self._key:
+            self._lanes = [np.array([(n0, h0, h1) for n0, _, h0, h1 in
+                                     blocks[i * len(blocks) // lanes:
+                                            (i + 1) * len(blocks) // lanes]], dtype=np.int64)
+                           for i in range(lanes)]
+            self._key = key
+        # A strided input (a channel slice's view) is copied: the loops index flat rows.
+        flat_x = np.ascontiguousarray(x).reshape(-1)
+        flat_out = out.reshape(-1)
+        scratch = [b.reshape(-1) for b in bufs] or [flat_out[:0]] * lanes
+        if lanes == 1:
+            self._run(flat_x, flat_out, scratch[0], self._lanes[0], self._offsets[0])
+            return
+        futures = [depthwise.worker_pool().submit(self._run, flat_x, flat_out, scratch[i],
+                                                  self._lanes[i], self._offsets[i])
+                   for i in range(1, lanes)]
+        try:
+            self._run(flat_x, flat_out, scratch[0], self._lanes[0], self._offsets[0])
+        finally:
+            for future in futures:
+                future.result()  # re-raises a worker's exception
+
+    def _run(self, x: Array, out: Array, buf: Array, blocks: Array, offsets: Array) -> None:
+        self._kernel(x, self._wt, self._bias, out, buf, blocks, self._groups, self._phases,
+                     offsets, self._geo)
+
+
+__all__ = ["ENV", "JIT_DTYPES", "DepthwiseJit", "chunk", "enabled", "enabled_for",
+           "numba_installed", "plan", "weight_elements"]
