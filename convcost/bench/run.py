@@ -231,6 +231,7 @@ def bench_models(models: Sequence[Analyzed], settings: BenchSettings,
         if peak is None:
             say(0, len(models), "", "calibrating the matrix-multiply peak")
             peak = _calibrated_peak(dtype, notes)
+        _warm_compiled_kernels(models, dtype, notes, lambda what: say(0, len(models), "", what))
         machine = machine_record(dtype, peak)
         if monitor is None and clock is not time.perf_counter:
             monitor = UNWATCHED
@@ -291,6 +292,24 @@ def measure_each(models: Sequence[Analyzed],
                                    f"ran out of memory while running; {advice}"))
             measured.append(model)
     return measured, errors
+
+
+def _warm_compiled_kernels(models: Sequence[Analyzed], dtype: str, notes: list[str],
+                           say: Callable[[str], None]) -> None:
+    """Compile the numba kernels (the ``jit`` extra) before anything is timed when a model
+    will run one, saying so: a first run compiles for about 10 s, later ones load numba's
+    cache."""
+    from convcost.bench.kernels import choose_algorithm, jit
+
+    if not jit.enabled_for(dtype) or not any(
+            choose_algorithm(step, dtype).endswith("-jit")
+            for model in models for step in model.program.steps if step.kind == "conv"):
+        return
+    say("loading the compiled kernels (the first run compiles them, about 10 s)")
+    seconds = jit.warm(dtype)
+    if seconds >= 1.0:
+        notes.append(f"compiled the numba kernels for {dtype} in {seconds:.1f} s; numba "
+                     f"caches them, so later runs load them at once")
 
 
 def _calibrated_peak(dtype: str, notes: list[str]) -> float:

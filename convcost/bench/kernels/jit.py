@@ -56,6 +56,33 @@ def enabled_for(dtype: np.dtype[Any] | str | int) -> bool:
     return supported and enabled()
 
 
+#: dtypes whose loops this process has compiled or loaded (see :func:`warm`).
+_WARM: set[str] = set()
+
+
+def warm(dtype: np.dtype[Any] | str) -> float:
+    """Compile the loops for ``dtype`` (or load them from numba's on-disk cache); the
+    seconds it took, 0.0 when this process already has them. A cold cache costs about 10 s
+    per dtype on the dev VM, a warm one well under a second."""
+    name = np.dtype(dtype).name
+    if name in _WARM:
+        return 0.0
+    import time
+
+    from convcost.bench.kernels import jitted
+
+    start = time.perf_counter()
+    empty = np.zeros(0, name)
+    table = np.zeros((0, 3), np.int64)
+    # The argument types of every real call (arrays of these dtypes, ranks and layouts):
+    # no blocks, so no work (sizes of 1: the set-up divides by some).
+    jitted.depthwise(empty, empty, empty, empty, empty, table, np.zeros((0, 6), np.int64),
+                     np.zeros(0, np.int64), np.zeros((3, 1), np.int64),
+                     np.ones(jitted.DW_SLOTS, np.int64))
+    _WARM.add(name)
+    return time.perf_counter() - start
+
+
 def chunk(step: Step) -> int:
     """``B``: values of an output row accumulated at once, a multiple of ``C*m``."""
     c, cm = step.input.c, step.output.c
@@ -152,12 +179,9 @@ class DepthwiseJit:
         self._geo: Array = np.array(geo, dtype=np.int64)
         self._key: tuple[tuple[Block, ...], int] = ((), 0)
         self._lanes: list[Array] = []
-        # Compile now (or load from numba's cache): no block, no work.
-        empty = np.zeros(0, dtype)
         slots = max(kh * kw, ring_rows(step))
         self._offsets = [np.zeros((3, slots), np.int64) for _ in range(cpu_count())]
-        self._kernel(empty, self._wt, self._bias, empty, empty, np.zeros((0, 3), np.int64),
-                     self._groups, self._phases, self._offsets[0], self._geo)
+        warm(dtype)  # compile now (or load from numba's cache), never in a timed region
 
     def __call__(self, x: Array, out: Array, bufs: list[Array], blocks: list[Block]) -> None:
         cap = len(bufs) if bufs else len(self._offsets)  # one scratch per lane
