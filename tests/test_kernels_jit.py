@@ -30,7 +30,10 @@ from tests.test_measure import (
     test_the_estimate_covers_what_is_really_allocated as estimate_check,
 )
 
-pytest.importorskip("numba")
+# Found, not imported: every xdist worker collects this module, and only the one running the
+# "numba" group should pay numba's import.
+if importlib.util.find_spec("numba") is None:
+    pytest.skip("numba is not installed (the jit extra)", allow_module_level=True)
 # One worker compiles the loops (seconds per dtype on a cold numba cache), the others don't.
 pytestmark = pytest.mark.xdist_group("numba")
 
