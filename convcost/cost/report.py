@@ -235,10 +235,9 @@ def document_parts(models: Sequence[ModelReport], errors: Sequence[ConvcostError
     cheaper: the layers are nearly all of a document); the text equals ``json.dumps`` of
     :func:`document`, which the tests check. ``rendered`` are models already written by
     :func:`models_text` (in other processes), placed after ``models``."""
-    import json
+    from convcost.cost.jsontext import compact
 
-    skeleton = json.dumps(document([], errors, **extra), separators=(",", ":"),
-                          ensure_ascii=False, allow_nan=False)
+    skeleton = compact(document([], errors, **extra))
     # document() puts the schema and then the models first: '{"schema":"convcost/1","models":[]'
     head = skeleton.index('"models":[]') + len('"models":[')
     yield skeleton[:head]
@@ -273,7 +272,7 @@ def _model_parts(model: ModelReport, write: Callable[[LayerReport], str]) -> Ite
     if model.bench is None and not model.roofline:
         # The common case formatted directly, like a layer (a batch of small models spent
         # a fifth of its time in json.dumps of these skeletons).
-        from json.encoder import encode_basestring as quote
+        from convcost.cost.jsontext import quote
 
         (macs, other, params, buffers, param_bytes, peak, traffic) = model.totals
         before = _MODEL_HEAD_JSON % (
@@ -312,8 +311,7 @@ _MODEL_HEAD_JSON = (
 def _layer_writer() -> Callable[[LayerReport], str]:
     """A function writing one layer's compact JSON object (:meth:`LayerReport.to_json`,
     formatted directly); one serves a whole document."""
-    import json
-    from json.encoder import encode_basestring as quote  # the C encoder's own escaping
+    from convcost.cost.jsontext import quote  # the C encoder's own escaping
 
     # Everything after "path" depends on the layer's costs and shapes alone, which repeated
     # layers share: it is formatted once per distinct tail (half the time of a 100,000-layer
@@ -322,6 +320,8 @@ def _layer_writer() -> Callable[[LayerReport], str]:
 
     def write(layer: LayerReport) -> str:
         if layer[13] is not None or layer[14]:  # bench, roofline
+            import json
+
             return json.dumps(layer.to_json(), separators=(",", ":"), ensure_ascii=False,
                               allow_nan=False)
         key = layer[2:13]
