@@ -36,13 +36,32 @@ def usable_cpus() -> int:
     return os.cpu_count() or 1
 
 
-def others_running() -> float:
-    """Processes running right now besides this one (Linux's run queue; else the 1-minute
-    load average, or 0 where neither is known)."""
+#: Looks at the run queue (seconds apart) before counting a process as holding a core.
+RUN_QUEUE_LOOKS = (0.0, 0.001, 0.002)
+
+
+def _running_now() -> int:
+    """Processes in Linux's run queue besides this one (``OSError`` etc. where unknown)."""
+    with open("/proc/loadavg", encoding="ascii") as handle:
+        return max(0, int(handle.read().split()[3].split("/")[0]) - 1)
+
+
+def others_running(sleep: Callable[[float], None] | None = None) -> float:
+    """Processes running besides this one (Linux's run queue; else the 1-minute load
+    average, or 0 where neither is known). The queue is read again, 1 and then 2 ms later,
+    while it shows others, and the fewest seen count: a process that holds a core is there
+    every time, a passing one (a kernel thread, a shell starting) is not."""
+    import time
+
+    pause = sleep or time.sleep
     try:
-        with open("/proc/loadavg", encoding="ascii") as handle:
-            running = int(handle.read().split()[3].split("/")[0])
-        return max(0, running - 1)
+        fewest = _running_now()
+        for wait in RUN_QUEUE_LOOKS[1:]:
+            if fewest == 0:
+                break
+            pause(wait)
+            fewest = min(fewest, _running_now())
+        return float(fewest)
     except (OSError, ValueError, IndexError):
         return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
 
@@ -195,7 +214,11 @@ def analyze_rendered(inputs: list[Input], options: Options, jobs: int,
         return result
     pieces = split(inputs, min(len(inputs), jobs * PIECES_PER_JOB))
     queue, fill = os.pipe()
-    os.write(fill, b"".join(number.to_bytes(4, "little") for number in range(len(pieces))))
+    # Largest first: the last pieces taken are the small ones, so no process is left working
+    # on a big piece while the others wait for it.
+    order = sorted(range(len(pieces)), key=lambda number: -sum(
+        len(item.source.text) for item in pieces[number]))
+    os.write(fill, b"".join(number.to_bytes(4, "little") for number in order))
     os.close(fill)  # at most 48 numbers: far below a pipe's buffer
     workers: list[Worker] = []
     done: dict[int, Done] = {}

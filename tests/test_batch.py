@@ -129,3 +129,19 @@ def test_cli_jobs_capped_at_the_usable_cpus(run: Callable[..., Result],
 
 def test_others_running_is_a_count_of_other_processes() -> None:
     assert batch.others_running() >= 0
+
+
+@pytest.mark.parametrize("queue, expected, pauses", [
+    ([0], 0, []),
+    ([1, 0], 0, [0.001]),  # a passing process: gone 1 ms later
+    ([1, 1, 1], 1, [0.001, 0.002]),  # one holding a core
+    ([3, 2, 2], 2, [0.001, 0.002]),
+])
+def test_a_process_counts_only_when_it_stays_in_the_run_queue(
+        monkeypatch: pytest.MonkeyPatch, queue: list[int], expected: int,
+        pauses: list[float]) -> None:
+    readings = iter(queue)
+    monkeypatch.setattr(batch, "_running_now", lambda: next(readings))
+    slept: list[float] = []
+    assert batch.others_running(sleep=slept.append) == expected
+    assert slept == pauses
