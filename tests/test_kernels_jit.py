@@ -180,7 +180,7 @@ def test_estimates_follow_the_chosen_kernel(monkeypatch: pytest.MonkeyPatch,
     prepared = prepare_step(step, dtype, np.random.default_rng(0))
     assert prepared.algorithm == algorithm
     held = sum(a.nbytes for a in prepared.params.values())
-    assert prepared.param_bytes == weight_bytes(step, itemsize) >= held
+    assert prepared.param_bytes == weight_bytes(step, dtype) >= held
     prepared(make_input(step.input, 2, np.dtype(dtype), np.random.default_rng(1)))
     assert prepared._workspace.nbytes <= workspace_bytes(step, algorithm, 2, itemsize)
 

@@ -182,8 +182,8 @@ def estimate(program: Program, batch: int, dtype: str) -> MemoryEstimate:
     computed without allocating anything (see :class:`MemoryEstimate`)."""
     itemsize = numpy_dtype(dtype).itemsize
     steps = program.steps
-    weights = sum(weight_bytes(step, itemsize) for step in steps)
-    transient = max((prepare_transient_bytes(step, itemsize) for step in steps), default=0)
+    weights = sum(weight_bytes(step, dtype) for step in steps)
+    transient = max((prepare_transient_bytes(step, dtype) for step in steps), default=0)
     workspace = max((workspace_bytes(step, choose_algorithm(step, dtype), batch, itemsize)
                      for step in steps), default=0)
     input_elements = program.input.elements * batch

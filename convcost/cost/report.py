@@ -235,7 +235,7 @@ def document_parts(models: Sequence[ModelReport], errors: Sequence[ConvcostError
     cheaper: the layers are nearly all of a document); the text equals ``json.dumps`` of
     :func:`document`, which the tests check. ``rendered`` are models already written by
     :func:`models_text` (in other processes), placed after ``models``."""
-    from convcost.cost.jsontext import compact
+    from convcost.cost.jsontext import compact  # on use: it costs start-up time
 
     skeleton = compact(document([], errors, **extra))
     # document() puts the schema and then the models first: '{"schema":"convcost/1","models":[]'
@@ -269,11 +269,11 @@ _LAYERS_PER_PART = 2048
 def _model_parts(model: ModelReport, write: Callable[[LayerReport], str]) -> Iterator[str]:
     """One model's compact JSON object, in pieces, its layers written by ``write`` (see
     :func:`_layer_writer`)."""
+    from convcost.cost.jsontext import compact, quote
+
     if model.bench is None and not model.roofline:
         # The common case formatted directly, like a layer (a batch of small models spent
         # a fifth of its time in json.dumps of these skeletons).
-        from convcost.cost.jsontext import quote
-
         (macs, other, params, buffers, param_bytes, peak, traffic) = model.totals
         before = _MODEL_HEAD_JSON % (
             quote(model.name), quote(model.source), model.line, quote(model.spec),
@@ -281,14 +281,10 @@ def _model_parts(model: ModelReport, write: Callable[[LayerReport], str]) -> Ite
             other, params, buffers, param_bytes, peak, traffic)
         after = "}"
     else:
-        import json
-
-        marker = json.dumps(_LAYERS)
-        skeleton = json.dumps(model.to_json(layers=False), separators=(",", ":"),
-                              ensure_ascii=False, allow_nan=False)
+        marker = quote(_LAYERS)
+        skeleton = compact(model.to_json(layers=False))
         if skeleton.count(marker) != 1:  # a placeholder in user text after all: the slow way
-            yield json.dumps(model.to_json(), separators=(",", ":"), ensure_ascii=False,
-                             allow_nan=False)
+            yield compact(model.to_json())
             return
         before, _, after = skeleton.partition(marker)
     yield before + "["
@@ -311,8 +307,7 @@ _MODEL_HEAD_JSON = (
 def _layer_writer() -> Callable[[LayerReport], str]:
     """A function writing one layer's compact JSON object (:meth:`LayerReport.to_json`,
     formatted directly); one serves a whole document."""
-    from convcost.cost.jsontext import quote  # the C encoder's own escaping
-
+    from convcost.cost.jsontext import compact, quote
     # Everything after "path" depends on the layer's costs and shapes alone, which repeated
     # layers share: it is formatted once per distinct tail (half the time of a 100,000-layer
     # chain's JSON).
@@ -320,10 +315,7 @@ def _layer_writer() -> Callable[[LayerReport], str]:
 
     def write(layer: LayerReport) -> str:
         if layer[13] is not None or layer[14]:  # bench, roofline
-            import json
-
-            return json.dumps(layer.to_json(), separators=(",", ":"), ensure_ascii=False,
-                              allow_nan=False)
+            return compact(layer.to_json())
         key = layer[2:13]
         tail = tails.get(key)
         if tail is None:

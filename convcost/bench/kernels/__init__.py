@@ -128,8 +128,7 @@ def prepare_step(step: Step, dtype: np.dtype[Any] | str, rng: np.random.Generato
     cls = kernel_class(step)
     chosen = cls.choose(step, jit.enabled_for(np_dtype))
     if algorithm is not None and algorithm != chosen:
-        jit_dtype = np_dtype.name in jit.JIT_DTYPES or not algorithm.endswith("-jit")
-        if not (jit_dtype and cls.check_algorithm(step, algorithm)):
+        if not cls.check_algorithm(step, algorithm, np_dtype):
             raise ValueError(f"algorithm {algorithm!r} cannot run {step.kind} step "
                              f"{step.path} ({step.text})")
         chosen = algorithm
@@ -138,18 +137,18 @@ def prepare_step(step: Step, dtype: np.dtype[Any] | str, rng: np.random.Generato
     return prepared
 
 
-def weight_bytes(step: Step, itemsize: int) -> int:
-    """Bytes of weights ``step``'s kernel holds (derived copies included)."""
-    cls = kernel_class(step)
-    return cls.weight_elements(step, cls.choose(step, jit.enabled_for(itemsize))) * itemsize
+def weight_bytes(step: Step, dtype: np.dtype[Any] | str) -> int:
+    """Bytes of weights ``step``'s kernel holds at ``dtype`` (derived copies included)."""
+    itemsize = np.dtype(dtype).itemsize
+    return kernel_class(step).weight_elements(step, choose_algorithm(step, dtype)) * itemsize
 
 
-def prepare_transient_bytes(step: Step, itemsize: int) -> int:
+def prepare_transient_bytes(step: Step, dtype: np.dtype[Any] | str) -> int:
     """Bytes allocated for a moment while preparing ``step`` (not held afterwards): float16
     weights are drawn in float32 (4 bytes per element of the largest parameter array), and
     some kernels regroup a weight through an intermediate copy."""
     cls = kernel_class(step)
+    itemsize = np.dtype(dtype).itemsize
     shapes = cls.param_shapes(step)
     draw = 4 * max((math.prod(s) for s in shapes.values()), default=0) if itemsize == 2 else 0
-    chosen = cls.choose(step, jit.enabled_for(itemsize))
-    return draw + cls.derive_transient_elements(step, chosen) * itemsize
+    return draw + cls.derive_transient_elements(step, choose_algorithm(step, dtype)) * itemsize

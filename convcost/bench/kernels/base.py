@@ -279,8 +279,10 @@ class PreparedStep:
         return cls.algorithm_name
 
     @classmethod
-    def check_algorithm(cls, step: Step, algorithm: str) -> bool:
-        """Whether ``algorithm`` can run ``step`` (only the default, unless overridden)."""
+    def check_algorithm(cls, step: Step, algorithm: str,
+                        dtype: np.dtype[Any] | None = None) -> bool:
+        """Whether ``algorithm`` can run ``step`` at ``dtype`` (None: at some dtype); only the
+        default, unless overridden."""
         return algorithm == cls.choose(step)
 
     @classmethod

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -125,7 +126,8 @@ class Conv(PreparedStep):
         return "im2col-gemm"
 
     @classmethod
-    def check_algorithm(cls, step: Step, algorithm: str) -> bool:
+    def check_algorithm(cls, step: Step, algorithm: str,
+                        dtype: np.dtype[Any] | None = None) -> bool:
         ok = {
             "gemm": step.kernel_hw == (1, 1) and step.padding == (0, 0, 0, 0)
             and step.groups == 1,
@@ -133,7 +135,8 @@ class Conv(PreparedStep):
             "im2col-gemm": step.groups == 1,
             "grouped-im2col-gemm": True,
             "direct": step.groups == step.input.c,
-            "direct-jit": step.groups == step.input.c and jit.numba_installed(),
+            "direct-jit": step.groups == step.input.c and jit.numba_installed()
+            and (dtype is None or dtype.name in jit.JIT_DTYPES),
         }
         return ok.get(algorithm, False)
 

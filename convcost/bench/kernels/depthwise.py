@@ -25,8 +25,9 @@ channels-last kernel (oneDNN's JIT code) at one thread.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -82,6 +83,17 @@ def worker_pool() -> ThreadPoolExecutor:
         _pool = ThreadPoolExecutor(max_workers=max(1, cpu_count() - 1),
                                    thread_name_prefix="convcost-depthwise")
     return _pool
+
+
+def run_lanes(lanes: Sequence[Callable[[], None]]) -> None:
+    """Run ``lanes[0]`` on this thread and the others on :func:`worker_pool`, returning once
+    all are done (a worker's exception is raised here)."""
+    futures = [worker_pool().submit(lane) for lane in lanes[1:]]
+    try:
+        lanes[0]()
+    finally:
+        for future in futures:
+            future.result()
 
 
 def layout(step: Step) -> Phases:
@@ -170,15 +182,7 @@ class DepthwisePlan:
                                        bufs[i * per_lane:(i + 1) * per_lane])
                            for i in range(lanes)]
             self._key = key
-        if lanes == 1:
-            self._run(x, out, self._lanes[0])
-            return
-        futures = [worker_pool().submit(self._run, x, out, ops) for ops in self._lanes[1:]]
-        try:
-            self._run(x, out, self._lanes[0])
-        finally:
-            for future in futures:
-                future.result()  # re-raises a worker's exception
+        run_lanes([partial(self._run, x, out, ops) for ops in self._lanes])
 
     def _run(self, x: Array, out: Array, ops: list[Op]) -> None:
         q = out.shape[2] * out.shape[3]

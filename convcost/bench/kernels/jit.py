@@ -47,13 +47,9 @@ def enabled() -> bool:
     return os.environ.get(ENV, "").strip().lower() not in _OFF and numba_installed()
 
 
-def enabled_for(dtype: np.dtype[Any] | str | int) -> bool:
-    """:func:`enabled`, for a dtype (or its item size: 2 is float16) numba can run."""
-    if isinstance(dtype, int):
-        supported = dtype in (4, 8)
-    else:
-        supported = np.dtype(dtype).name in JIT_DTYPES
-    return supported and enabled()
+def enabled_for(dtype: np.dtype[Any] | str) -> bool:
+    """:func:`enabled`, for a dtype numba can run."""
+    return np.dtype(dtype).name in JIT_DTYPES and enabled()
 
 
 #: dtypes whose loops this process has compiled or loaded (see :func:`warm`).
@@ -198,17 +194,9 @@ class DepthwiseJit:
         flat_x = np.ascontiguousarray(x).reshape(-1)
         flat_out = out.reshape(-1)
         scratch = [b.reshape(-1) for b in bufs] or [flat_out[:0]] * lanes
-        if lanes == 1:
-            self._run(flat_x, flat_out, scratch[0], self._lanes[0], self._offsets[0])
-            return
-        futures = [depthwise.worker_pool().submit(self._run, flat_x, flat_out, scratch[i],
-                                                  self._lanes[i], self._offsets[i])
-                   for i in range(1, lanes)]
-        try:
-            self._run(flat_x, flat_out, scratch[0], self._lanes[0], self._offsets[0])
-        finally:
-            for future in futures:
-                future.result()  # re-raises a worker's exception
+        depthwise.run_lanes([functools.partial(self._run, flat_x, flat_out, scratch[i],
+                                               self._lanes[i], self._offsets[i])
+                             for i in range(lanes)])
 
     def _run(self, x: Array, out: Array, buf: Array, blocks: Array, offsets: Array) -> None:
         self._kernel(x, self._wt, self._bias, out, buf, blocks, self._groups, self._phases,
