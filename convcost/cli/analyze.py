@@ -124,7 +124,9 @@ def analyze(ctx: click.Context, specs: tuple[str, ...], size: tuple[int, int] | 
     if view.sort == "time" and not bench and not devices:
         raise click.BadParameter("--sort time needs times: add --bench, or --device for "
                                  "predicted ones", param_hint="--sort")
-    if fmt.lower() == "json" and not bench and not sys.stdout.isatty() and jobs != 1:
+    fmt = fmt.lower()
+    options = Options(size=size, batch=batch, dtype=dtype.lower())
+    if fmt == "json" and not bench and not sys.stdout.isatty() and jobs != 1:
         # Compact JSON of a batch: the one output that parts of it may write in parallel.
         from convcost.batch import analyze_arguments_rendered, usable_cpus
 
@@ -132,7 +134,6 @@ def analyze(ctx: click.Context, specs: tuple[str, ...], size: tuple[int, int] | 
             click.echo(f"convcost: note: --jobs {jobs} is more than the {usable_cpus()} usable "
                        f"CPUs; using {usable_cpus()}", err=True)
             jobs = usable_cpus()
-        options = Options(size=size, batch=batch, dtype=dtype.lower())
         rendered = analyze_arguments_rendered(specs, options, jobs,
                                               lambda part: with_devices(part, devices))
         emit_document(rendered.reports, rendered.errors, rendered=rendered.rendered,
@@ -143,11 +144,10 @@ def analyze(ctx: click.Context, specs: tuple[str, ...], size: tuple[int, int] | 
     machine = _benchmark(analysis, bench, dtype, batch, threads, max_memory, bench_budget,
                          backend)
     with_devices(analysis, devices)
-    fmt = fmt.lower()
     if fmt == "json":
         extra: dict[str, Any] = {"machine": machine.to_json()} if machine is not None else {}
         emit_document(analysis.reports, analysis.errors, **extra,
-                      configuration=Options(size, batch, dtype.lower()).to_json())
+                      configuration=options.to_json())
     elif view.summary and analysis.reports:
         from convcost import render
         from convcost.render_views import heaviest_models
