@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 from convcost.analysis import Options
 from convcost.cost.report import DTYPE_BYTES, METRICS, SCHEMA
 from convcost.errors import BaselineError
-from convcost.inputs import bom_encoding
+from convcost.inputs import bom_encoding, open_descriptor
 from convcost.inputs import source_path as source_key
 
 __all__ = ["MAX_BASELINE_BYTES", "MAX_COUNT", "Baseline", "BaselineError", "BaselineModel",
@@ -147,41 +147,24 @@ def parse_models(entries: Sequence[Any], path: str) -> tuple[BaselineModel, ...]
 
 
 def _read(path: str) -> bytes:
-    """The bytes of ``path``, at most :data:`MAX_BASELINE_BYTES`; devices are refused and a
-    FIFO never blocks (opened non-blocking: with no writer it reads as empty)."""
+    """The bytes of ``path``, at most :data:`MAX_BASELINE_BYTES`; directories and devices are
+    refused and a FIFO never blocks (:func:`~convcost.inputs.open_descriptor`: with no writer
+    it reads as empty)."""
     try:
-        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        descriptor, mode = open_descriptor(path)
+        if stat.S_ISDIR(mode) or stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+            os.close(descriptor)
+            what = "a directory" if stat.S_ISDIR(mode) else "a device"
+            raise BaselineError(f"baseline '{path}' is {what}, not a JSON file", path)
+        with os.fdopen(descriptor, "rb") as handle:
+            data = handle.read(MAX_BASELINE_BYTES + 1)
     except OSError as error:
         raise BaselineError(f"cannot read baseline '{path}': {error.strerror or error}",
                             path) from None
-    try:
-        mode = os.fstat(descriptor).st_mode
-        if stat.S_ISDIR(mode):
-            raise BaselineError(f"baseline '{path}' is a directory, not a JSON file", path)
-        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-            raise BaselineError(f"baseline '{path}' is a device, not a JSON file", path)
-        if hasattr(os, "set_blocking") and not stat.S_ISFIFO(mode):
-            os.set_blocking(descriptor, True)
-        chunks, size = [], 0
-        while size <= MAX_BASELINE_BYTES:
-            try:
-                chunk = os.read(descriptor, min(1 << 20, MAX_BASELINE_BYTES + 1 - size))
-            except BlockingIOError:  # a FIFO whose writer has not written yet: wait for it
-                os.set_blocking(descriptor, True)
-                continue
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-    except OSError as error:
-        raise BaselineError(f"cannot read baseline '{path}': {error.strerror or error}",
-                            path) from None
-    finally:
-        os.close(descriptor)
-    if size > MAX_BASELINE_BYTES:
+    if len(data) > MAX_BASELINE_BYTES:
         raise BaselineError(f"baseline '{path}' is larger than "
                             f"{MAX_BASELINE_BYTES // (1024 * 1024)} MiB", path)
-    return b"".join(chunks)
+    return data
 
 
 def _configuration(value: Any, path: str) -> Options:

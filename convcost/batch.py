@@ -66,6 +66,11 @@ def others_running(sleep: Callable[[float], None] | None = None) -> float:
         return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
 
 
+def text_size(inputs: Sequence[Input]) -> int:
+    """Characters of spec text in ``inputs``: the measure of work batches are cut by."""
+    return sum(len(item.source.text) for item in inputs)
+
+
 def default_jobs(inputs: Sequence[Input], load: float | None = None) -> int:
     """Processes worth using for ``inputs``: 1 for small batches, else up to the CPUs that
     are free. ``load`` is how many other processes are running (default:
@@ -73,7 +78,7 @@ def default_jobs(inputs: Sequence[Input], load: float | None = None) -> int:
     run down."""
     if len(inputs) < 2 or not hasattr(os, "fork"):
         return 1
-    size = sum(len(item.source.text) for item in inputs)
+    size = text_size(inputs)
     if size < MIN_PARALLEL_CHARS:
         return 1
     if load is None:
@@ -84,7 +89,7 @@ def default_jobs(inputs: Sequence[Input], load: float | None = None) -> int:
 
 def split(inputs: Sequence[Input], parts: int) -> list[list[Input]]:
     """``inputs`` cut into at most ``parts`` contiguous runs of about equal text size."""
-    total = sum(len(item.source.text) for item in inputs) or 1
+    total = text_size(inputs) or 1
     runs: list[list[Input]] = [[]]
     done = 0
     for item in inputs:
@@ -216,8 +221,7 @@ def analyze_rendered(inputs: list[Input], options: Options, jobs: int,
     queue, fill = os.pipe()
     # Largest first: the last pieces taken are the small ones, so no process is left working
     # on a big piece while the others wait for it.
-    order = sorted(range(len(pieces)), key=lambda number: -sum(
-        len(item.source.text) for item in pieces[number]))
+    order = sorted(range(len(pieces)), key=lambda number: -text_size(pieces[number]))
     os.write(fill, b"".join(number.to_bytes(4, "little") for number in order))
     os.close(fill)  # at most 48 numbers: far below a pipe's buffer
     workers: list[Worker] = []

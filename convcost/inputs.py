@@ -209,25 +209,33 @@ def _scan(directory: str) -> list[Input | str | ConvcostError]:
     return [*problems, *sorted(found)]  # sorted by path, as a recursive glob lists them
 
 
-def _open_file(path: str) -> BinaryIO:
-    """``path`` opened for reading without blocking on a FIFO that has no writer (it then
-    reads as empty; with a writer, as ``<(command)`` gives, it is read until closed).
-    Devices and sockets (``/dev/zero``, ``/dev/tty``) are refused."""
+def open_descriptor(path: str) -> tuple[int, int]:
+    """A read-only descriptor of ``path`` and its ``st_mode``, opened without blocking on a
+    FIFO that has no writer (it then reads as empty; with a writer, as ``<(command)`` gives,
+    it is read until closed). The caller refuses what it cannot read (devices, sockets,
+    directories) and closes the descriptor."""
     # O_NONBLOCK: opening a FIFO must not wait for a writer to appear.
     descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    handle = os.fdopen(descriptor, "rb")
     try:
         mode = os.fstat(descriptor).st_mode
         if stat.S_ISFIFO(mode):
             os.set_blocking(descriptor, True)  # no writer: a read returns end-of-file at once
-        elif not stat.S_ISREG(mode):
-            name = display_name(path)
-            raise ReadError(f"'{name}' is not a file but a device or socket; to read a "
-                            f"stream, pipe it to standard input and pass '-'", name)
     except BaseException:
-        handle.close()
+        os.close(descriptor)
         raise
-    return handle
+    return descriptor, mode
+
+
+def _open_file(path: str) -> BinaryIO:
+    """``path`` opened for reading (see :func:`open_descriptor`); devices and sockets
+    (``/dev/zero``, ``/dev/tty``) are refused."""
+    descriptor, mode = open_descriptor(path)
+    if not (stat.S_ISFIFO(mode) or stat.S_ISREG(mode)):
+        os.close(descriptor)
+        name = display_name(path)
+        raise ReadError(f"'{name}' is not a file but a device or socket; to read a "
+                        f"stream, pipe it to standard input and pass '-'", name)
+    return os.fdopen(descriptor, "rb")
 
 
 def _read_file(path: str) -> Input:
