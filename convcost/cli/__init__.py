@@ -20,7 +20,7 @@ try:  # Ctrl-C while the modules load (a second or so on a cold start) ends quie
 
     from convcost.cli import analyze  # noqa: F401  (registers analyze and compare)
     from convcost.cli.base import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, cli
-    from convcost.cli.terminal import prepare_environment, prepare_streams
+    from convcost.cli.terminal import drop_output, prepare_environment, prepare_streams
     from convcost.inputs import mark_specs
 except KeyboardInterrupt:
     from convcost.errors import interrupted_while_starting
@@ -117,7 +117,6 @@ def _exit(code: int, process: bool) -> None:
 def _silence_stdout() -> None:
     """After the reader of our output went away (``| head``), drop the rest quietly."""
     try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        drop_output(sys.stdout.fileno())
     except (OSError, ValueError, AttributeError):  # no stdout descriptor at all
         pass

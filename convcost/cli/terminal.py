@@ -146,6 +146,14 @@ class _Lossy(_Descriptor):
         pass
 
 
+def drop_output(descriptor: int) -> None:
+    """Point ``descriptor`` at /dev/null: the reader of our output went away (``| head``), so
+    the rest is dropped quietly."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, descriptor)
+    os.close(devnull)
+
+
 class _PipeSafe(_Descriptor):
     """Standard output's descriptor; once the reader is gone, writes go to /dev/null."""
 
@@ -153,9 +161,7 @@ class _PipeSafe(_Descriptor):
         try:
             return os.write(self.descriptor, data)
         except BrokenPipeError:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, self.descriptor)
-            os.close(devnull)
+            drop_output(self.descriptor)
             return len(data)
 
     def close(self) -> None:  # never close descriptor 1 itself

@@ -21,6 +21,7 @@ import difflib
 import errno
 import math
 import os
+import stat
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -251,23 +252,23 @@ def load_device_file(path: str | os.PathLike[str], device_id: str | None = None)
 
     ``device_id`` defaults to the file name without its extension.
     """
-    from convcost.errors import ReadError
-    from convcost.inputs import _open_file  # the spec reader's: a FIFO never blocks
+    from convcost.inputs import open_descriptor  # the spec reader's: a FIFO never blocks
 
     file = Path(path)
     try:
-        if file.is_dir():  # os.open takes a directory; say what open() says
-            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
-        with _open_file(str(file)) as handle:
+        descriptor, mode = open_descriptor(str(file))
+        if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+            os.close(descriptor)
+            reason = os.strerror(errno.EISDIR) if stat.S_ISDIR(mode) else \
+                "not a file but a device or socket"  # /dev/zero, /dev/tty
+            raise DeviceError(f"cannot read device file {file}: {reason}")
+        with os.fdopen(descriptor, "rb") as handle:
             # Read one byte past the limit instead of stat()-ing first: also right for pipes
             # and files that grow between the check and the read.
             data = handle.read(MAX_DEVICE_FILE_BYTES + 1)
     except OSError as error:
         reason = error.strerror or str(error)
         raise DeviceError(f"cannot read device file {file}: {reason}") from None
-    except ReadError:  # a device or socket (/dev/zero, /dev/tty)
-        raise DeviceError(f"cannot read device file {file}: not a file but a device or "
-                          f"socket") from None
     if len(data) > MAX_DEVICE_FILE_BYTES:
         raise DeviceError(f"{file}: device file is larger than 1 MiB; refusing to read it "
                           f"(a device profile is a few hundred bytes)")
