@@ -64,9 +64,7 @@ def main(argv: list[str] | None = None) -> None:
         _silence_stdout()
         code = EXIT_OK
     except OSError as error:  # stdout closed or full (/dev/full): say so, never a traceback
-        _silence_stdout()
-        click.echo(f"convcost: cannot write the output: {error.strerror or error}", err=True)
-        code = EXIT_BAD_INPUT
+        code = _output_failed(error)
     except RecursionError:
         click.echo("convcost: error: input nested too deeply to process", err=True)
         code = EXIT_BAD_INPUT
@@ -93,11 +91,16 @@ def _flush(code: object) -> object:
     except BrokenPipeError:
         _silence_stdout()
     except (OSError, ValueError) as error:
-        _silence_stdout()
-        reason = getattr(error, "strerror", None) or error
-        click.echo(f"convcost: cannot write the output: {reason}", err=True)
-        return EXIT_BAD_INPUT
+        return _output_failed(error)
     return code
+
+
+def _output_failed(error: OSError | ValueError) -> int:
+    """Standard output is closed or full: drop the rest and say so (exit 2)."""
+    _silence_stdout()
+    reason = getattr(error, "strerror", None) or error
+    click.echo(f"convcost: cannot write the output: {reason}", err=True)
+    return EXIT_BAD_INPUT
 
 
 def _exit(code: int, process: bool) -> None:
