@@ -69,6 +69,13 @@ class Analysis:
         """The programs of the models, in input order."""
         return [model.program for model in self.models]
 
+    def add_unreadable(self, errors: list[ConvcostError]) -> None:
+        """Put the errors of arguments that could not be read first (each is a source, and
+        a file's)."""
+        self.errors[:0] = errors
+        self.sources += len(errors)
+        self.batch_input = self.batch_input or bool(errors)
+
     def extend(self, other: Analysis) -> None:
         self.models.extend(other.models)
         self.errors.extend(other.errors)
@@ -134,8 +141,14 @@ def analyze_inputs(inputs: list[Input], options: Options = Options()) -> Analysi
             continue
         total.extend(analyze_source(item.source, options, bare_names=item.bare_names))
     total.sources = len(inputs)
-    total.batch_input = any(item.bare_names != "text" for item in inputs)
+    total.batch_input = read_from_files(inputs)
     return total
+
+
+def read_from_files(inputs: Iterable[Input]) -> bool:
+    """Whether any of ``inputs`` came from a file, a directory, a pattern or standard input
+    (its bare chains are named by line) rather than the command line."""
+    return any(item.bare_names != "text" for item in inputs)
 
 
 def analyze_arguments(arguments: Iterable[str], options: Options = Options(),
@@ -146,7 +159,5 @@ def analyze_arguments(arguments: Iterable[str], options: Options = Options(),
     """
     inputs, errors = collect(list(arguments), stdin)
     analysis = analyze_inputs(inputs, options)
-    analysis.errors[:0] = errors
-    analysis.sources += len(errors)
-    analysis.batch_input = analysis.batch_input or bool(errors)
+    analysis.add_unreadable(errors)
     return analysis

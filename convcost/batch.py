@@ -18,7 +18,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from convcost.analysis import Analysis, Options, analyze_inputs
+from convcost.analysis import Analysis, Options, analyze_inputs, read_from_files
 from convcost.errors import ConvcostError
 from convcost.inputs import Input, collect
 
@@ -210,7 +210,7 @@ def analyze_rendered(inputs: list[Input], options: Options, jobs: int,
     analysis before its models are written (e.g. attaching roofline times)."""
     result = RenderedAnalysis()
     result.sources = len(inputs)
-    result.batch_input = any(item.bare_names == "line" for item in inputs)
+    result.batch_input = read_from_files(inputs)
     if jobs <= 1 or len(inputs) < 2:
         analysis = analyze_inputs(inputs, options)
         finish(analysis)
@@ -256,7 +256,5 @@ def analyze_arguments_rendered(arguments: Sequence[str], options: Options, jobs:
     :func:`default_jobs` decides), later models written as compact JSON."""
     inputs, errors = collect(list(arguments))
     result = analyze_rendered(inputs, options, jobs or default_jobs(inputs), finish)
-    result.errors[:0] = errors
-    result.sources += len(errors)
-    result.batch_input = result.batch_input or bool(errors)
+    result.add_unreadable(errors)
     return result

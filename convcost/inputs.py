@@ -245,7 +245,7 @@ def _read_file(path: str) -> Input:
             from convcost.importers.onnx_wire import read_model_bytes  # no onnx import
 
             try:
-                return Input(Source(name, ""), "onnx", read_model_bytes(path, MAX_ONNX_BYTES))
+                return Input(Source(name, ""), "line", read_model_bytes(path, MAX_ONNX_BYTES))
             except ValueError:
                 raise _too_large(path) from None
         with _open_file(path) as handle:
@@ -271,7 +271,7 @@ def _input(name: str, stream: BinaryIO, onnx: bool) -> Input:
         raise _too_large(name)
     from convcost.importers.onnx_wire import strip_weights
 
-    return Input(Source(name, ""), "onnx", strip_weights(data))
+    return Input(Source(name, ""), "line", strip_weights(data))
 
 
 def _sniff_onnx(data: bytes) -> bool:
