@@ -22,6 +22,11 @@ function of the step (:meth:`Conv.choose`):
 ``direct-jit``
     depthwise convolutions when numba is installed and on (:mod:`~convcost.bench.kernels.jit`,
     float32 and float64): compiled loops accumulating flat runs of output rows in L1.
+``blocked-jit``
+    with numba on, groups-1 KxK convolutions with few taps per kernel row (stems, small
+    channel counts: :func:`~convcost.bench.kernels.jit.uses_blocked`): a register-blocked
+    direct convolution of the zero-padded input (6 pixels by 16 channels per tile at
+    float32), no im2col copy (:mod:`~convcost.bench.kernels.jitted_blocked`).
 ``scatter-gemm``
     transposed convolutions: one GEMM ``x @ W`` to every output tap, then one strided add per
     tap into the (cropped) output.
@@ -47,7 +52,8 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from convcost.bench.kernels import depthwise, im2col, jit
+from convcost.bench.kernels import depthwise, im2col
+from convcost.bench.kernels import jit as jit_kernels
 from convcost.bench.kernels.base import (
     BIAS_TILE,
     Array,
@@ -74,7 +80,7 @@ SHIFTED_MIN_K = 48
 SHIFTED_MIN_ROWS = 128
 
 CONV_ALGORITHMS = ("gemm", "shifted-gemm", "im2col-gemm", "grouped-im2col-gemm", "direct",
-                   "direct-jit")
+                   "direct-jit", "blocked-jit")
 
 
 def gemm_folds_bias(step: Step) -> bool:
@@ -106,7 +112,7 @@ def _with_bias(step: Step, shapes: dict[str, tuple[int, ...]]) -> dict[str, tupl
 
 class Conv(PreparedStep):
     """Convolution with one of: gemm, shifted-gemm, (grouped-)im2col-gemm, direct,
-    direct-jit."""
+    direct-jit, blocked-jit."""
 
     kinds = frozenset({"conv"})
 
@@ -116,6 +122,8 @@ class Conv(PreparedStep):
         cin, groups = step.input.c, step.groups
         if groups > 1 and groups == cin:
             return "direct-jit" if jit else "direct"
+        if jit and jit_kernels.uses_blocked(step):
+            return "blocked-jit"
         if groups > 1:
             return "grouped-im2col-gemm"
         if (kh, kw) == (1, 1) and step.padding == (0, 0, 0, 0):
@@ -135,8 +143,10 @@ class Conv(PreparedStep):
             "im2col-gemm": step.groups == 1,
             "grouped-im2col-gemm": True,
             "direct": step.groups == step.input.c,
-            "direct-jit": step.groups == step.input.c and jit.numba_installed()
-            and (dtype is None or dtype.name in jit.JIT_DTYPES),
+            "direct-jit": step.groups == step.input.c and jit_kernels.numba_installed()
+            and (dtype is None or dtype.name in jit_kernels.JIT_DTYPES),
+            "blocked-jit": step.groups == 1 and jit_kernels.numba_installed()
+            and (dtype is None or dtype.name in jit_kernels.JIT_DTYPES),
         }
         return ok.get(algorithm, False)
 
@@ -158,7 +168,9 @@ class Conv(PreparedStep):
         if algorithm == "direct":
             total += depthwise.tiled_weight_elements(step)
         if algorithm == "direct-jit":
-            total += jit.weight_elements(step)
+            total += jit_kernels.weight_elements(step)
+        if algorithm == "blocked-jit" and not step.bias:
+            total += step.output.c  # a zero bias: the tiles start from it
         if step.bias:
             total += BIAS_TILE * step.output.c
         return total
@@ -197,7 +209,9 @@ class Conv(PreparedStep):
         if algorithm == "direct":
             return depthwise.plan(step, n)
         if algorithm == "direct-jit":
-            return jit.plan(step, n)
+            return jit_kernels.plan(step, n)
+        if algorithm == "blocked-jit":
+            return jit_kernels.blocked_plan(step, n)
         if algorithm == "im2col-gemm" and im2col.uses_planes(step):
             return im2col.plan(step, n)
         pitch = pitch_of(kh * kw * (cin // g), step.bias)  # (grouped-)im2col-gemm
@@ -233,8 +247,12 @@ class Conv(PreparedStep):
                                                       self._params.get("bias"))
         elif self.algorithm == "direct-jit":
             self._w2 = w.reshape(kh, kw, g, cout // g)
-            self._depthwise_jit = jit.DepthwiseJit(self.step, self.dtype, self._w2,
-                                                   self._params.get("bias"))
+            self._depthwise_jit = jit_kernels.DepthwiseJit(self.step, self.dtype, self._w2,
+                                                           self._params.get("bias"))
+        elif self.algorithm == "blocked-jit":
+            self._w2 = w
+            self._blocked_jit = jit_kernels.BlockedJit(self.step, self.dtype, w,
+                                                       self._params.get("bias"))
         elif self.algorithm == "im2col-gemm" and im2col.uses_planes(self.step):
             rows = w.reshape(kh * kw * cg, cout)[im2col.weight_rows(self.step)]
             self._w2 = with_bias_row(rows, self._params.get("bias"))
@@ -251,7 +269,7 @@ class Conv(PreparedStep):
         methods: dict[str, Callable[[Array, Array], None]] = {
             "gemm": self._gemm, "shifted-gemm": self._shifted, "im2col-gemm": self._im2col,
             "grouped-im2col-gemm": self._im2col, "direct": self._direct,
-            "direct-jit": self._direct_jit}
+            "direct-jit": self._direct_jit, "blocked-jit": self._blocked}
         if self.algorithm == "im2col-gemm" and im2col.uses_planes(self.step):
             methods["im2col-gemm"] = self._im2col_planes
         self._method = methods[self.algorithm]
@@ -380,6 +398,11 @@ class Conv(PreparedStep):
         blocks, shapes = self._planned(x.shape[0])
         bufs = self._workspace.take(self.dtype, *shapes) if shapes else []
         self._depthwise_jit(x, out, bufs, blocks)
+
+    def _blocked(self, x: Array, out: Array) -> None:
+        blocks, shapes = self._planned(x.shape[0])
+        bufs = self._workspace.take(self.dtype, *shapes) if shapes else []
+        self._blocked_jit(x, out, bufs, blocks)
 
 
 class Deconv(PreparedStep):

@@ -2,13 +2,16 @@
 convcost[jit]``).
 
 When numba is importable and not switched off (environment variable ``CONVCOST_JIT=0``),
-depthwise convolutions at float32 and float64 run ``direct-jit``
-(:func:`convcost.bench.kernels.jitted.depthwise`) instead of NumPy's ``direct``. Whether
-numba is there is found without importing it (:func:`importlib.util.find_spec`): commands
-that do not benchmark never pay numba's 0.25 s import. The compiled loops live in
-:mod:`~convcost.bench.kernels.jitted`, imported when a ``*-jit`` kernel is prepared; that
-preparation also compiles them (or loads them from numba's on-disk cache), so no compilation
-lands in a timed region.
+at float32 and float64 depthwise convolutions run ``direct-jit``
+(:func:`convcost.bench.kernels.jitted.depthwise`) instead of NumPy's ``direct``, and
+convolutions with few input channels per kernel row (stems, small KxK: :func:`uses_blocked`)
+run ``blocked-jit`` (:func:`convcost.bench.kernels.jitted_blocked.blocked`) instead of an
+im2col GEMM. Whether numba is there is found without importing it
+(:func:`importlib.util.find_spec`): commands that do not benchmark never pay numba's 0.25 s
+import. The compiled loops live in :mod:`~convcost.bench.kernels.jitted` and
+:mod:`~convcost.bench.kernels.jitted_blocked`, imported when a ``*-jit`` kernel is prepared;
+that preparation also compiles them (or loads them from numba's on-disk cache), so no
+compilation lands in a timed region.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from convcost.bench.kernels import depthwise
-from convcost.bench.kernels.base import Array, Block, Chunking, Shapes
+from convcost.bench.kernels.base import Array, Block, Chunking, Shapes, fill_padded
 from convcost.bench.machine import cpu_count
 from convcost.model.program import Step
 
@@ -65,7 +68,7 @@ def warm(dtype: np.dtype[Any] | str) -> float:
         return 0.0
     import time
 
-    from convcost.bench.kernels import jitted
+    from convcost.bench.kernels import jitted, jitted_blocked
 
     start = time.perf_counter()
     empty = np.zeros(0, name)
@@ -75,6 +78,8 @@ def warm(dtype: np.dtype[Any] | str) -> float:
     jitted.depthwise(empty, empty, empty, empty, empty, table, np.zeros((0, 6), np.int64),
                      np.zeros(0, np.int64), np.zeros((3, 1), np.int64),
                      np.ones(jitted.DW_SLOTS, np.int64))
+    jitted_blocked.blocked(empty, empty, empty, empty, table, table,
+                           np.ones(jitted_blocked.BK_SLOTS, np.int64))
     _WARM.add(name)
     return time.perf_counter() - start
 
@@ -203,5 +208,114 @@ class DepthwiseJit:
                      offsets, self._geo)
 
 
-__all__ = ["ENV", "JIT_DTYPES", "DepthwiseJit", "chunk", "enabled", "enabled_for",
-           "numba_installed", "plan", "weight_elements"]
+#: ``blocked-jit`` takes groups-1 KxK convolutions with fewer than this many taps per kernel
+#: row (``Kw*Cin``): above it the weights a tile sweeps leave L1, and the im2col and shifted
+#: GEMMs run near OpenBLAS's peak. Measured at 1 thread, alternating, against the NumPy
+#: kernel: 0.48-0.94 of its time from 112x112x16 3x3(16) (K=48) to 224x224x3 3x3(64), the
+#: stems 0.72-0.97 (11x11 s4 0.85); ResNet-50's 3x3s (K=192 to 1536) 1.2-5x slower.
+BLOCKED_MAX_RUN = 96
+#: ... and at least one vector of output channels (8 float32): narrower outputs run scalar
+#: (LeNet's 28x28x1 5x5(6) took 5x the im2col GEMM's time).
+BLOCKED_MIN_CHANNELS = 8
+
+
+def uses_blocked(step: Step) -> bool:
+    """Whether ``step`` suits ``blocked-jit``: a groups-1 convolution with a kernel larger
+    than 1x1, fewer than :data:`BLOCKED_MAX_RUN` taps per kernel row and at least
+    :data:`BLOCKED_MIN_CHANNELS` output channels."""
+    return (step.groups == 1 and step.kernel_hw != (1, 1)
+            and step.kernel_hw[1] * step.input.c < BLOCKED_MAX_RUN
+            and step.output.c >= BLOCKED_MIN_CHANNELS)
+
+
+def _padded(step: Step) -> bool:
+    return any(step.padding)
+
+
+def blocked_plan(step: Step, batch: int) -> tuple[Chunking, Shapes]:
+    """Blocks (whole samples, or parts of one sample's rows when the CPUs can share it) and
+    the zero-padded copy of the input (none without padding)."""
+    (h, w, c), oh = step.input, step.output.h
+    top, bottom, left, right = step.padding
+    work = batch * step.output.elements * step.kernel_hw[0] * step.kernel_hw[1] * c
+    parts = min(cpu_count(), oh) if batch == 1 and work >= depthwise.PARALLEL_MIN_WORK else 1
+    chunking = Chunking(1, -(-oh // parts))
+    shapes: Shapes = ([(batch * (h + top + bottom) * (w + left + right) * c,)]
+                      if _padded(step) else [])
+    return chunking, shapes
+
+
+def _runs(step: Step, padded_width: int) -> Array:
+    """The tap runs ``(x offset, w offset, length)`` of ``step`` over an input of
+    ``padded_width`` columns: one run of ``Kw*Cin`` per kernel row, or ``Cin`` per tap when
+    the width is dilated."""
+    (kh, kw), (dh, dw), c = step.kernel_hw, step.dilation_hw, step.input.c
+    cout = step.output.c
+    if dw == 1:
+        rows = [(ky * dh * padded_width * c, ky * kw * c * cout, kw * c) for ky in range(kh)]
+    else:
+        rows = [(ky * dh * padded_width * c + kx * dw * c, (ky * kw + kx) * c * cout, c)
+                for ky in range(kh) for kx in range(kw)]
+    return np.array(rows, dtype=np.int64)
+
+
+class BlockedJit:
+    """The ``blocked-jit`` kernel of one convolution step:
+    ``kernel(x, out, bufs, blocks)`` fills the NHWC ``out``. ``weight``:
+    ``(Kh, Kw, Cin, Cout)``; ``bias``: ``(Cout,)`` or None. Blocks run on up to
+    :func:`~convcost.bench.kernels.depthwise.blas_thread_count` threads. Compiles (or loads
+    from cache) at construction. Not thread-safe."""
+
+    def __init__(self, step: Step, dtype: np.dtype[Any], weight: Array,
+                 bias: Array | None) -> None:
+        from convcost.bench.kernels import jitted_blocked, simd
+
+        self._kernel = jitted_blocked.blocked
+        self.step = step
+        self._w: Array = np.ascontiguousarray(weight, dtype=dtype).reshape(-1)
+        self._bias: Array = (np.zeros(step.output.c, dtype) if bias is None
+                             else np.ascontiguousarray(bias, dtype=dtype))
+        (h, w, c), (oh, ow, cout) = step.input, step.output
+        top, bottom, left, right = step.padding
+        self._hp, self._wp = h + top + bottom, w + left + right
+        self._runs = _runs(step, self._wp)
+        geo = [0] * jitted_blocked.BK_SLOTS
+        for slot, value in ((jitted_blocked.BK_HP, self._hp), (jitted_blocked.BK_WP, self._wp),
+                            (jitted_blocked.BK_C, c), (jitted_blocked.BK_HO, oh),
+                            (jitted_blocked.BK_WO, ow), (jitted_blocked.BK_COUT, cout),
+                            (jitted_blocked.BK_SH, step.stride_hw[0]),
+                            (jitted_blocked.BK_SW, step.stride_hw[1]),
+                            (jitted_blocked.BK_LANES, simd.lanes(np.dtype(dtype).itemsize))):
+            geo[slot] = value
+        self._geo: Array = np.array(geo, dtype=np.int64)
+        self._key: tuple[tuple[Block, ...], int] = ((), 0)
+        self._lanes: list[Array] = []
+        warm(dtype)  # compile now (or load from numba's cache), never in a timed region
+
+    def __call__(self, x: Array, out: Array, bufs: list[Array], blocks: list[Block]) -> None:
+        lanes = max(1, min(len(blocks), depthwise.blas_thread_count()))
+        key = (tuple(blocks), lanes)
+        if key != self._key:
+            self._lanes = [np.array([(n0, h0, h1) for n0, _, h0, h1 in
+                                     blocks[i * len(blocks) // lanes:
+                                            (i + 1) * len(blocks) // lanes]], dtype=np.int64)
+                           for i in range(lanes)]
+            self._key = key
+        if bufs:
+            top, left = self.step.padding[0], self.step.padding[2]
+            padded = bufs[0][:x.shape[0] * self._hp * self._wp * x.shape[3]]
+            fill_padded(padded.reshape(x.shape[0], self._hp, self._wp, x.shape[3]), x, top,
+                        left, 0.0)
+            flat_x = padded
+        else:
+            # A strided input (a channel slice's view) is copied: the loops index flat rows.
+            flat_x = np.ascontiguousarray(x).reshape(-1)
+        flat_out = out.reshape(-1)
+        depthwise.run_lanes([functools.partial(self._kernel, flat_x, self._w, self._bias,
+                                               flat_out, self._lanes[i], self._runs, self._geo)
+                             for i in range(lanes)])
+
+
+__all__ = ["BLOCKED_MAX_RUN", "ENV", "JIT_DTYPES", "BlockedJit", "DepthwiseJit",
+           "blocked_plan", "chunk", "enabled", "enabled_for", "numba_installed", "plan",
+           "uses_blocked", "weight_elements"]
