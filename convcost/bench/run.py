@@ -297,7 +297,7 @@ def measure_each(models: Sequence[Analyzed],
 def _warm_compiled_kernels(models: Sequence[Analyzed], dtype: str, notes: list[str],
                            say: Callable[[str], None]) -> None:
     """Compile the numba kernels (the ``jit`` extra) before anything is timed when a model
-    will run one, saying so: a first run compiles for about 10 s, later ones load numba's
+    will run one, saying so: a first run compiles for about 15 s, later ones load numba's
     cache."""
     from convcost.bench.kernels import choose_algorithm, jit
 
@@ -305,7 +305,7 @@ def _warm_compiled_kernels(models: Sequence[Analyzed], dtype: str, notes: list[s
             choose_algorithm(step, dtype).endswith("-jit")
             for model in models for step in model.program.steps if step.kind == "conv"):
         return
-    say("loading the compiled kernels (the first run compiles them, about 10 s)")
+    say("loading the compiled kernels (the first run compiles them, about 15 s)")
     seconds = jit.warm(dtype)
     if seconds >= 1.0:
         notes.append(f"compiled the numba kernels for {dtype} in {seconds:.1f} s; numba "

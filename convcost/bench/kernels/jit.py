@@ -61,7 +61,7 @@ _WARM: set[str] = set()
 
 def warm(dtype: np.dtype[Any] | str) -> float:
     """Compile the loops for ``dtype`` (or load them from numba's on-disk cache); the
-    seconds it took, 0.0 when this process already has them. A cold cache costs about 10 s
+    seconds it took, 0.0 when this process already has them. A cold cache costs about 15 s
     per dtype on the dev VM, a warm one well under a second."""
     name = np.dtype(dtype).name
     if name in _WARM:

@@ -14,21 +14,22 @@ caller guarantees ``0 <= i`` and ``i + lanes <= size``.
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from typing import Any
 
-import numba  # type: ignore[import-untyped, import-not-found, unused-ignore]
 from llvmlite import ir  # type: ignore[import-untyped, import-not-found, unused-ignore]
-from numba.core import cgutils  # type: ignore[import-untyped, import-not-found, unused-ignore]
-from numba.extending import (  # type: ignore[import-untyped, import-not-found, unused-ignore]
-    intrinsic,
-    models,
-    register_model,
-)
+
+# Through Any: numba's own annotations of these decorators do not type-check the intrinsics
+# (and numba may be absent where mypy runs).
+_types: Any = importlib.import_module("numba").types
+_cgutils: Any = importlib.import_module("numba.core.cgutils")
+_extending: Any = importlib.import_module("numba.extending")
+intrinsic: Callable[[Callable[..., Any]], Any] = _extending.intrinsic
+_register_model: Callable[[Any], Callable[[type], type]] = _extending.register_model
 
 #: Bytes of one vector (AVX2's 256-bit registers).
 VECTOR_BYTES = 32
-
-_types: Any = numba.types
 
 
 def lanes(itemsize: int) -> int:
@@ -45,8 +46,8 @@ class Vec(_types.Type):  # type: ignore[misc]
         super().__init__(name=f"Vec({dtype}x{self.lanes})")
 
 
-@register_model(Vec)  # type: ignore[misc]
-class _VecModel(models.PrimitiveModel):  # type: ignore[misc]
+@_register_model(Vec)
+class _VecModel(_extending.models.PrimitiveModel):  # type: ignore[misc]
     def __init__(self, dmm: Any, fe_type: Vec) -> None:
         element = dmm.lookup(fe_type.dtype).get_value_type()
         super().__init__(dmm, fe_type, ir.VectorType(element, fe_type.lanes))
@@ -58,7 +59,7 @@ def _pointer(context: Any, builder: Any, array_type: Any, array: Any, index: Any
     return builder.gep(data, [index], inbounds=True)
 
 
-@intrinsic  # type: ignore[misc]
+@intrinsic
 def vload(typingctx: Any, array: Any, index: Any) -> Any:
     """``array[index:index + lanes]`` as a vector (unaligned load)."""
 
@@ -70,7 +71,7 @@ def vload(typingctx: Any, array: Any, index: Any) -> Any:
     return Vec(array.dtype)(array, index), codegen
 
 
-@intrinsic  # type: ignore[misc]
+@intrinsic
 def vbroadcast(typingctx: Any, array: Any, index: Any) -> Any:
     """``array[index]`` in every lane."""
 
@@ -85,7 +86,7 @@ def vbroadcast(typingctx: Any, array: Any, index: Any) -> Any:
     return Vec(array.dtype)(array, index), codegen
 
 
-@intrinsic  # type: ignore[misc]
+@intrinsic
 def vfma(typingctx: Any, a: Any, b: Any, c: Any) -> Any:
     """``a * b + c`` lane by lane, fused (LLVM's ``llvm.fma``: one instruction with FMA)."""
 
@@ -93,14 +94,14 @@ def vfma(typingctx: Any, a: Any, b: Any, c: Any) -> Any:
         vty = args[0].type
         bits = 32 if vty.element == ir.FloatType() else 64
         fnty = ir.FunctionType(vty, [vty, vty, vty])
-        fn = cgutils.get_or_insert_function(builder.module, fnty,
+        fn = _cgutils.get_or_insert_function(builder.module, fnty,
                                             f"llvm.fma.v{vty.count}f{bits}")
         return builder.call(fn, args)
 
     return a(a, b, c), codegen
 
 
-@intrinsic  # type: ignore[misc]
+@intrinsic
 def vstore(typingctx: Any, array: Any, index: Any, value: Any) -> Any:
     """``array[index:index + lanes] = value`` (unaligned store)."""
 
