@@ -22,7 +22,7 @@ family. Outputs are checked against torch's (to 1e-3 relative) before timing. As
 symmetrically only), which favours torch slightly.
 
 ``--kernels numpy`` runs convcost's NumPy kernels, ``--kernels jit`` the numba ones where
-there are (``direct-jit``; needs ``pip install convcost[jit]``); the default is what
+there are (``direct-jit``, ``blocked-jit``; needs ``pip install convcost[jit]``); the default is what
 ``--bench`` would use (jit when numba is installed and ``CONVCOST_JIT`` is not ``0``). The
 header says which family ran, and the algorithm column names each layer's kernel.
 

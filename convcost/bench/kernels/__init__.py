@@ -5,7 +5,8 @@
 maps NHWC batches to the step's output. The families:
 
 - :mod:`~convcost.bench.kernels.conv`: ``conv`` (gemm, shifted-gemm, im2col-gemm,
-  grouped-im2col-gemm, direct, direct-jit), ``deconv`` (scatter-gemm), ``fc`` (gemm);
+  grouped-im2col-gemm, direct, direct-jit, blocked-jit), ``deconv`` (scatter-gemm), ``fc``
+  (gemm);
   depthwise ``direct`` lives in :mod:`~convcost.bench.kernels.depthwise` and the
   phase-planes gather of ``im2col-gemm`` (small ``Kw*Cin``) in
   :mod:`~convcost.bench.kernels.im2col`;
@@ -19,8 +20,10 @@ maps NHWC batches to the step's output. The families:
 Compiled kernels (the ``jit`` extra, numba): when numba is installed and the environment
 variable ``CONVCOST_JIT`` is not ``0`` (:mod:`~convcost.bench.kernels.jit`), depthwise
 convolutions at float32 and float64 run ``direct-jit`` (loops in
-:mod:`~convcost.bench.kernels.jitted`, compiled when the step is prepared and cached on
-disk) instead of ``direct``; float16 and every other kernel stay NumPy.
+:mod:`~convcost.bench.kernels.jitted`) instead of ``direct``, and stems and small-channel
+KxK convolutions run ``blocked-jit`` (:mod:`~convcost.bench.kernels.jitted_blocked`)
+instead of an im2col GEMM, compiled when the step is prepared and cached on disk; float16
+and every other kernel stay NumPy.
 :func:`choose_algorithm` is a pure function of the geometry, the dtype and that switch, so
 the memory estimate and the run agree. numba is imported only when a ``*-jit`` kernel is
 prepared.
@@ -118,7 +121,8 @@ def prepare_step(step: Step, dtype: np.dtype[Any] | str, rng: np.random.Generato
     ``workspace`` is the scratch arena shared by a program's steps (a private one if None).
     ``algorithm`` forces a conv kernel (``gemm`` needs an unpadded 1x1, ``shifted-gemm``
     vertical stride 1 and groups 1, ``direct`` depthwise, ``direct-jit`` depthwise, numba
-    and float32 or float64); by default
+    and float32 or float64, ``blocked-jit`` groups 1, numba and float32 or float64); by
+    default
     :func:`choose_algorithm` decides. Raises :class:`~convcost.errors.UnsupportedDtype` for
     a dtype NumPy cannot execute, ``ValueError`` for an algorithm that cannot run the step.
     """

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from convcost.bench.kernels import depthwise
-from convcost.bench.kernels.base import Array, Block, Chunking, Shapes, fill_padded
+from convcost.bench.kernels.base import Array, Block, Chunking, Shapes
 from convcost.bench.machine import cpu_count
 from convcost.model.program import Step
 
@@ -78,7 +78,7 @@ def warm(dtype: np.dtype[Any] | str) -> float:
     jitted.depthwise(empty, empty, empty, empty, empty, table, np.zeros((0, 6), np.int64),
                      np.zeros(0, np.int64), np.zeros((3, 1), np.int64),
                      np.ones(jitted.DW_SLOTS, np.int64))
-    jitted_blocked.blocked(empty, empty, empty, empty, table, table,
+    jitted_blocked.blocked(empty, empty, empty, empty, empty, table, table,
                            np.ones(jitted_blocked.BK_SLOTS, np.int64))
     _WARM.add(name)
     return time.perf_counter() - start
@@ -233,16 +233,24 @@ def _padded(step: Step) -> bool:
 
 
 def blocked_plan(step: Step, batch: int) -> tuple[Chunking, Shapes]:
-    """Blocks (whole samples, or parts of one sample's rows when the CPUs can share it) and
-    the zero-padded copy of the input (none without padding)."""
+    """Blocks (whole samples, or parts of one sample's rows when the CPUs can share it) and,
+    with padding, one buffer per lane for a block's input rows laid out zero-padded."""
     (h, w, c), oh = step.input, step.output.h
     top, bottom, left, right = step.padding
     work = batch * step.output.elements * step.kernel_hw[0] * step.kernel_hw[1] * c
     parts = min(cpu_count(), oh) if batch == 1 and work >= depthwise.PARALLEL_MIN_WORK else 1
     chunking = Chunking(1, -(-oh // parts))
-    shapes: Shapes = ([(batch * (h + top + bottom) * (w + left + right) * c,)]
-                      if _padded(step) else [])
-    return chunking, shapes
+    if not _padded(step):
+        return chunking, []
+    rows = min(h + top + bottom, (min(chunking.rows, oh) - 1) * step.stride_hw[0]
+               + _span(step))
+    lanes = min(cpu_count(), len(chunking.blocks(batch, oh)))
+    return chunking, [(rows * (w + left + right) * c,)] * lanes
+
+
+def _span(step: Step) -> int:
+    """Input rows one output row reads: ``(Kh - 1)*dh + 1``."""
+    return (step.kernel_hw[0] - 1) * step.dilation_hw[0] + 1
 
 
 def _runs(step: Step, padded_width: int) -> Array:
@@ -280,12 +288,16 @@ class BlockedJit:
         self._hp, self._wp = h + top + bottom, w + left + right
         self._runs = _runs(step, self._wp)
         geo = [0] * jitted_blocked.BK_SLOTS
-        for slot, value in ((jitted_blocked.BK_HP, self._hp), (jitted_blocked.BK_WP, self._wp),
+        for slot, value in ((jitted_blocked.BK_H, h), (jitted_blocked.BK_W, w),
+                            (jitted_blocked.BK_HP, self._hp), (jitted_blocked.BK_WP, self._wp),
                             (jitted_blocked.BK_C, c), (jitted_blocked.BK_HO, oh),
                             (jitted_blocked.BK_WO, ow), (jitted_blocked.BK_COUT, cout),
                             (jitted_blocked.BK_SH, step.stride_hw[0]),
                             (jitted_blocked.BK_SW, step.stride_hw[1]),
-                            (jitted_blocked.BK_LANES, simd.lanes(np.dtype(dtype).itemsize))):
+                            (jitted_blocked.BK_SPAN, _span(step)),
+                            (jitted_blocked.BK_TOP, top), (jitted_blocked.BK_LEFT, left),
+                            (jitted_blocked.BK_LANES, simd.lanes(np.dtype(dtype).itemsize)),
+                            (jitted_blocked.BK_PAD, 1 if _padded(step) else 0)):
             geo[slot] = value
         self._geo: Array = np.array(geo, dtype=np.int64)
         self._key: tuple[tuple[Block, ...], int] = ((), 0)
@@ -293,7 +305,8 @@ class BlockedJit:
         warm(dtype)  # compile now (or load from numba's cache), never in a timed region
 
     def __call__(self, x: Array, out: Array, bufs: list[Array], blocks: list[Block]) -> None:
-        lanes = max(1, min(len(blocks), depthwise.blas_thread_count()))
+        cap = len(bufs) if bufs else len(blocks)  # one padded-rows buffer per lane
+        lanes = max(1, min(len(blocks), depthwise.blas_thread_count(), cap))
         key = (tuple(blocks), lanes)
         if key != self._key:
             self._lanes = [np.array([(n0, h0, h1) for n0, _, h0, h1 in
@@ -301,18 +314,13 @@ class BlockedJit:
                                             (i + 1) * len(blocks) // lanes]], dtype=np.int64)
                            for i in range(lanes)]
             self._key = key
-        if bufs:
-            top, left = self.step.padding[0], self.step.padding[2]
-            padded = bufs[0][:x.shape[0] * self._hp * self._wp * x.shape[3]]
-            fill_padded(padded.reshape(x.shape[0], self._hp, self._wp, x.shape[3]), x, top,
-                        left, 0.0)
-            flat_x = padded
-        else:
-            # A strided input (a channel slice's view) is copied: the loops index flat rows.
-            flat_x = np.ascontiguousarray(x).reshape(-1)
+        # A strided input (a channel slice's view) is copied: the loops index flat rows.
+        flat_x = np.ascontiguousarray(x).reshape(-1)
         flat_out = out.reshape(-1)
+        scratch = [b.reshape(-1) for b in bufs] or [flat_x[:0]] * lanes
         depthwise.run_lanes([functools.partial(self._kernel, flat_x, self._w, self._bias,
-                                               flat_out, self._lanes[i], self._runs, self._geo)
+                                               flat_out, scratch[i], self._lanes[i],
+                                               self._runs, self._geo)
                              for i in range(lanes)])
 
 

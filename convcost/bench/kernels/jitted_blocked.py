@@ -1,5 +1,5 @@
-"""The numba-compiled ``blocked-jit`` convolution: register-blocked direct convolution of a
-zero-padded NHWC input (importing this module imports numba and
+"""The numba-compiled ``blocked-jit`` convolution: register-blocked direct convolution of an
+NHWC input, zero-padded row by row where it is padded (importing this module imports numba and
 :mod:`~convcost.bench.kernels.simd`).
 
 Each tile computes 6 output pixels of one row by 2 vectors of output channels (12
@@ -25,9 +25,10 @@ from typing import Any
 from convcost.bench.kernels.jitted import _jit
 from convcost.bench.kernels.simd import vbroadcast, vfma, vload, vstore
 
-# Slots of the ``geo`` array.
-BK_HP, BK_WP, BK_C, BK_HO, BK_WO, BK_COUT, BK_SH, BK_SW, BK_LANES = range(9)
-BK_SLOTS = 9
+# Slots of the ``geo`` array (``BK_PAD``: 1 when the input is padded into the lane's buffer).
+BK_H, BK_W, BK_HP, BK_WP, BK_C, BK_HO, BK_WO, BK_COUT, BK_SH, BK_SW, BK_SPAN, BK_TOP, \
+    BK_LEFT, BK_LANES, BK_PAD = range(15)
+BK_SLOTS = 15
 #: Output pixels of the widest tile.
 TILE_PIXELS = 6
 
@@ -140,39 +141,74 @@ def _scalar(x: Any, w: Any, bias: Any, out: Any, xb: int, ob: int, co: int, cout
 
 
 @_jit
-def blocked(x: Any, w: Any, bias: Any, out: Any, blocks: Any, runs: Any,
+def _pad_rows(x: Any, buf: Any, n: int, r0: int, r1: int,
+              g: Any) -> None:  # pragma: no cover - compiled
+    """``buf[r - r0] =`` padded row ``r`` of sample ``n`` of the NHWC ``x``, for ``r0 <= r <
+    r1``: the input row with ``left`` zero columns before it and zeros after, or zeros."""
+    h, w, c, wp = g[BK_H], g[BK_W], g[BK_C], g[BK_WP]
+    top, left = g[BK_TOP], g[BK_LEFT]
+    row, before, inner = wp * c, left * c, w * c
+    for r in range(r0, r1):
+        dst = buf[(r - r0) * row:(r - r0 + 1) * row]
+        iy = r - top
+        if iy < 0 or iy >= h:
+            for q in range(row):
+                dst[q] = 0.0
+            continue
+        src = x[(n * h + iy) * inner:(n * h + iy + 1) * inner]
+        for q in range(before):
+            dst[q] = 0.0
+        body = dst[before:before + inner]
+        for q in range(inner):
+            body[q] = src[q]
+        for q in range(before + inner, row):
+            dst[q] = 0.0
+
+
+@_jit
+def blocked(x: Any, w: Any, bias: Any, out: Any, buf: Any, blocks: Any, runs: Any,
             g: Any) -> None:  # pragma: no cover - compiled
-    """Convolution of the zero-padded NHWC ``x`` (``N, Hp, Wp, C``) into NHWC ``out`` for
-    the ``blocks`` ``(n, y0, y1)`` of output rows. ``w``: ``(Kh, Kw, C, Cout)``; ``bias``:
-    ``(Cout,)`` (zeros without one). Per row, each vector pair of channels sweeps the row's
-    pixels, so its weights stay in L1. The last tile of a row (of the channels) overlaps the
-    one before rather than running narrower: the overlap is computed twice, to the same
-    values, at full speed."""
+    """Convolution of the NHWC ``x`` into NHWC ``out`` for the ``blocks`` ``(n, y0, y1)`` of
+    output rows. ``w``: ``(Kh, Kw, C, Cout)``; ``bias``: ``(Cout,)`` (zeros without one).
+    With padding, each block's input rows are first laid out zero-padded in ``buf`` (this
+    lane's own: no copy is shared between threads, and the tiles then read it from cache);
+    without, the tiles read ``x`` in place. Per row, each vector pair of channels sweeps the
+    row's pixels, so its weights stay in L1. The last tile of a row (of the channels)
+    overlaps the one before rather than running narrower: the overlap is computed twice, to
+    the same values, at full speed."""
     hp, wp, c, ho, wo = g[BK_HP], g[BK_WP], g[BK_C], g[BK_HO], g[BK_WO]
     cout, sh, sw, lanes = g[BK_COUT], g[BK_SH], g[BK_SW], g[BK_LANES]
+    pad = g[BK_PAD] != 0
     ps = sw * c  # input offset between neighbouring output pixels
     step = 2 * lanes if cout >= 2 * lanes else lanes
     for bi in range(blocks.shape[0]):
-        n = blocks[bi, 0]
-        for y in range(blocks[bi, 1], blocks[bi, 2]):
-            xrow = (n * hp + y * sh) * wp * c
+        n, y0, y1 = blocks[bi, 0], blocks[bi, 1], blocks[bi, 2]
+        src = x
+        row0 = n * hp  # the source row of padded row 0 of this sample
+        if pad:
+            r0 = y0 * sh
+            _pad_rows(x, buf, n, r0, min(hp, (y1 - 1) * sh + g[BK_SPAN]), g)
+            src = buf
+            row0 = -r0
+        for y in range(y0, y1):
+            xrow = (row0 + y * sh) * wp * c
             orow = (n * ho + y) * wo * cout
             if cout < lanes:
                 for ox in range(wo):
-                    _scalar(x, w, bias, out, xrow + ox * ps, orow + ox * cout, 0, cout, runs)
+                    _scalar(src, w, bias, out, xrow + ox * ps, orow + ox * cout, 0, cout, runs)
                 continue
             for co0 in range(0, cout, step):
                 co = min(co0, cout - step)
                 if wo < TILE_PIXELS:
                     for ox in range(wo):
-                        _tile1(x, w, bias, out, xrow + ox * ps, orow + ox * cout, co, cout,
+                        _tile1(src, w, bias, out, xrow + ox * ps, orow + ox * cout, co, cout,
                                runs, step // lanes, lanes)
                     continue
                 for ox0 in range(0, wo, TILE_PIXELS):
                     ox = min(ox0, wo - TILE_PIXELS)
                     if step == 2 * lanes:
-                        _tile6x2(x, w, bias, out, xrow + ox * ps, ps, orow + ox * cout, co,
+                        _tile6x2(src, w, bias, out, xrow + ox * ps, ps, orow + ox * cout, co,
                                  cout, runs, lanes)
                     else:
-                        _tile6x1(x, w, bias, out, xrow + ox * ps, ps, orow + ox * cout, co,
+                        _tile6x1(src, w, bias, out, xrow + ox * ps, ps, orow + ox * cout, co,
                                  cout, runs)
