@@ -257,9 +257,12 @@ def machine_note(machine: MachineRecord) -> str:
     """'benchmarked with openblas 0.3.31 (SkylakeX), 2 BLAS threads; float32 peak 198.8 GFLOP/s'."""
     backend = "" if machine.backend == "numpy" else f"the {machine.backend} backend: "
     threads = "BLAS" if machine.backend == "numpy" else "torch"
+    # A peak of 0.0 was not measured (a dtype NumPy cannot multiply, too little memory).
+    peak = (f"{machine.gemm_peak_gflops:.1f} GFLOP/s" if machine.gemm_peak_gflops > 0
+            else "not measured")
     return (f"benchmarked with {backend}{machine.blas} ({machine.blas_arch}), {machine.threads} "
             f"{threads} thread{'s' if machine.threads != 1 else ''} on {machine.cpu_count} CPUs; "
-            f"{machine.dtype} matrix-multiply peak {machine.gemm_peak_gflops:.1f} GFLOP/s")
+            f"{machine.dtype} matrix-multiply peak {peak}")
 
 
 def bench_flags(bench: ModelBench) -> list[str]:

@@ -3,6 +3,7 @@ with an injected clock (skipped without torch). Nothing asserts on a measured ti
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -71,6 +72,9 @@ def test_machine_note_and_csv_name_the_backend() -> None:
                            gemm_peak_gflops=50.0, dtype="float32", backend="torch")
     assert machine_note(record).startswith("benchmarked with the torch backend: torch 2.13.0 "
                                            "(cpu), 1 torch thread on 2 CPUs")
+    assert machine_note(record).endswith("float32 matrix-multiply peak 50.0 GFLOP/s")
+    unmeasured = dataclasses.replace(record, gemm_peak_gflops=0.0, dtype="bfloat16")
+    assert machine_note(unmeasured).endswith("bfloat16 matrix-multiply peak not measured")
     assert record.to_json()["backend"] == "torch"
     model = _models("8x8x4 -> 1x1(4)")[0]
     timing = LayerBench(0.5, 0.0, 0.0, None, "torch")

@@ -276,6 +276,8 @@ CONV_CASES = [
     ((8, 7, 2), 3, (3, 3), (2, 2), (1, 1), "valid", 1),
     ((7, 6, 3), 4, (3, 3), (1, 1), (2, 2), "same", 1),
     ((9, 8, 2), 3, (3, 3), (2, 1), (2, 1), 2, 1),
+    ((11, 7, 3), 4, (3, 3), (3, 1), (2, 1), 1, 1),          # row phases 0, 2, 1
+    ((9, 7, 2), 3, (1, 3), (2, 1), (1, 1), "same", 1),      # 1xK, every other row
     ((7, 8, 3), 4, (3, 3), (1, 2), (1, 1), 1, 1),           # 1x2 stride, odd left padding
     ((6, 9, 2), 3, (3, 3), (1, 3), (1, 1), (1, 2), 1),
     ((7, 6, 3), 4, (4, 4), (1, 1), (1, 1), "same", 1),      # TF-same odd padding (1, 2)
@@ -305,9 +307,7 @@ def algorithms_for(step: Step) -> list[str]:
     out = [choose_algorithm(step)]
     g = step.groups
     if g == 1:
-        out.append("im2col-gemm")
-        if step.stride_hw[0] == 1:
-            out.append("shifted-gemm")
+        out.extend(["im2col-gemm", "shifted-gemm"])
         if step.kernel_hw == (1, 1) and step.padding == (0, 0, 0, 0):
             out.append("gemm")
     else:
@@ -396,12 +396,14 @@ def test_default_algorithms(monkeypatch: pytest.MonkeyPatch) -> None:
     depthwise = conv_step((28, 28, 32), 32, (3, 3), groups=32)
     assert choose_algorithm(depthwise) == ("direct-jit" if jit.numba_installed() else "direct")
     assert choose_algorithm(depthwise, "float16") == "direct"  # numba has no float16
+    # A dtype NumPy may not know (bfloat16 unless ml_dtypes registered it): never the jit.
+    assert not jit.enabled_for("bfloat16") and not jit.enabled_for("int4")
     monkeypatch.setenv(jit.ENV, "0")
     assert choose_algorithm(conv_step((28, 28, 32), 64, (3, 3), groups=4)) \
         == "grouped-im2col-gemm"
     assert choose_algorithm(simple_step("relu", (2, 2, 2))) == "elementwise"
     with pytest.raises(ValueError, match="cannot run"):
-        prepare_step(conv_step((5, 5, 2), 2, (3, 3), (2, 2)), F64, np.random.default_rng(0),
+        prepare_step(conv_step((5, 5, 2), 2, (3, 3), groups=2), F64, np.random.default_rng(0),
                      algorithm="shifted-gemm")
 
 

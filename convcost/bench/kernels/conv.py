@@ -139,7 +139,7 @@ class Conv(PreparedStep):
         ok = {
             "gemm": step.kernel_hw == (1, 1) and step.padding == (0, 0, 0, 0)
             and step.groups == 1,
-            "shifted-gemm": step.stride_hw[0] == 1 and step.groups == 1,
+            "shifted-gemm": step.groups == 1,
             "im2col-gemm": step.groups == 1,
             "grouped-im2col-gemm": True,
             "direct": step.groups == step.input.c,
@@ -198,11 +198,13 @@ class Conv(PreparedStep):
                 return Chunking(n, oh), [(n * oh * ow * pitch_of(cin, step.bias),)]
             return Chunking(n, oh), []
         if algorithm == "shifted-gemm":
+            sh = step.stride_hw[0]
             pitch = pitch_of(kw * cin, step.bias)
-            chunk = chunking(n, oh, ow, pitch + 2 * cout)
+            chunk = chunking(n, oh, ow, sh * pitch + 2 * cout)
             block = chunk.samples * chunk.rows * ow
-            halo = chunk.samples * (kh - 1) * dh * ow  # extra input rows the taps reach
-            shapes: Shapes = [((block + halo) * pitch,), (block * cout,)]
+            # Per stride phase, the block's rows plus the extra rows the taps reach.
+            phase_rows = chunk.rows + (kh - 1) * dh // sh
+            shapes: Shapes = [(sh * chunk.samples * phase_rows * ow * pitch,), (block * cout,)]
             if chunk.samples > 1:
                 shapes.append((block * cout,))  # accumulator before the NHWC transpose
             return chunk, shapes
@@ -310,18 +312,24 @@ class Conv(PreparedStep):
         pitch = pitch_of(k, self._b is not None)
         blocks, shapes = self._planned(n)
         bufs = self._workspace.take(self.dtype, *shapes)
+        sh = step.stride_hw[0]
+        # The stride phase and the row within it of each kernel row's first input row.
+        taps = [divmod(ky * dh, sh)[::-1] for ky in range(kh)]
         x = np.ascontiguousarray(x)  # the gather below relies on NHWC strides
         for n0, n1, h0, h1 in blocks:
             nb, hb = n1 - n0, h1 - h0
-            hr = hb + (kh - 1) * dh  # padded input rows this block reads (stride 1)
-            # rows[r, n, wo, kx*Cin + c] = xpad[n, h0 + r, wo*sw + kx*dw, c]: the Kw taps of
-            # an output pixel side by side, so kernel row ky needs the contiguous row slice
-            # starting at ky*dh: Kh GEMMs with K = Kw*Cin and no im2col over kernel rows.
-            rows = prefix(bufs[0], hr, nb, ow, pitch)
+            hr = hb + (kh - 1) * dh // sh  # input rows per stride phase this block reads
+            # rows[p, r, n, wo, kx*Cin + c] = xpad[n, (h0 + r)*sh + p, wo*sw + kx*dw, c]: the
+            # Kw taps of an output pixel side by side, input rows split by stride phase, so
+            # kernel row ky needs one contiguous slice of phase (ky*dh) % sh from row
+            # (ky*dh) // sh: Kh GEMMs with K = Kw*Cin and no im2col over kernel rows.
+            rows = prefix(bufs[0], sh, hr, nb, ow, pitch)
             if pitch > k:
                 rows[..., k] = 1  # the bias column
-            gather_rows(rows[..., :k], x[n0:n1], h0 - top, left, sw, dw, kw)
-            flat = rows.reshape(hr * nb * ow, pitch)
+            for p in sorted({p for p, _ in taps}):
+                gather_rows(rows[p, ..., :k], x[n0:n1], h0 * sh - top + p, left, sw, dw, kw,
+                            sh)
+            flat = rows.reshape(sh, hr * nb * ow, pitch)
             per_row = nb * ow  # flat rows per input row
             block = hb * per_row
             if nb == 1:
@@ -329,10 +337,10 @@ class Conv(PreparedStep):
             else:
                 acc = prefix(bufs[2], block, cout)
             tmp = prefix(bufs[1], block, cout)
-            np.matmul(flat[:block], self._w0, out=acc)  # kernel row 0 and the bias
+            np.matmul(flat[0, :block], self._w0, out=acc)  # kernel row 0 and the bias
             for ky in range(1, kh):
-                part = flat[ky * dh * per_row:ky * dh * per_row + block, :k]
-                np.matmul(part, self._w2[ky], out=tmp)
+                p, r = taps[ky]
+                np.matmul(flat[p, r * per_row:r * per_row + block, :k], self._w2[ky], out=tmp)
                 acc += tmp
             if nb > 1:
                 out[n0:n1, h0:h1] = acc.reshape(hb, nb, ow, cout).transpose(1, 0, 2, 3)
@@ -499,19 +507,22 @@ class Deconv(PreparedStep):
 
 
 def gather_rows(rows: Array, x: Array, row0: int, left: int, sw: int, dw: int,
-                 kw: int) -> None:
-    """``rows[r, n, wo, kx*C + c] = x[n, row0 + r, wo*sw + kx*dw - left, c]``, zero outside
-    ``x``: the width-expanded rows of ``shifted-gemm`` read straight from the unpadded input
-    (a padded copy would be one more pass over memory)."""
+                 kw: int, sh: int = 1) -> None:
+    """``rows[r, n, wo, kx*C + c] = x[n, row0 + r*sh, wo*sw + kx*dw - left, c]``, zero
+    outside ``x``: the width-expanded rows of ``shifted-gemm`` (every ``sh``-th input row)
+    read straight from the unpadded input (a padded copy would be one more pass over
+    memory)."""
     hr, _, ow, _ = rows.shape
     _, h, w, c = x.shape
-    r_lo, r_hi = max(0, -row0), max(0, min(hr, h - row0))
+    r_lo = max(0, -(row0 // sh))  # the first r with row0 + r*sh >= 0
+    r_hi = max(r_lo, min(hr, (h - 1 - row0) // sh + 1))
     if r_lo >= r_hi:
         rows[...] = 0
         return
     rows[:r_lo] = 0
     rows[r_hi:] = 0
-    src = x[:, row0 + r_lo:row0 + r_hi].transpose(1, 0, 2, 3)  # (rows, n, W, C) view
+    # (rows, n, W, C) view of the rows read
+    src = x[:, row0 + r_lo * sh:row0 + (r_hi - 1) * sh + 1:sh].transpose(1, 0, 2, 3)
     dst = rows[r_lo:r_hi]
     # Interior columns, where every tap is inside x: with dilation 1 the Kw taps are Kw
     # adjacent pixels, one contiguous run of Kw*C values, so one strided copy does them all.

@@ -51,8 +51,13 @@ def enabled() -> bool:
 
 
 def enabled_for(dtype: np.dtype[Any] | str) -> bool:
-    """:func:`enabled`, for a dtype numba can run."""
-    return np.dtype(dtype).name in JIT_DTYPES and enabled()
+    """:func:`enabled`, for a dtype numba can run (False for a name NumPy does not know,
+    such as ``bfloat16`` where nothing registered it)."""
+    try:
+        name = np.dtype(dtype).name
+    except TypeError:
+        return False
+    return name in JIT_DTYPES and enabled()
 
 
 #: dtypes whose loops this process has compiled or loaded (see :func:`warm`).
