@@ -385,7 +385,8 @@ def test_default_algorithms(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(jit.ENV, "0")
     assert choose_algorithm(conv_step((56, 56, 256), 64, (1, 1))) == "gemm"
     assert choose_algorithm(conv_step((56, 56, 64), 64, (3, 3))) == "shifted-gemm"
-    assert choose_algorithm(conv_step((56, 56, 64), 128, (3, 3), (2, 2))) == "im2col-gemm"
+    assert choose_algorithm(conv_step((56, 56, 64), 128, (3, 3), (2, 2))) == "shifted-gemm"
+    assert choose_algorithm(conv_step((14, 14, 512), 512, (3, 3), (2, 2))) == "im2col-gemm"
     assert choose_algorithm(conv_step((14, 14, 256), 256, (3, 3))) == "shifted-gemm"
     assert choose_algorithm(conv_step((7, 7, 512), 512, (3, 3))) == "im2col-gemm"
     assert choose_algorithm(conv_step((112, 112, 32), 64, (3, 3))) == "shifted-gemm"
