@@ -121,15 +121,16 @@ def test_torch_backend_refusals_are_located() -> None:
     from convcost.bench.backends.torch import bench_models
 
     models = _models("small: 8x8x4 -> 1x1(4)\nhuge: 2048x2048x64 -> 3x3(64)\n")
-    result = bench_models(models, BenchSettings(gemm_peak_gflops=PEAK, max_memory=64 * 10**6),
-                          "torch", clock=Ticking())
+    # One thread: torch's default two would wait on a core the other test worker holds.
+    result = bench_models(models, BenchSettings(gemm_peak_gflops=PEAK, max_memory=64 * 10**6,
+                                                threads=1), "torch", clock=Ticking())
     assert [model.report.bench is not None for model in result.models] == [True, False]
     (error,) = result.errors
     assert isinstance(error, BenchRefused) and (error.source, error.line) == ("<arg>", 2)
     assert error.message.startswith("benchmark of 'huge' refused: benchmark needs an estimated")
 
     result = bench_models(_models("8x8x4 -> 1x1(4)"), BenchSettings(dtype="int8",
-                          gemm_peak_gflops=PEAK), "torch", clock=Ticking())
+                          gemm_peak_gflops=PEAK, threads=1), "torch", clock=Ticking())
     (error,) = result.errors
     assert error.kind == "dtype" and "int8" in error.message
 

@@ -14,6 +14,9 @@ from convcost.plots import data
 from convcost.roofline.devices import resolve_device
 from convcost.roofline.predict import ridge_point
 
+# The tests that draw share one worker: importing matplotlib takes most of a second.
+pytestmark = pytest.mark.xdist_group("matplotlib")
+
 SEED = "56x56x256 -> 1x1(64) -> bn -> relu -> 4x4(64) -> relu -> id -> gap -> fc(10)"
 
 
