@@ -101,9 +101,17 @@ def split(inputs: Sequence[Input], parts: int) -> list[list[Input]]:
     return runs
 
 
-#: Pieces of work per process: text size predicts analysis time poorly (a short spec may
-#: repeat a block 100 times), so processes take small pieces in turn until none are left.
+#: Pieces of work per process, at least: text size predicts analysis time poorly (a short
+#: spec may repeat a block 100 times), so processes take small pieces in turn until none
+#: are left.
 PIECES_PER_JOB = 6
+#: ... and at most this much spec text per piece (characters, about 600 seed-sized models):
+#: the last piece taken bounds how long one process works while the others wait, so with a
+#: fixed number of pieces that wait grew with the batch (a twelfth of it at 2 jobs).
+PIECE_CHARS = 1 << 18
+#: ... but at most this many pieces: their numbers wait in a pipe (4 bytes each; a pipe
+#: holds at least 16 KiB everywhere) before any worker reads it.
+MAX_PIECES = 2048
 
 #: A piece's results: its models as compact JSON, its model count, errors and warnings.
 Done = tuple[str, int, list[ConvcostError], list[ConvcostError]]
@@ -217,13 +225,14 @@ def analyze_rendered(inputs: list[Input], options: Options, jobs: int,
         result.models, result.errors = analysis.models, analysis.errors
         result.warnings = analysis.warnings
         return result
-    pieces = split(inputs, min(len(inputs), jobs * PIECES_PER_JOB))
+    parts = min(MAX_PIECES, max(jobs * PIECES_PER_JOB, -(-text_size(inputs) // PIECE_CHARS)))
+    pieces = split(inputs, min(len(inputs), parts))
     queue, fill = os.pipe()
     # Largest first: the last pieces taken are the small ones, so no process is left working
     # on a big piece while the others wait for it.
     order = sorted(range(len(pieces)), key=lambda number: -text_size(pieces[number]))
     os.write(fill, b"".join(number.to_bytes(4, "little") for number in order))
-    os.close(fill)  # at most 48 numbers: far below a pipe's buffer
+    os.close(fill)  # at most MAX_PIECES numbers: well within a pipe's buffer
     workers: list[Worker] = []
     done: dict[int, Done] = {}
     try:

@@ -75,6 +75,23 @@ def test_parallel_document_is_byte_identical(tmp_path: Path, jobs: int) -> None:
 
 
 @needs_fork
+@pytest.mark.parametrize("piece_chars", [1, 200])
+def test_pieces_are_cut_by_size_and_still_give_the_same_document(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, piece_chars: int) -> None:
+    """Large batches are cut into pieces of at most PIECE_CHARS of text (here tiny: a piece
+    per file, or a few files), at most MAX_PIECES of them."""
+    monkeypatch.setattr(batch, "PIECE_CHARS", piece_chars)
+    monkeypatch.setattr(batch, "MAX_PIECES", 40)
+    cuts: list[int] = []
+    split = batch.split
+    monkeypatch.setattr(batch, "split", lambda inputs, parts: cuts.append(parts) or
+                        split(inputs, parts))
+    serial, parallel = _documents(tmp_path, 2)
+    assert parallel == serial
+    assert cuts and all(12 < parts <= 40 for parts in cuts)
+
+
+@needs_fork
 def test_roofline_is_applied_in_every_part(tmp_path: Path) -> None:
     from convcost.roofline.apply import apply_to_analysis, resolve_devices
 
