@@ -46,6 +46,7 @@ CASES = [
     ((9, 9, 1), 8, (1, 3), (1, 1), (1, 1), "same"),           # 1x3
     ((17, 17, 3), 16, (5, 5), (3, 3), (1, 1), "same"),        # stride 3
     ((6, 6, 2), 40, (2, 2), (1, 1), (1, 1), ((0, 1), (0, 1))),  # even kernel, 40 = 16+16+8
+    ((2, 2, 1), 16, (5, 5), (1, 1), (1, 1), "same"),          # kernel larger than the input
 ]
 
 
@@ -113,6 +114,36 @@ def test_blocked_matches_reference(case: tuple[Any, ...], bias: bool) -> None:
     check(y, x, prepared, step)
     assert prepared._workspace.nbytes <= workspace_bytes(step, "blocked-jit", 3, 4)
     np.testing.assert_array_equal(prepared(x[1:2].astype(F32)), y[1:2])
+
+
+def test_blocked_random_geometries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """60 random small geometries (fixed seed): kernels 1-6 by 1-6, strides and dilations 1-3,
+    asymmetric padding 0-3, 1-40 output channels, batches of 1-3, split over two lanes or
+    not. The loops index memory unchecked: every one must equal the definition."""
+    monkeypatch.setattr(jit, "cpu_count", lambda: 2)
+    monkeypatch.setattr(depthwise, "PARALLEL_MIN_WORK", 1)
+    rng = np.random.default_rng(20261201)
+    done = 0
+    while done < 60:
+        kernel = (int(rng.integers(1, 7)), int(rng.integers(1, 7)))
+        if kernel == (1, 1):
+            continue
+        stride = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+        dilation = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+        pad = ((int(rng.integers(0, 4)), int(rng.integers(0, 4))),
+               (int(rng.integers(0, 4)), int(rng.integers(0, 4))))
+        shape = (int(rng.integers(1, 14)), int(rng.integers(1, 14)), int(rng.integers(1, 7)))
+        reach = [(k - 1) * d + 1 for k, d in zip(kernel, dilation)]
+        if any(size < r for size, r in zip(shape, reach)):
+            continue  # conv_step writes the layer unpadded, then sets the padding
+        step = conv_step(shape, int(rng.integers(1, 41)), kernel, stride, dilation, pad, 1,
+                         bool(rng.integers(0, 2)))
+        threads = int(rng.integers(1, 3))
+        monkeypatch.setattr(depthwise, "blas_thread_count", lambda: threads)
+        x = rand(int(rng.integers(1, 4)), *shape, seed=done)
+        y, prepared = run(step, x)
+        check(y, x, prepared, step)
+        done += 1
 
 
 @pytest.mark.parametrize("threads", [1, 2])
