@@ -139,7 +139,7 @@ def test_blocked_random_geometries(monkeypatch: pytest.MonkeyPatch) -> None:
         step = conv_step(shape, int(rng.integers(1, 41)), kernel, stride, dilation, pad, 1,
                          bool(rng.integers(0, 2)))
         threads = int(rng.integers(1, 3))
-        monkeypatch.setattr(depthwise, "blas_thread_count", lambda: threads)
+        monkeypatch.setattr(depthwise, "blas_thread_count", lambda lanes=threads: lanes)
         x = rand(int(rng.integers(1, 4)), *shape, seed=done)
         y, prepared = run(step, x)
         check(y, x, prepared, step)
