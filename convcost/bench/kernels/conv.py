@@ -57,12 +57,14 @@ from numpy.lib.stride_tricks import as_strided
 from convcost.bench.kernels import depthwise, im2col
 from convcost.bench.kernels import jit as jit_kernels
 from convcost.bench.kernels.base import (
+    ALIGN_SLACK,
     BIAS_TILE,
     Array,
     Chunking,
     PreparedStep,
     Shapes,
     add_bias,
+    aligned_empty,
     chunking,
     fill_padded,
     prefix,
@@ -171,8 +173,9 @@ class Conv(PreparedStep):
             total += depthwise.tiled_weight_elements(step)
         if algorithm == "direct-jit":
             total += jit_kernels.weight_elements(step)
-        if algorithm == "blocked-jit" and not step.bias:
-            total += step.output.c  # a zero bias: the tiles start from it
+        if algorithm == "blocked-jit":
+            # The weight's 64-byte-aligned copy (and a zero bias: the tiles start from it).
+            total += weight + ALIGN_SLACK + (0 if step.bias else step.output.c)
         if step.bias:
             total += BIAS_TILE * step.output.c
         return total
@@ -281,7 +284,10 @@ class Conv(PreparedStep):
     def run(self, *inputs: Array) -> Array:
         x = inputs[0]
         oh, ow, cout = self.step.output
-        out: Array = np.empty((x.shape[0], oh, ow, cout), dtype=self.dtype)
+        shape = (x.shape[0], oh, ow, cout)
+        # blocked-jit's tiles store whole vectors: aligned, none straddles two cache lines.
+        out: Array = (aligned_empty(shape, self.dtype) if self.algorithm == "blocked-jit"
+                      else np.empty(shape, dtype=self.dtype))
         self._method(x, out)
         return out
 
