@@ -216,8 +216,9 @@ class DepthwiseJit:
 #: ``blocked-jit`` takes groups-1 KxK convolutions with fewer than this many taps per kernel
 #: row (``Kw*Cin``): above it the weights a tile sweeps leave L1, and the im2col and shifted
 #: GEMMs run near OpenBLAS's peak. Measured at 1 thread, alternating, against the NumPy
-#: kernel: 0.48-0.94 of its time from 112x112x16 3x3(16) (K=48) to 224x224x3 3x3(64), the
-#: stems 0.72-0.97 (11x11 s4 0.85); ResNet-50's 3x3s (K=192 to 1536) 1.2-5x slower.
+#: kernel: 0.48-0.94 of its time from 112x112x16 3x3(16) (K=48) to 224x224x3 3x3(64) (one
+#: run of that 1.30: its 12.8 MB output is memory-bound either way), the stems 0.72-0.97
+#: (11x11 s4 0.85); ResNet-50's 3x3s (K=192 to 1536) 1.2-5x slower.
 BLOCKED_MAX_RUN = 96
 #: ... and at least one vector of output channels (8 float32): narrower outputs run scalar
 #: (LeNet's 28x28x1 5x5(6) took 5x the im2col GEMM's time).
