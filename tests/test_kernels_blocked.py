@@ -146,6 +146,29 @@ def test_blocked_random_geometries(monkeypatch: pytest.MonkeyPatch) -> None:
         done += 1
 
 
+@pytest.mark.parametrize("budget", [1, 600])
+def test_blocked_bands_of_rows(monkeypatch: pytest.MonkeyPatch, budget: int) -> None:
+    """Weights above BAND_WEIGHT_BYTES: each vector pair of channels sweeps a band of rows
+    (one row, or several: the band's input rows within BAND_INPUT_BYTES)."""
+    monkeypatch.setattr(jit, "BAND_WEIGHT_BYTES", 0)
+    monkeypatch.setattr(jit, "BAND_INPUT_BYTES", budget)
+    bands = []
+    for case in (CASES[1], CASES[3], CASES[7], CASES[12]):
+        step = _step(case)
+        bands.append(jit.band_rows(step, 4))
+        x = rand(2, *case[0])
+        y, prepared = run(step, x)
+        check(y, x, prepared, step)
+    assert bands == [1, 1, 1, 1] if budget == 1 else bands == [1, 2, 1, 9]
+
+
+def test_band_rows_follow_the_weights_and_the_input_rows() -> None:
+    stem = conv_step((224, 224, 3), 64, (7, 7), (2, 2), pad=3)
+    assert jit.band_rows(stem, 4) == 1  # 37.6 KB of weights: one row at a time
+    wide = conv_step((56, 56, 16), 1024, (3, 3))  # 590 KB of weights, 3.6 KB input rows
+    assert jit.band_rows(wide, 4) == (jit.BAND_INPUT_BYTES // (58 * 16 * 4) - 3) + 1
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("case", [CASES[0], CASES[3], CASES[7]], ids=str)
 def test_blocked_lanes(monkeypatch: pytest.MonkeyPatch, threads: int,

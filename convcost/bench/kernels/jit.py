@@ -254,6 +254,25 @@ def blocked_plan(step: Step, batch: int) -> tuple[Chunking, Shapes]:
     return chunking, [(rows * (w + left + right) * c,)] * lanes
 
 
+#: Weights (bytes) that stay in L2 while a row's tiles sweep them all; above this a band of
+#: rows is swept per vector pair of channels instead, so each pair's weights are read from
+#: farther once per band rather than once per row.
+BAND_WEIGHT_BYTES = 1 << 17
+#: The input rows of a band (bytes) should fit in this much of L2.
+BAND_INPUT_BYTES = 1 << 18
+
+
+def band_rows(step: Step, itemsize: int) -> int:
+    """Output rows per band: 1 when the weights fit :data:`BAND_WEIGHT_BYTES`, else as many
+    as keep the band's input rows within :data:`BAND_INPUT_BYTES`."""
+    (kh, kw), (cin, cout) = step.kernel_hw, (step.input.c, step.output.c)
+    if kh * kw * cin * cout * itemsize <= BAND_WEIGHT_BYTES:
+        return 1
+    row = (step.input.w + step.padding[2] + step.padding[3]) * cin * itemsize
+    rows = BAND_INPUT_BYTES // max(1, row)
+    return max(1, (rows - _span(step)) // step.stride_hw[0] + 1)
+
+
 def _span(step: Step) -> int:
     """Input rows one output row reads: ``(Kh - 1)*dh + 1``."""
     return (step.kernel_hw[0] - 1) * step.dilation_hw[0] + 1
@@ -306,7 +325,8 @@ class BlockedJit:
                             (jitted_blocked.BK_SPAN, _span(step)),
                             (jitted_blocked.BK_TOP, top), (jitted_blocked.BK_LEFT, left),
                             (jitted_blocked.BK_LANES, simd.lanes(np.dtype(dtype).itemsize)),
-                            (jitted_blocked.BK_PAD, 1 if _padded(step) else 0)):
+                            (jitted_blocked.BK_PAD, 1 if _padded(step) else 0),
+                            (jitted_blocked.BK_BAND, band_rows(step, np.dtype(dtype).itemsize))):
             geo[slot] = value
         self._geo: Array = np.array(geo, dtype=np.int64)
         self._key: tuple[tuple[Block, ...], int] = ((), 0)

@@ -27,8 +27,8 @@ from convcost.bench.kernels.simd import vbroadcast, vfma, vload, vstore
 
 # Slots of the ``geo`` array (``BK_PAD``: 1 when the input is padded into the lane's buffer).
 BK_H, BK_W, BK_HP, BK_WP, BK_C, BK_HO, BK_WO, BK_COUT, BK_SH, BK_SW, BK_SPAN, BK_TOP, \
-    BK_LEFT, BK_LANES, BK_PAD = range(15)
-BK_SLOTS = 15
+    BK_LEFT, BK_LANES, BK_PAD, BK_BAND = range(16)
+BK_SLOTS = 16
 #: Output pixels of the widest tile.
 TILE_PIXELS = 6
 
@@ -172,13 +172,16 @@ def blocked(x: Any, w: Any, bias: Any, out: Any, buf: Any, blocks: Any, runs: An
     output rows. ``w``: ``(Kh, Kw, C, Cout)``; ``bias``: ``(Cout,)`` (zeros without one).
     With padding, each block's input rows are first laid out zero-padded in ``buf`` (this
     lane's own: no copy is shared between threads, and the tiles then read it from cache);
-    without, the tiles read ``x`` in place. Per row, each vector pair of channels sweeps the
-    row's pixels, so its weights stay in L1. The last tile of a row (of the channels)
+    without, the tiles read ``x`` in place. Per band of ``geo[BK_BAND]`` rows (one, unless
+    the weights outgrow L2: :func:`~convcost.bench.kernels.jit.band_rows`), each vector pair
+    of channels sweeps the band's pixels, so its weights stay in cache. The last tile of a
+    row (of the channels)
     overlaps the one before rather than running narrower: the overlap is computed twice, to
     the same values, at full speed."""
     hp, wp, c, ho, wo = g[BK_HP], g[BK_WP], g[BK_C], g[BK_HO], g[BK_WO]
     cout, sh, sw, lanes = g[BK_COUT], g[BK_SH], g[BK_SW], g[BK_LANES]
     pad = g[BK_PAD] != 0
+    band = max(1, g[BK_BAND])
     ps = sw * c  # input offset between neighbouring output pixels
     step = 2 * lanes if cout >= 2 * lanes else lanes
     for bi in range(blocks.shape[0]):
@@ -190,25 +193,31 @@ def blocked(x: Any, w: Any, bias: Any, out: Any, buf: Any, blocks: Any, runs: An
             _pad_rows(x, buf, n, r0, min(hp, (y1 - 1) * sh + g[BK_SPAN]), g)
             src = buf
             row0 = -r0
-        for y in range(y0, y1):
-            xrow = (row0 + y * sh) * wp * c
-            orow = (n * ho + y) * wo * cout
+        for b0 in range(y0, y1, band):
+            b1 = min(y1, b0 + band)
             if cout < lanes:
-                for ox in range(wo):
-                    _scalar(src, w, bias, out, xrow + ox * ps, orow + ox * cout, 0, cout, runs)
+                for y in range(b0, b1):
+                    xrow = (row0 + y * sh) * wp * c
+                    orow = (n * ho + y) * wo * cout
+                    for ox in range(wo):
+                        _scalar(src, w, bias, out, xrow + ox * ps, orow + ox * cout, 0, cout,
+                                runs)
                 continue
             for co0 in range(0, cout, step):
                 co = min(co0, cout - step)
-                if wo < TILE_PIXELS:
-                    for ox in range(wo):
-                        _tile1(src, w, bias, out, xrow + ox * ps, orow + ox * cout, co, cout,
-                               runs, step // lanes, lanes)
-                    continue
-                for ox0 in range(0, wo, TILE_PIXELS):
-                    ox = min(ox0, wo - TILE_PIXELS)
-                    if step == 2 * lanes:
-                        _tile6x2(src, w, bias, out, xrow + ox * ps, ps, orow + ox * cout, co,
-                                 cout, runs, lanes)
-                    else:
-                        _tile6x1(src, w, bias, out, xrow + ox * ps, ps, orow + ox * cout, co,
-                                 cout, runs)
+                for y in range(b0, b1):
+                    xrow = (row0 + y * sh) * wp * c
+                    orow = (n * ho + y) * wo * cout
+                    if wo < TILE_PIXELS:
+                        for ox in range(wo):
+                            _tile1(src, w, bias, out, xrow + ox * ps, orow + ox * cout, co,
+                                   cout, runs, step // lanes, lanes)
+                        continue
+                    for ox0 in range(0, wo, TILE_PIXELS):
+                        ox = min(ox0, wo - TILE_PIXELS)
+                        if step == 2 * lanes:
+                            _tile6x2(src, w, bias, out, xrow + ox * ps, ps, orow + ox * cout,
+                                     co, cout, runs, lanes)
+                        else:
+                            _tile6x1(src, w, bias, out, xrow + ox * ps, ps, orow + ox * cout,
+                                     co, cout, runs)
