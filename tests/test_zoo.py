@@ -59,10 +59,13 @@ def test_zoo_model_is_exact(name: str) -> None:
     assert list(report.output) == [1, 1, 1000]
 
 
+# torchvision first: without it, skip before paying torch's import (seconds); with it, run
+# in the worker that has torch already.
+@pytest.mark.xdist_group("torch")
 @pytest.mark.parametrize("name", sorted(PUBLISHED_PARAMS))
 def test_zoo_model_against_torchvision(name: str) -> None:
-    torch = pytest.importorskip("torch")
     models = pytest.importorskip("torchvision.models")
+    torch = pytest.importorskip("torch")
     from torch.utils.flop_counter import FlopCounterMode
 
     kwargs = {"aux_logits": False, "init_weights": False} \
