@@ -146,6 +146,15 @@ def plan(step: Step, batch: int) -> tuple[Chunking, Shapes]:
     return chunking, [(per_lane,)] * lanes if per_lane else []
 
 
+def lane_blocks(blocks: list[Block], lanes: int) -> list[Array]:
+    """``blocks`` (one sample each) dealt into ``lanes`` contiguous runs, each an int64
+    ``(n, h0, h1)`` table for the compiled loops."""
+    count = len(blocks)
+    return [np.array([(n0, h0, h1) for n0, _, h0, h1 in
+                      blocks[i * count // lanes:(i + 1) * count // lanes]], dtype=np.int64)
+            for i in range(lanes)]
+
+
 class DepthwiseJit:
     """The ``direct-jit`` kernel of one depthwise step: ``plan(x, out, bufs, blocks)`` fills
     the NHWC ``out``. ``weight``: ``(Kh, Kw, C, m)``; ``bias``: ``(C*m,)`` or None. The
@@ -195,10 +204,7 @@ class DepthwiseJit:
                            len(self._offsets)))
         key = (tuple(blocks), lanes)
         if key != self._key:
-            self._lanes = [np.array([(n0, h0, h1) for n0, _, h0, h1 in
-                                     blocks[i * len(blocks) // lanes:
-                                            (i + 1) * len(blocks) // lanes]], dtype=np.int64)
-                           for i in range(lanes)]
+            self._lanes = lane_blocks(blocks, lanes)
             self._key = key
         # A strided input (a channel slice's view) is copied: the loops index flat rows.
         flat_x = np.ascontiguousarray(x).reshape(-1)
@@ -338,10 +344,7 @@ class BlockedJit:
         lanes = max(1, min(len(blocks), depthwise.blas_thread_count(), cap))
         key = (tuple(blocks), lanes)
         if key != self._key:
-            self._lanes = [np.array([(n0, h0, h1) for n0, _, h0, h1 in
-                                     blocks[i * len(blocks) // lanes:
-                                            (i + 1) * len(blocks) // lanes]], dtype=np.int64)
-                           for i in range(lanes)]
+            self._lanes = lane_blocks(blocks, lanes)
             self._key = key
         # A strided input (a channel slice's view) is copied: the loops index flat rows.
         flat_x = np.ascontiguousarray(x).reshape(-1)
