@@ -9,15 +9,13 @@ the ``convcost/1`` schema says: exact non-negative integers below 2**63, strings
 from __future__ import annotations
 
 import json
-import os
-import stat
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from convcost.analysis import Options
 from convcost.cost.report import DTYPE_BYTES, METRICS, SCHEMA
 from convcost.errors import BaselineError
-from convcost.inputs import bom_encoding, open_descriptor
+from convcost.inputs import NotAFile, bom_encoding, open_file
 from convcost.inputs import source_path as source_key
 
 __all__ = ["MAX_BASELINE_BYTES", "MAX_COUNT", "Baseline", "BaselineError", "BaselineModel",
@@ -147,17 +145,15 @@ def parse_models(entries: Sequence[Any], path: str) -> tuple[BaselineModel, ...]
 
 
 def _read(path: str) -> bytes:
-    """The bytes of ``path``, at most :data:`MAX_BASELINE_BYTES`; directories and devices are
-    refused and a FIFO never blocks (:func:`~convcost.inputs.open_descriptor`: with no writer
-    it reads as empty)."""
+    """The bytes of ``path``, at most :data:`MAX_BASELINE_BYTES`; directories, devices and
+    sockets are refused and a FIFO never blocks (:func:`~convcost.inputs.open_file`: with no
+    writer it reads as empty)."""
     try:
-        descriptor, mode = open_descriptor(path)
-        if stat.S_ISDIR(mode) or stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-            os.close(descriptor)
-            what = "a directory" if stat.S_ISDIR(mode) else "a device"
-            raise BaselineError(f"baseline '{path}' is {what}, not a JSON file", path)
-        with os.fdopen(descriptor, "rb") as handle:
+        with open_file(path) as handle:
             data = handle.read(MAX_BASELINE_BYTES + 1)
+    except NotAFile as refused:
+        raise BaselineError(f"baseline '{path}' is {refused.what}, not a JSON file",
+                            path) from None
     except OSError as error:
         raise BaselineError(f"cannot read baseline '{path}': {error.strerror or error}",
                             path) from None

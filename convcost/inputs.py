@@ -209,32 +209,31 @@ def _scan(directory: str) -> list[Input | str | ConvcostError]:
     return [*problems, *sorted(found)]  # sorted by path, as a recursive glob lists them
 
 
-def open_descriptor(path: str) -> tuple[int, int]:
-    """A read-only descriptor of ``path`` and its ``st_mode``, opened without blocking on a
-    FIFO that has no writer (it then reads as empty; with a writer, as ``<(command)`` gives,
-    it is read until closed). The caller refuses what it cannot read (devices, sockets,
-    directories) and closes the descriptor."""
+class NotAFile(Exception):
+    """Raised by :func:`open_file` for a path that names no file: :attr:`what` is ``"a
+    directory"`` or ``"a device or socket"`` (each reader says so in its own words)."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what = what
+
+
+def open_file(path: str) -> BinaryIO:
+    """``path`` opened for reading: a regular file, or a FIFO opened without blocking on a
+    missing writer (it then reads as empty; with a writer, as ``<(command)`` gives, it is read
+    until closed). :class:`NotAFile` for a directory, device or socket (``/dev/zero``,
+    ``/dev/tty``); ``OSError`` as opening raises it."""
     # O_NONBLOCK: opening a FIFO must not wait for a writer to appear.
     descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     try:
         mode = os.fstat(descriptor).st_mode
         if stat.S_ISFIFO(mode):
             os.set_blocking(descriptor, True)  # no writer: a read returns end-of-file at once
+        elif not stat.S_ISREG(mode):
+            raise NotAFile("a directory" if stat.S_ISDIR(mode) else "a device or socket")
     except BaseException:
         os.close(descriptor)
         raise
-    return descriptor, mode
-
-
-def _open_file(path: str) -> BinaryIO:
-    """``path`` opened for reading (see :func:`open_descriptor`); devices and sockets
-    (``/dev/zero``, ``/dev/tty``) are refused."""
-    descriptor, mode = open_descriptor(path)
-    if not (stat.S_ISFIFO(mode) or stat.S_ISREG(mode)):
-        os.close(descriptor)
-        name = display_name(path)
-        raise ReadError(f"'{name}' is not a file but a device or socket; to read a "
-                        f"stream, pipe it to standard input and pass '-'", name)
     return os.fdopen(descriptor, "rb")
 
 
@@ -248,8 +247,11 @@ def _read_file(path: str) -> Input:
                 return Input(Source(name, ""), "line", read_model_bytes(path, MAX_ONNX_BYTES))
             except ValueError:
                 raise _too_large(path) from None
-        with _open_file(path) as handle:
+        with open_file(path) as handle:
             return _input(name, handle, False)
+    except NotAFile:
+        raise ReadError(f"'{name}' is not a file but a device or socket; to read a stream, "
+                        f"pipe it to standard input and pass '-'", name) from None
     except OSError as error:
         raise ReadError(f"cannot read '{name}': {error.strerror or error}", name) from None
 

@@ -21,7 +21,6 @@ import difflib
 import errno
 import math
 import os
-import stat
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -252,20 +251,18 @@ def load_device_file(path: str | os.PathLike[str], device_id: str | None = None)
 
     ``device_id`` defaults to the file name without its extension.
     """
-    from convcost.inputs import open_descriptor  # the spec reader's: a FIFO never blocks
+    from convcost.inputs import NotAFile, open_file  # the spec reader's: a FIFO never blocks
 
     file = Path(path)
     try:
-        descriptor, mode = open_descriptor(str(file))
-        if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
-            os.close(descriptor)
-            reason = os.strerror(errno.EISDIR) if stat.S_ISDIR(mode) else \
-                "not a file but a device or socket"  # /dev/zero, /dev/tty
-            raise DeviceError(f"cannot read device file {file}: {reason}")
-        with os.fdopen(descriptor, "rb") as handle:
+        with open_file(str(file)) as handle:
             # Read one byte past the limit instead of stat()-ing first: also right for pipes
             # and files that grow between the check and the read.
             data = handle.read(MAX_DEVICE_FILE_BYTES + 1)
+    except NotAFile as refused:
+        reason = os.strerror(errno.EISDIR) if refused.what == "a directory" else \
+            "not a file but a device or socket"  # /dev/zero, /dev/tty
+        raise DeviceError(f"cannot read device file {file}: {reason}") from None
     except OSError as error:
         reason = error.strerror or str(error)
         raise DeviceError(f"cannot read device file {file}: {reason}") from None
