@@ -120,7 +120,7 @@ def prepare_step(step: Step, dtype: np.dtype[Any] | str, rng: np.random.Generato
 
     ``workspace`` is the scratch arena shared by a program's steps (a private one if None).
     ``algorithm`` forces a conv kernel (``gemm`` needs an unpadded 1x1, ``shifted-gemm``
-    vertical stride 1 and groups 1, ``direct`` depthwise, ``direct-jit`` depthwise, numba
+    groups 1, ``direct`` depthwise, ``direct-jit`` depthwise, numba
     and float32 or float64, ``blocked-jit`` groups 1, numba and float32 or float64); by
     default
     :func:`choose_algorithm` decides. Raises :class:`~convcost.errors.UnsupportedDtype` for

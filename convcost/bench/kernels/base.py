@@ -17,6 +17,7 @@ shape checks of large models). ``PreparedStep.params`` exposes them in documente
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
@@ -32,6 +33,9 @@ Array = npt.NDArray[Any]
 Shapes = list[tuple[int, ...]]
 #: ``(n0, n1, h0, h1)``: samples ``[n0, n1)``, rows ``[h0, h1)`` of one block.
 Block = tuple[int, int, int, int]
+#: A kernel object: ``kernel(x, out, scratch, blocks)`` fills ``out`` from ``x`` over the
+#: ``blocks``, with the workspace arrays its plan asked for.
+BlockKernel = Callable[[Array, Array, list[Array], list[Block]], None]
 
 #: dtypes NumPy can execute (float32 and float64 use BLAS, float16 NumPy's own loops).
 SUPPORTED_DTYPES = EXECUTABLE_DTYPES

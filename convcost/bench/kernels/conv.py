@@ -60,6 +60,7 @@ from convcost.bench.kernels.base import (
     ALIGN_SLACK,
     BIAS_TILE,
     Array,
+    BlockKernel,
     Chunking,
     PreparedStep,
     Shapes,
@@ -238,6 +239,8 @@ class Conv(PreparedStep):
         w = self._params["weight"]
         kh, kw, cg, cout = w.shape
         g = self.step.groups
+        # A kernel object for the algorithms that have one (called by _delegated).
+        self._kernel: BlockKernel | None = None
         # _w2 is the weight in the layout the chosen kernel multiplies by.
         if self.algorithm == "gemm":
             self._w2: Array = w.reshape(cg, cout)
@@ -250,20 +253,20 @@ class Conv(PreparedStep):
         elif self.algorithm == "direct":
             # Depthwise: output c*m + j reads input channel c, so (Kh, Kw, C, m) is a view.
             self._w2 = w.reshape(kh, kw, g, cout // g)
-            self._depthwise = depthwise.DepthwisePlan(self.step, self.dtype, self._w2,
-                                                      self._params.get("bias"))
+            self._kernel = depthwise.DepthwisePlan(self.step, self.dtype, self._w2,
+                                                   self._params.get("bias"))
         elif self.algorithm == "direct-jit":
             self._w2 = w.reshape(kh, kw, g, cout // g)
-            self._depthwise_jit = jit_kernels.DepthwiseJit(self.step, self.dtype, self._w2,
-                                                           self._params.get("bias"))
+            self._kernel = jit_kernels.DepthwiseJit(self.step, self.dtype, self._w2,
+                                                    self._params.get("bias"))
         elif self.algorithm == "blocked-jit":
             self._w2 = w
-            self._blocked_jit = jit_kernels.BlockedJit(self.step, self.dtype, w,
-                                                       self._params.get("bias"))
+            self._kernel = jit_kernels.BlockedJit(self.step, self.dtype, w,
+                                                  self._params.get("bias"))
         elif self.algorithm == "im2col-gemm" and im2col.uses_planes(self.step):
             rows = w.reshape(kh * kw * cg, cout)[im2col.weight_rows(self.step)]
             self._w2 = with_bias_row(rows, self._params.get("bias"))
-            self._planes = im2col.PlanesIm2col(self.step, self.dtype, self._w2)
+            self._kernel = im2col.PlanesIm2col(self.step, self.dtype, self._w2)
         else:
             cog = cout // g
             # (Kh, Kw, Cg, g, Cog) -> (g, Kh*Kw*Cg, Cog): rows in the im2col column order.
@@ -275,11 +278,9 @@ class Conv(PreparedStep):
         self._b_tiled = None if self._b is None else np.tile(self._b, BIAS_TILE)
         methods: dict[str, Callable[[Array, Array], None]] = {
             "gemm": self._gemm, "shifted-gemm": self._shifted, "im2col-gemm": self._im2col,
-            "grouped-im2col-gemm": self._im2col, "direct": self._direct,
-            "direct-jit": self._direct_jit, "blocked-jit": self._blocked}
-        if self.algorithm == "im2col-gemm" and im2col.uses_planes(self.step):
-            methods["im2col-gemm"] = self._im2col_planes
-        self._method = methods[self.algorithm]
+            "grouped-im2col-gemm": self._im2col}
+        # The kernel objects built above (depthwise, compiled, planes im2col) share one call.
+        self._method = self._delegated if self._kernel is not None else methods[self.algorithm]
 
     def run(self, *inputs: Array) -> Array:
         x = inputs[0]
@@ -402,23 +403,12 @@ class Conv(PreparedStep):
                 acc.reshape(nb, hb, ow, g, cog)[...] = \
                     res.reshape(g, nb, hb, ow, cog).transpose(1, 2, 3, 0, 4)
 
-    def _im2col_planes(self, x: Array, out: Array) -> None:
-        blocks, shapes = self._planned(x.shape[0])
-        self._planes(x, out, self._workspace.take(self.dtype, *shapes), blocks)
-
-    def _direct(self, x: Array, out: Array) -> None:
-        blocks, shapes = self._planned(x.shape[0])
-        self._depthwise(x, out, self._workspace.take(self.dtype, *shapes), blocks)
-
-    def _direct_jit(self, x: Array, out: Array) -> None:
+    def _delegated(self, x: Array, out: Array) -> None:
+        """Run the kernel object ``_derive`` built, with its blocks and scratch."""
+        assert self._kernel is not None
         blocks, shapes = self._planned(x.shape[0])
         bufs = self._workspace.take(self.dtype, *shapes) if shapes else []
-        self._depthwise_jit(x, out, bufs, blocks)
-
-    def _blocked(self, x: Array, out: Array) -> None:
-        blocks, shapes = self._planned(x.shape[0])
-        bufs = self._workspace.take(self.dtype, *shapes) if shapes else []
-        self._blocked_jit(x, out, bufs, blocks)
+        self._kernel(x, out, bufs, blocks)
 
 
 class Deconv(PreparedStep):
