@@ -146,26 +146,51 @@ def plan(step: Step, batch: int) -> tuple[Chunking, Shapes]:
     return chunking, [(per_lane,)] * lanes if per_lane else []
 
 
-def lane_blocks(blocks: list[Block], lanes: int) -> list[Array]:
-    """``blocks`` (one sample each) dealt into ``lanes`` contiguous runs, each an int64
-    ``(n, h0, h1)`` table for the compiled loops."""
-    count = len(blocks)
-    return [np.array([(n0, h0, h1) for n0, _, h0, h1 in
-                      blocks[i * count // lanes:(i + 1) * count // lanes]], dtype=np.int64)
-            for i in range(lanes)]
+class _Laned:
+    """What the compiled kernels share: ``kernel(x, out, bufs, blocks)`` deals the blocks
+    (one sample each) over up to
+    :func:`~convcost.bench.kernels.depthwise.blas_thread_count` lanes, one scratch array
+    each, and runs :meth:`_run` for every lane on its own thread (the compiled loops release
+    the GIL)."""
+
+    def __init__(self) -> None:
+        self._most = cpu_count()  # lanes at most (per-lane state is sized for this many)
+        self._key: tuple[tuple[Block, ...], int] = ((), 0)
+        self._lanes: list[Array] = []
+
+    def __call__(self, x: Array, out: Array, bufs: list[Array], blocks: list[Block]) -> None:
+        lanes = max(1, min(len(blocks), depthwise.blas_thread_count(), len(bufs) or self._most,
+                           self._most))
+        key = (tuple(blocks), lanes)
+        if key != self._key:
+            # Each lane's blocks as an int64 (n, h0, h1) table for the compiled loops.
+            count = len(blocks)
+            self._lanes = [np.array([(n0, h0, h1) for n0, _, h0, h1 in
+                                     blocks[i * count // lanes:(i + 1) * count // lanes]],
+                                    dtype=np.int64) for i in range(lanes)]
+            self._key = key
+        # A strided input (a channel slice's view) is copied: the loops index flat rows.
+        flat_x = np.ascontiguousarray(x).reshape(-1)
+        flat_out = out.reshape(-1)
+        scratch = [b.reshape(-1) for b in bufs] or [flat_x[:0]] * lanes
+        depthwise.run_lanes([functools.partial(self._run, flat_x, flat_out, scratch[i],
+                                               self._lanes[i], i) for i in range(lanes)])
+
+    def _run(self, x: Array, out: Array, buf: Array, blocks: Array, lane: int) -> None:
+        """Lane ``lane``'s blocks: flat ``x`` into flat ``out``, with scratch ``buf``."""
+        raise NotImplementedError
 
 
-class DepthwiseJit:
-    """The ``direct-jit`` kernel of one depthwise step: ``plan(x, out, bufs, blocks)`` fills
-    the NHWC ``out``. ``weight``: ``(Kh, Kw, C, m)``; ``bias``: ``(C*m,)`` or None. The
-    blocks are split over up to :func:`~convcost.bench.kernels.depthwise.blas_thread_count`
-    lanes run on as many threads (the compiled loop releases the GIL). Compiles (or loads
-    from cache) at construction. Not thread-safe."""
+class DepthwiseJit(_Laned):
+    """The ``direct-jit`` kernel of one depthwise step (called as :class:`_Laned`): fills
+    the NHWC ``out``. ``weight``: ``(Kh, Kw, C, m)``; ``bias``: ``(C*m,)`` or None.
+    Compiles (or loads from cache) at construction. Not thread-safe."""
 
     def __init__(self, step: Step, dtype: np.dtype[Any], weight: Array,
                  bias: Array | None) -> None:
         from convcost.bench.kernels import jitted
 
+        super().__init__()
         self._kernel = jitted.depthwise
         kh, kw, c, m = weight.shape
         b = chunk(step)
@@ -192,31 +217,13 @@ class DepthwiseJit:
                             (jitted.DW_DIRECT, 0 if uses_ring(step) else 1)):
             geo[slot] = value
         self._geo: Array = np.array(geo, dtype=np.int64)
-        self._key: tuple[tuple[Block, ...], int] = ((), 0)
-        self._lanes: list[Array] = []
         slots = max(kh * kw, ring_rows(step))
-        self._offsets = [np.zeros((3, slots), np.int64) for _ in range(cpu_count())]
+        self._offsets = [np.zeros((3, slots), np.int64) for _ in range(self._most)]
         warm(dtype)  # compile now (or load from numba's cache), never in a timed region
 
-    def __call__(self, x: Array, out: Array, bufs: list[Array], blocks: list[Block]) -> None:
-        cap = len(bufs) if bufs else len(self._offsets)  # one scratch per lane
-        lanes = max(1, min(len(blocks), depthwise.blas_thread_count(), cap,
-                           len(self._offsets)))
-        key = (tuple(blocks), lanes)
-        if key != self._key:
-            self._lanes = lane_blocks(blocks, lanes)
-            self._key = key
-        # A strided input (a channel slice's view) is copied: the loops index flat rows.
-        flat_x = np.ascontiguousarray(x).reshape(-1)
-        flat_out = out.reshape(-1)
-        scratch = [b.reshape(-1) for b in bufs] or [flat_out[:0]] * lanes
-        depthwise.run_lanes([functools.partial(self._run, flat_x, flat_out, scratch[i],
-                                               self._lanes[i], self._offsets[i])
-                             for i in range(lanes)])
-
-    def _run(self, x: Array, out: Array, buf: Array, blocks: Array, offsets: Array) -> None:
+    def _run(self, x: Array, out: Array, buf: Array, blocks: Array, lane: int) -> None:
         self._kernel(x, self._wt, self._bias, out, buf, blocks, self._groups, self._phases,
-                     offsets, self._geo)
+                     self._offsets[lane], self._geo)
 
 
 #: ``blocked-jit`` takes groups-1 KxK convolutions with fewer than this many taps per kernel
@@ -298,19 +305,17 @@ def _runs(step: Step, padded_width: int) -> Array:
     return np.array(rows, dtype=np.int64)
 
 
-class BlockedJit:
-    """The ``blocked-jit`` kernel of one convolution step:
-    ``kernel(x, out, bufs, blocks)`` fills the NHWC ``out``. ``weight``:
-    ``(Kh, Kw, Cin, Cout)``; ``bias``: ``(Cout,)`` or None. Blocks run on up to
-    :func:`~convcost.bench.kernels.depthwise.blas_thread_count` threads. Compiles (or loads
-    from cache) at construction. Not thread-safe."""
+class BlockedJit(_Laned):
+    """The ``blocked-jit`` kernel of one convolution step (called as :class:`_Laned`): fills
+    the NHWC ``out``. ``weight``: ``(Kh, Kw, Cin, Cout)``; ``bias``: ``(Cout,)`` or None.
+    Compiles (or loads from cache) at construction. Not thread-safe."""
 
     def __init__(self, step: Step, dtype: np.dtype[Any], weight: Array,
                  bias: Array | None) -> None:
         from convcost.bench.kernels import jitted_blocked, simd
 
+        super().__init__()
         self._kernel = jitted_blocked.blocked
-        self.step = step
         # A 64-byte-aligned copy: every weight vector the tiles load is then one cache line's
         # half (the 7x7 stem ran 15% faster than from NumPy's 16-byte-aligned array).
         self._w: Array = aligned_empty((weight.size,), np.dtype(dtype))
@@ -319,11 +324,11 @@ class BlockedJit:
                              else np.ascontiguousarray(bias, dtype=dtype))
         (h, w, c), (oh, ow, cout) = step.input, step.output
         top, bottom, left, right = step.padding
-        self._hp, self._wp = h + top + bottom, w + left + right
-        self._runs = _runs(step, self._wp)
+        hp, wp = h + top + bottom, w + left + right
+        self._runs = _runs(step, wp)
         geo = [0] * jitted_blocked.BK_SLOTS
         for slot, value in ((jitted_blocked.BK_H, h), (jitted_blocked.BK_W, w),
-                            (jitted_blocked.BK_HP, self._hp), (jitted_blocked.BK_WP, self._wp),
+                            (jitted_blocked.BK_HP, hp), (jitted_blocked.BK_WP, wp),
                             (jitted_blocked.BK_C, c), (jitted_blocked.BK_HO, oh),
                             (jitted_blocked.BK_WO, ow), (jitted_blocked.BK_COUT, cout),
                             (jitted_blocked.BK_SH, step.stride_hw[0]),
@@ -335,25 +340,10 @@ class BlockedJit:
                             (jitted_blocked.BK_BAND, band_rows(step, np.dtype(dtype).itemsize))):
             geo[slot] = value
         self._geo: Array = np.array(geo, dtype=np.int64)
-        self._key: tuple[tuple[Block, ...], int] = ((), 0)
-        self._lanes: list[Array] = []
         warm(dtype)  # compile now (or load from numba's cache), never in a timed region
 
-    def __call__(self, x: Array, out: Array, bufs: list[Array], blocks: list[Block]) -> None:
-        cap = len(bufs) if bufs else len(blocks)  # one padded-rows buffer per lane
-        lanes = max(1, min(len(blocks), depthwise.blas_thread_count(), cap))
-        key = (tuple(blocks), lanes)
-        if key != self._key:
-            self._lanes = lane_blocks(blocks, lanes)
-            self._key = key
-        # A strided input (a channel slice's view) is copied: the loops index flat rows.
-        flat_x = np.ascontiguousarray(x).reshape(-1)
-        flat_out = out.reshape(-1)
-        scratch = [b.reshape(-1) for b in bufs] or [flat_x[:0]] * lanes
-        depthwise.run_lanes([functools.partial(self._kernel, flat_x, self._w, self._bias,
-                                               flat_out, scratch[i], self._lanes[i],
-                                               self._runs, self._geo)
-                             for i in range(lanes)])
+    def _run(self, x: Array, out: Array, buf: Array, blocks: Array, lane: int) -> None:
+        self._kernel(x, self._w, self._bias, out, buf, blocks, self._runs, self._geo)
 
 
 __all__ = ["BLOCKED_MAX_RUN", "ENV", "JIT_DTYPES", "BlockedJit", "DepthwiseJit",
