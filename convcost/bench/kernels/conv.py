@@ -57,7 +57,7 @@ from numpy.lib.stride_tricks import as_strided
 from convcost.bench.kernels import depthwise, im2col
 from convcost.bench.kernels import jit as jit_kernels
 from convcost.bench.kernels.base import (
-    ALIGN_SLACK,
+    ALIGN,
     BIAS_TILE,
     Array,
     BlockKernel,
@@ -175,8 +175,9 @@ class Conv(PreparedStep):
         if algorithm == "direct-jit":
             total += jit_kernels.weight_elements(step)
         if algorithm == "blocked-jit":
-            # The weight's 64-byte-aligned copy (and a zero bias: the tiles start from it).
-            total += weight + ALIGN_SLACK + (0 if step.bias else step.output.c)
+            # The weight's cache-line-aligned copy, whose ALIGN bytes of slack ALIGN elements
+            # cover at any itemsize (and a zero bias: the tiles start from it).
+            total += weight + ALIGN + (0 if step.bias else step.output.c)
         if step.bias:
             total += BIAS_TILE * step.output.c
         return total
