@@ -23,11 +23,17 @@ from convcost.cli import cli
 from convcost.cost.report import schema_text
 
 # The suite runs the NumPy kernels: compiling the numba ones (the jit extra) takes seconds per
-# process and dtype. tests/test_kernels_jit.py switches them on, in one xdist group.
+# process and dtype. The numba kernels' tests switch them on (jit_on), in one xdist group.
 os.environ["CONVCOST_JIT"] = "0"
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
+
+
+@pytest.fixture
+def jit_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The numba kernels switched on (the suite runs with them off, above)."""
+    monkeypatch.setenv("CONVCOST_JIT", "1")
 
 
 @pytest.fixture(scope="session")

@@ -31,6 +31,7 @@ from convcost.errors import BenchError, UnsupportedDtype
 from convcost.lang.vocab import OP_KINDS
 from convcost.model.program import Shape, Step
 
+F32 = np.dtype(np.float32)
 F64 = np.dtype(np.float64)
 Array = Any  # np.ndarray; kept loose so the helpers stay short
 

@@ -20,16 +20,15 @@ from convcost.bench.kernels import (
     workspace_bytes,
 )
 from convcost.model.program import Shape
-from tests.test_kernels import Array, conv_step, rand, ref_conv
+from tests.test_kernels import F32, Array, conv_step, rand, ref_conv
 from tests.test_measure import (
     test_the_estimate_covers_what_is_really_allocated as estimate_check,
 )
 
 if importlib.util.find_spec("numba") is None:
     pytest.skip("numba is not installed (the jit extra)", allow_module_level=True)
-pytestmark = pytest.mark.xdist_group("numba")  # one worker compiles the loops
-
-F32 = np.dtype(np.float32)
+# One worker compiles the loops; tests/conftest.py switches them off, jit_on back on.
+pytestmark = [pytest.mark.xdist_group("numba"), pytest.mark.usefixtures("jit_on")]
 
 #: (input, Cout, kernel, stride, dilation, padding): every path of the loops.
 CASES = [
@@ -98,11 +97,6 @@ def test_the_tap_sum_is_the_loop_reference() -> None:
             rand(case[1], seed=3)
         np.testing.assert_allclose(tap_sum(x, w, b, step), ref_conv(x, w, b, step),
                                    rtol=1e-12, atol=1e-12)
-
-
-@pytest.fixture(autouse=True)
-def _jit_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(jit.ENV, "1")  # tests/conftest.py switches the kernels off
 
 
 @pytest.mark.parametrize("case", CASES, ids=[str(i) for i in range(len(CASES))])

@@ -24,7 +24,7 @@ from convcost.bench.kernels import (
     workspace_bytes,
 )
 from convcost.model.program import Shape
-from tests.test_kernels import Array, conv_step, rand, ref_conv
+from tests.test_kernels import F32, Array, conv_step, rand, ref_conv
 from tests.test_kernels_depthwise import CASES
 from tests.test_measure import (
     test_the_estimate_covers_what_is_really_allocated as estimate_check,
@@ -35,12 +35,7 @@ from tests.test_measure import (
 if importlib.util.find_spec("numba") is None:
     pytest.skip("numba is not installed (the jit extra)", allow_module_level=True)
 # One worker compiles the loops (seconds per dtype on a cold numba cache), the others don't.
-pytestmark = pytest.mark.xdist_group("numba")
-
-
-@pytest.fixture(autouse=True)
-def _jit_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(jit.ENV, "1")  # tests/conftest.py switches the kernels off
+pytestmark = [pytest.mark.xdist_group("numba"), pytest.mark.usefixtures("jit_on")]
 
 MORE = [
     ((6, 5, 3), 1, (3, 3), (1, 1), (1, 1), "same"),          # odd sizes, small C
@@ -57,9 +52,8 @@ def _step(case: tuple[Any, ...], bias: bool = True) -> Any:
     return conv_step(shape, shape[2] * mult, kernel, stride, dilation, pad, shape[2], bias)
 
 
-# The tests run float32 only: each dtype costs seconds of compilation on a cold cache, and
-# float64 runs the same loops.
-F32 = np.dtype(np.float32)
+# The tests run float32 (F32) only: each dtype costs seconds of compilation on a cold cache,
+# and float64 runs the same loops.
 
 
 def run(step: Any, x: Array, algorithm: str | None = "direct-jit") -> tuple[Array, Any]:
