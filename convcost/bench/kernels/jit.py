@@ -133,17 +133,20 @@ def _plane_elements(step: Step) -> int:
 
 
 def plan(step: Step, batch: int) -> tuple[Chunking, Shapes]:
-    """Blocks (whole samples, or halves of one sample's rows when two CPUs can share it)
-    and one phase-planes scratch per lane."""
-    oh = step.output.h
-    parts = 1
-    work = batch * step.output.elements * step.kernel_hw[0] * step.kernel_hw[1]
-    if batch == 1 and oh > 1 and work >= depthwise.PARALLEL_MIN_WORK:
-        parts = min(cpu_count(), oh)
-    chunking = Chunking(1, -(-oh // parts)) if parts > 1 else Chunking(1, oh)
-    lanes = min(cpu_count(), len(chunking.blocks(batch, oh)))
+    """Blocks (:func:`_lane_blocks`) and one phase-planes scratch per lane."""
+    chunking, lanes = _lane_blocks(step, batch)
     per_lane = _plane_elements(step)
     return chunking, [(per_lane,)] * lanes if per_lane else []
+
+
+def _lane_blocks(step: Step, batch: int) -> tuple[Chunking, int]:
+    """The compiled kernels' blocks, one sample each (or, for one sample with enough
+    multiply-adds, one part of its rows per CPU), and the lanes they run on."""
+    (kh, kw), oh = step.kernel_hw, step.output.h
+    macs = batch * step.output.elements * kh * kw * (step.input.c // step.groups)
+    parts = min(cpu_count(), oh) if batch == 1 and macs >= depthwise.PARALLEL_MIN_WORK else 1
+    chunking = Chunking(1, -(-oh // parts))
+    return chunking, min(cpu_count(), len(chunking.blocks(batch, oh)))
 
 
 class _Laned:
@@ -252,18 +255,15 @@ def _padded(step: Step) -> bool:
 
 
 def blocked_plan(step: Step, batch: int) -> tuple[Chunking, Shapes]:
-    """Blocks (whole samples, or parts of one sample's rows when the CPUs can share it) and,
-    with padding, one buffer per lane for a block's input rows laid out zero-padded."""
+    """Blocks (:func:`_lane_blocks`) and, with padding, one buffer per lane for a block's
+    input rows laid out zero-padded."""
     (h, w, c), oh = step.input, step.output.h
     top, bottom, left, right = step.padding
-    work = batch * step.output.elements * step.kernel_hw[0] * step.kernel_hw[1] * c
-    parts = min(cpu_count(), oh) if batch == 1 and work >= depthwise.PARALLEL_MIN_WORK else 1
-    chunking = Chunking(1, -(-oh // parts))
+    chunking, lanes = _lane_blocks(step, batch)
     if not _padded(step):
         return chunking, []
     rows = min(h + top + bottom, (min(chunking.rows, oh) - 1) * step.stride_hw[0]
                + _span(step))
-    lanes = min(cpu_count(), len(chunking.blocks(batch, oh)))
     return chunking, [(rows * (w + left + right) * c,)] * lanes
 
 
