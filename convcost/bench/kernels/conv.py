@@ -141,6 +141,9 @@ class Conv(PreparedStep):
     @classmethod
     def check_algorithm(cls, step: Step, algorithm: str,
                         dtype: np.dtype[Any] | None = None) -> bool:
+        # The compiled kernels need numba, and a dtype it runs.
+        compiled = jit_kernels.numba_installed() and (
+            dtype is None or dtype.name in jit_kernels.JIT_DTYPES)
         ok = {
             "gemm": step.kernel_hw == (1, 1) and step.padding == (0, 0, 0, 0)
             and step.groups == 1,
@@ -148,10 +151,8 @@ class Conv(PreparedStep):
             "im2col-gemm": step.groups == 1,
             "grouped-im2col-gemm": True,
             "direct": step.groups == step.input.c,
-            "direct-jit": step.groups == step.input.c and jit_kernels.numba_installed()
-            and (dtype is None or dtype.name in jit_kernels.JIT_DTYPES),
-            "blocked-jit": step.groups == 1 and jit_kernels.numba_installed()
-            and (dtype is None or dtype.name in jit_kernels.JIT_DTYPES),
+            "direct-jit": step.groups == step.input.c and compiled,
+            "blocked-jit": step.groups == 1 and compiled,
         }
         return ok.get(algorithm, False)
 
